@@ -1,0 +1,182 @@
+"""The message-socket contract every transport backend honours.
+
+Layer: transport. Imports: stdlib and ``transport.errors`` only.
+
+It mirrors the Homa kernel API (and go-homa's ``Socket``): a connectionless socket
+that sends *requests* (each starting a Homa RPC, tagged with a completion cookie),
+receives complete messages, and answers each request with exactly one *reply*.
+
+Contract, in the words the conformance suite (``tests/conformance``) checks:
+
+* ``send(dest, payload, cookie) -> rpc_id`` starts a client RPC and returns at once.
+  The response, or the RPC's failure, comes back later through ``recv()`` as a
+  ``Message`` whose ``cookie`` is the one given here.
+* ``recv(timeout)`` returns the next complete message: a request (``is_request``,
+  answer it with ``reply(msg.peer, msg.id, ...)``), a response, or a failed client RPC
+  (``error`` set, ``payload`` empty). ``None`` when ``timeout`` expires; ``timeout=0``
+  polls. Several threads may wait at once: each message goes to exactly one of them.
+  Raises ``TransportClosedError`` once the transport is closed, including in threads
+  already blocked in it.
+* ``reply(dest, rpc_id, payload)`` sends the response to a request. Replying to an RPC
+  that no longer exists (the client aborted or went away) is silently ignored, as in
+  the kernel.
+* ``abort(rpc_id, error)``: ``rpc_id == 0`` means every client RPC of this socket.
+  ``error == 0`` destroys silently; otherwise the RPC completes with that errno and
+  ``recv()`` reports it. Aborting an unknown id is a no-op.
+* ``fileno()`` is readable when ``recv(timeout=0)`` may have something; an event
+  loop must also call ``recv(timeout=0)`` no later than ``next_deadline()`` (a
+  ``time.monotonic()`` value, or ``None`` when no timer is pending) so that a
+  user-space backend can run its protocol timers.
+* Payloads are 0..``max_message_length`` bytes (the kernel backend refuses 0).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from types import TracebackType
+from typing import ClassVar, Self
+
+from .errors import HomaError
+
+__all__ = ["MAX_MESSAGE_LENGTH", "Address", "Buffer", "Message", "Transport"]
+
+#: Largest Homa message, in bytes, for every backend (the kernel's compile-time limit).
+MAX_MESSAGE_LENGTH = 1_000_000
+
+#: Bytes-like payloads accepted by ``send``/``reply`` (``collections.abc.Buffer`` is
+#: 3.12+; this spells the same idea for 3.11).
+Buffer = bytes | bytearray | memoryview
+
+#: A peer or local address: ``(host, port)``; IPv6 hosts are written without brackets.
+Address = tuple[str, int]
+
+
+class Message:
+    """One complete incoming message, or the failure of one client RPC.
+
+    Attributes:
+        id: the RPC id, as this side knows it (pass it back to ``reply``).
+        cookie: the completion cookie given to ``send`` (0 for requests).
+        peer: the address of the other end.
+        is_request: True for an incoming request (we owe a reply).
+        payload: the message bytes; a zero-copy view where the backend can give one,
+            valid until ``release()``. Empty when ``error`` is set.
+        error: why the RPC failed, or ``None``.
+    """
+
+    __slots__ = ("_release", "cookie", "error", "id", "is_request", "payload", "peer")
+
+    def __init__(
+        self,
+        id: int,
+        cookie: int,
+        peer: Address,
+        is_request: bool,
+        payload: bytes | memoryview = b"",
+        error: HomaError | None = None,
+        release: Callable[[], None] | None = None,
+    ) -> None:
+        self.id = id
+        self.cookie = cookie
+        self.peer = peer
+        self.is_request = is_request
+        self.payload = payload
+        self.error = error
+        self._release = release
+
+    def __len__(self) -> int:
+        return len(self.payload)
+
+    def __bytes__(self) -> bytes:
+        return bytes(self.payload)
+
+    def release(self) -> None:
+        """Give the payload's buffer space back to the transport (idempotent)."""
+        release, self._release = self._release, None
+        if release is not None:
+            self.payload = b""
+            release()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        kind = "request" if self.is_request else "response"
+        what = f"error={self.error!r}" if self.error else f"{len(self.payload)} B"
+        return f"<Message {kind} id={self.id} cookie={self.cookie} peer={self.peer} {what}>"
+
+
+class Transport(abc.ABC):
+    """A Homa message socket. Thread-safe. Use as a context manager or ``close()``."""
+
+    #: Backend name: "udp", "kernel" or "memory".
+    kind: ClassVar[str]
+    #: Largest payload ``send``/``reply`` accept.
+    max_message_length: int = MAX_MESSAGE_LENGTH
+
+    @property
+    @abc.abstractmethod
+    def local_addr(self) -> Address:
+        """The address peers use to reach this socket (port resolved after binding 0)."""
+
+    @property
+    @abc.abstractmethod
+    def closed(self) -> bool:
+        """True once ``close()`` has been called."""
+
+    @abc.abstractmethod
+    def send(self, dest: Address, payload: Buffer, cookie: int = 0) -> int:
+        """Start a client RPC carrying ``payload`` as its request; return its id.
+
+        Raises:
+            MessageTooLongError: ``payload`` exceeds ``max_message_length``.
+            TransportClosedError: the transport is closed.
+        """
+
+    @abc.abstractmethod
+    def reply(self, dest: Address, rpc_id: int, payload: Buffer) -> None:
+        """Send ``payload`` as the response to the request ``rpc_id`` from ``dest``."""
+
+    @abc.abstractmethod
+    def recv(self, timeout: float | None = None) -> Message | None:
+        """Return the next message, or ``None`` if ``timeout`` seconds pass first."""
+
+    @abc.abstractmethod
+    def abort(self, rpc_id: int = 0, error: int = 0) -> None:
+        """Abort one client RPC (or all, with ``rpc_id=0``); see the module docstring."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close the socket, wake every blocked ``recv`` (idempotent)."""
+
+    @abc.abstractmethod
+    def fileno(self) -> int:
+        """A file descriptor that polls readable when messages may be waiting."""
+
+    def next_deadline(self) -> float | None:
+        """When ``recv(timeout=0)`` must next be called for protocol timers, if ever."""
+        return None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"at {self.local_addr}"
+        return f"<{type(self).__name__} {state}>"
