@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._base import MAX_MESSAGE_LENGTH, Address, Buffer, Message, Transport
 from .errors import (
@@ -59,6 +59,9 @@ __all__ = [
     "kernel_available",
     "open_transport",
 ]
+
+if TYPE_CHECKING:
+    from .memory import MemoryNetwork
 
 log = logging.getLogger("homarpc.transport")
 
@@ -118,23 +121,26 @@ def open_transport(
     """
     chosen = choose_kind(kind)
     if chosen == "memory":
-        from .memory import MemoryNetwork
-
         network: MemoryNetwork = options.pop("network", None) or _default_network()
-        return network.open(local, server=server)
+        memory_transport: Transport = network.open(local, server=server)
+        return memory_transport
     if chosen == "kernel":
         from .kernel import open_kernel_transport
 
-        return open_kernel_transport(local, server=server, **options)
+        kernel_transport: Transport = open_kernel_transport(
+            local, server=server, **options
+        )
+        return kernel_transport
     from .udp import open_udp_transport
 
-    return open_udp_transport(local, server=server, **options)
+    udp_transport: Transport = open_udp_transport(local, server=server, **options)
+    return udp_transport
 
 
-_network: Any = None
+_network: MemoryNetwork | None = None
 
 
-def _default_network() -> Any:
+def _default_network() -> MemoryNetwork:
     """The process-wide memory network used when none is passed explicitly."""
     global _network
     if _network is None:

@@ -73,7 +73,9 @@ class PeerUnreachableError(RpcAbortedError):
         super().__init__(errno, message or f"peer unreachable: {os.strerror(errno)}")
 
 
-class RpcTimeoutError(RpcAbortedError, TimeoutError):
+# TimeoutError (an OSError) types ``errno`` as optional; ours is always set, so mypy's
+# base-class conflict is about the annotation only.
+class RpcTimeoutError(RpcAbortedError, TimeoutError):  # type: ignore[misc]
     """The peer went silent for longer than the transport's RPC timeout."""
 
     def __init__(self, message: str | None = None) -> None:

@@ -221,13 +221,17 @@ def test_many_concurrent_rpcs_from_several_threads(pair):
             if request is not None:
                 server.reply(request.peer, request.id, bytes(request))
 
-    server_thread = threading.Thread(target=serve)
-    server_thread.start()
+    def send_batch(first: int) -> None:
+        for cookie in range(first, first + count // threads):
+            client.send(server.local_addr, cookie.to_bytes(8, "big"), cookie)
+
+    workers = [threading.Thread(target=serve)]
+    workers += [
+        threading.Thread(target=send_batch, args=(t * 10_000,)) for t in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
     try:
-        for t in range(threads):
-            for i in range(count // threads):
-                cookie = t * 10_000 + i
-                client.send(server.local_addr, cookie.to_bytes(8, "big"), cookie)
         got = {}
         for _ in range(count):
             response = _recv(client)
@@ -236,4 +240,5 @@ def test_many_concurrent_rpcs_from_several_threads(pair):
         assert all(cookie == value for cookie, value in got.items())
     finally:
         stop.set()
-        server_thread.join(RECV_TIMEOUT)
+        for worker in workers:
+            worker.join(RECV_TIMEOUT)
