@@ -62,8 +62,9 @@ class RpcAbortedError(HomaError):
     """
 
     def __init__(self, errno: int, message: str | None = None) -> None:
-        self.errno = errno
         super().__init__(message or f"RPC aborted: {os.strerror(errno)} (errno {errno})")
+        # After the base initialiser: OSError's (via TimeoutError) would reset it to None.
+        self.errno = errno
 
 
 class PeerUnreachableError(RpcAbortedError):
