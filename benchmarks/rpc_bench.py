@@ -1,0 +1,388 @@
+"""RPC benchmark: homarpc against grpcio, in one run, on this machine.
+
+Layer: benchmarks (top; not shipped). Imports: stdlib, ``grpc``, ``homarpc``, and
+``matplotlib`` only if it is installed and ``--plot`` is given.
+
+Each framework gets its own server process (this script re-run as ``_serve``), fed
+by a client in this process. The same three workloads run against both:
+
+* ``unary64``: one caller, sequential unary echo of 64 bytes: median and p99.
+* ``unary1m``: one caller, sequential unary echo of 1,000,000 bytes: median.
+* ``concurrent``: 8 threads share one channel, unary echo of 64 bytes: calls/s.
+
+Both servers run the same generic echo handler on raw bytes (no protobuf, so only
+the RPC stack is measured) with the same 8-worker thread pool. The two frameworks
+take the same code, by design: homarpc's API is grpcio's (``import homarpc as grpc``).
+
+Usage::
+
+    .venv/bin/python benchmarks/rpc_bench.py            # full run, < 90 s
+    .venv/bin/python benchmarks/rpc_bench.py --quick    # smoke run, < 20 s
+    .venv/bin/python benchmarks/rpc_bench.py --transport kernel --plot lat.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+SERVICE = "bench.Echo"
+METHOD = f"/{SERVICE}/Echo"
+SMALL = 64
+LARGE = 1_000_000
+CALLERS = 8
+FRAMEWORKS = ("grpcio", "homarpc")
+#: The targets from issue 4: homarpc / grpcio must be at most (or, for calls/s,
+#: at least) these ratios.
+TARGETS = {
+    "unary64_median": ("<=", 0.25),
+    "unary64_p99": ("<=", 0.25),
+    "unary1m_median": ("<=", 0.5),
+    "concurrent_calls_per_s": (">=", 2.0),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How much work each phase does; every phase also stops at its time cap."""
+
+    warmup_calls: int
+    small_calls: int
+    small_seconds: float
+    large_calls: int
+    large_seconds: float
+    concurrent_seconds: float
+
+
+FULL = Budget(300, 5000, 10.0, 60, 6.0, 5.0)
+QUICK = Budget(100, 1000, 2.0, 10, 1.5, 1.5)
+
+
+# -- server process ----------------------------------------------------------------
+
+
+def _echo(request: bytes, context: Any) -> bytes:
+    return request
+
+
+def serve(framework: str, transport: str) -> None:
+    """Run an echo server, print ``PORT <n>``, and stop when stdin closes."""
+    rpc = importlib.import_module("grpc" if framework == "grpcio" else framework)
+    pool = futures.ThreadPoolExecutor(max_workers=CALLERS)
+    options = [("grpc.max_receive_message_length", 4 * LARGE)]
+    kwargs: dict[str, Any] = {"options": options}
+    if framework == "homarpc":
+        kwargs["transport"] = transport
+    server = rpc.server(pool, **kwargs)
+    handler = rpc.unary_unary_rpc_method_handler(_echo)
+    generic = rpc.method_handlers_generic_handler(SERVICE, {"Echo": handler})
+    server.add_generic_rpc_handlers((generic,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(f"PORT {port}", flush=True)
+    sys.stdin.read()  # the parent closes our stdin when it is done (or dies)
+    server.stop(None)
+
+
+class ServerProcess:
+    """A ``serve()`` child process; a context manager that always reaps it."""
+
+    def __init__(self, framework: str, transport: str) -> None:
+        argv = [sys.executable, os.path.abspath(__file__), "_serve", framework]
+        argv += ["--transport", transport]
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "PORT":
+            self.close()
+            raise RuntimeError(f"{framework} server failed to start (see stderr above)")
+        self.port = int(line[1])
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+# -- progress ----------------------------------------------------------------------
+
+
+class Progress:
+    """One live status line on stderr (rewritten in place on a terminal)."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stderr.isatty()
+        self._last = 0.0
+
+    def show(self, text: str, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < (0.2 if self._tty else 2.0):
+            return
+        self._last = now
+        end = "" if self._tty else "\n"
+        prefix = "\r\033[K" if self._tty else ""
+        print(f"{prefix}{text}", end=end, file=sys.stderr, flush=True)
+
+    def done(self, text: str) -> None:
+        self.show(text, force=True)
+        if self._tty:
+            print(file=sys.stderr, flush=True)
+
+
+# -- client workloads ----------------------------------------------------------------
+
+
+Echo = Callable[[bytes], bytes]
+
+
+def sequential_latencies(
+    call: Echo, size: int, count: int, seconds: float, label: str, progress: Progress
+) -> list[float]:
+    """Time ``count`` back-to-back calls (or as many as fit in ``seconds``)."""
+    payload = os.urandom(size)
+    latencies: list[float] = []
+    stop_at = time.perf_counter() + seconds
+    while len(latencies) < count:
+        start = time.perf_counter()
+        reply = call(payload)
+        latencies.append(time.perf_counter() - start)
+        if len(reply) != size:
+            raise RuntimeError(f"{label}: echo returned {len(reply)} of {size} bytes")
+        if start > stop_at:
+            break
+        progress.show(f"{label}: {len(latencies)}/{count} calls")
+    progress.done(f"{label}: {len(latencies)} calls, median {_us(_median(latencies))}")
+    return latencies
+
+
+def concurrent_rate(call: Echo, seconds: float, label: str, progress: Progress) -> float:
+    """Calls per second completed by ``CALLERS`` threads sharing one channel."""
+    payload = os.urandom(SMALL)
+    counts = [0] * CALLERS
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def caller(index: int) -> None:
+        try:
+            while not stop.is_set():
+                call(payload)
+                counts[index] += 1
+        except BaseException as exc:  # reported after the join, not lost in a thread
+            errors.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(CALLERS)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    while not stop.wait(0.1) and time.perf_counter() - start < seconds:
+        progress.show(f"{label}: {sum(counts)} calls")
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"{label}: a caller failed: {errors[0]!r}") from errors[0]
+    rate = sum(counts) / elapsed
+    progress.done(f"{label}: {sum(counts)} calls in {elapsed:.1f} s = {rate:,.0f}/s")
+    return rate
+
+
+def _open_channel(framework: str, port: int, transport: str) -> Any:
+    if framework == "grpcio":
+        grpc = importlib.import_module("grpc")
+        options = [("grpc.max_receive_message_length", 4 * LARGE)]
+        return grpc.insecure_channel(f"127.0.0.1:{port}", options=options)
+    homarpc = importlib.import_module("homarpc")
+    scheme = "homa" if transport == "kernel" else "homa+udp"
+    return homarpc.insecure_channel(f"{scheme}://127.0.0.1:{port}")
+
+
+def measure(
+    framework: str, transport: str, budget: Budget, progress: Progress
+) -> dict[str, Any]:
+    """Run the three workloads against a fresh server of ``framework``."""
+    with ServerProcess(framework, transport) as server:
+        channel = _open_channel(framework, server.port, transport)
+        try:
+            echo: Echo = channel.unary_unary(METHOD)
+            name = framework if framework == "grpcio" else f"homarpc/{transport}"
+            sequential_latencies(
+                echo, SMALL, budget.warmup_calls, 30.0, f"[{name}] warm-up", progress
+            )
+            gc.collect()
+            small = sequential_latencies(
+                echo, SMALL, budget.small_calls, budget.small_seconds,
+                f"[{name}] unary 64 B", progress,
+            )  # fmt: skip
+            gc.collect()
+            large = sequential_latencies(
+                echo, LARGE, budget.large_calls, budget.large_seconds,
+                f"[{name}] unary 1,000,000 B", progress,
+            )  # fmt: skip
+            gc.collect()
+            rate = concurrent_rate(
+                echo, budget.concurrent_seconds, f"[{name}] {CALLERS} callers", progress
+            )
+        finally:
+            channel.close()
+    return {
+        "name": name,
+        "unary64_median": _median(small),
+        "unary64_p99": _percentile(small, 99),
+        "unary64_samples": small,
+        "unary1m_median": _median(large),
+        "unary1m_samples": len(large),
+        "concurrent_calls_per_s": rate,
+    }
+
+
+# -- statistics and reporting ------------------------------------------------------
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (no interpolation: a p99 is a latency that happened)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * pct // 100))  # ceil without float error
+    return ordered[int(rank) - 1]
+
+
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:,.0f} µs" if seconds < 0.01 else f"{seconds * 1e3:,.2f} ms"
+
+
+def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """homarpc / grpcio for every target metric."""
+    ours, theirs = results["homarpc"], results["grpcio"]
+    return {key: ours[key] / theirs[key] for key in TARGETS}
+
+
+def report(results: dict[str, dict[str, Any]]) -> str:
+    """The result table, with the ratio and verdict for each target."""
+    rows = [
+        ("unary 64 B median", "unary64_median", _us),
+        ("unary 64 B p99", "unary64_p99", _us),
+        ("unary 1,000,000 B median", "unary1m_median", _us),
+        (f"{CALLERS} callers, 64 B", "concurrent_calls_per_s", lambda v: f"{v:,.0f}/s"),
+    ]
+    ours = results["homarpc"]["name"]
+    lines = [f"{'metric':<26}{'grpcio':>14}{ours:>16}{'ratio':>8}  target"]
+    for title, key, fmt in rows:
+        ratio = results["homarpc"][key] / results["grpcio"][key]
+        sense, bound = TARGETS[key]
+        met = ratio <= bound if sense == "<=" else ratio >= bound
+        lines.append(
+            f"{title:<26}{fmt(results['grpcio'][key]):>14}"
+            f"{fmt(results['homarpc'][key]):>16}{ratio:>7.2f}x  "
+            f"{sense} {bound}x {'met' if met else 'MISSED'}"
+        )
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, dict[str, Any]], path: str) -> bool:
+    """Write a latency CDF of the 64 B workload; False when matplotlib is absent."""
+    try:
+        pyplot = importlib.import_module("matplotlib.pyplot")
+    except ImportError:
+        return False
+    figure, axes = pyplot.subplots(figsize=(7, 4))
+    for result in results.values():
+        samples = sorted(s * 1e6 for s in result["unary64_samples"])
+        fractions = [(i + 1) / len(samples) for i in range(len(samples))]
+        axes.plot(samples, fractions, label=result["name"])
+    axes.set_xscale("log")
+    axes.set_xlabel("unary 64 B echo latency (µs)")
+    axes.set_ylabel("fraction of calls")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    return True
+
+
+# -- command line --------------------------------------------------------------------
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", nargs="?", default="run", choices=["run", "_serve"])
+    parser.add_argument("framework", nargs="?", choices=FRAMEWORKS)
+    parser.add_argument("--quick", action="store_true", help="smoke run, < 20 s")
+    parser.add_argument(
+        "--transport", choices=["udp", "kernel"], default="udp",
+        help="homarpc transport (default: udp, the embedded Homa)",
+    )  # fmt: skip
+    parser.add_argument("--only", choices=FRAMEWORKS, help="measure one framework")
+    parser.add_argument("--plot", metavar="PNG", help="latency CDF (needs matplotlib)")
+    parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.mode == "_serve":
+        serve(args.framework, args.transport)
+        return 0
+    budget = QUICK if args.quick else FULL
+    progress = Progress()
+    frameworks = [args.only] if args.only else list(FRAMEWORKS)
+    started = time.monotonic()
+    results = {f: measure(f, args.transport, budget, progress) for f in frameworks}
+    print(f"\n{len(frameworks)} framework(s) measured in "
+          f"{time.monotonic() - started:.1f} s on {os.cpu_count()} CPUs\n")  # fmt: skip
+    if len(results) == 2:
+        print(report(results))
+    else:
+        for key, value in results[frameworks[0]].items():
+            if not key.endswith("_samples"):
+                print(f"{key}: {value}")
+    if args.json:
+        _write_json(args.json, results)
+    if args.plot and not plot(results, args.plot):
+        print("--plot skipped: matplotlib is not installed", file=sys.stderr)
+    return 0
+
+
+def _write_json(path: str, results: dict[str, dict[str, Any]]) -> None:
+    summary = {
+        name: {k: v for k, v in r.items() if k != "unary64_samples"}
+        for name, r in results.items()
+    }
+    if len(results) == 2:
+        summary["ratios"] = ratios(results)
+    with open(path, "w") as out:
+        json.dump(summary, out, indent=2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
