@@ -1,0 +1,125 @@
+"""Each call kind through ``homarpc.aio``: awaitable, async-iterable, read/write."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+import homarpc
+from homarpc import aio
+
+from .conftest import method
+
+pytestmark = pytest.mark.timeout(20)
+
+
+@pytest.mark.asyncio
+async def test_unary_call_is_awaitable(channel: aio.Channel) -> None:
+    echo = channel.unary_unary(method("Echo"))
+    assert await echo(b"hello", timeout=5) == b"hello"
+
+
+@pytest.mark.asyncio
+async def test_unary_call_object_reports_status_after_the_reply(
+    channel: aio.Channel,
+) -> None:
+    call = channel.unary_unary(method("Echo"))(b"x", timeout=5)
+    assert await call == b"x"
+    assert call.done()
+    assert await call.code() == homarpc.StatusCode.OK
+    assert await call.details() == ""
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", [0, 1, 3 * 1024 * 1024])
+async def test_unary_echoes_empty_small_and_multi_message_payloads(
+    channel: aio.Channel, size: int
+) -> None:
+    payload = bytes(i % 251 for i in range(size))
+    assert await channel.unary_unary(method("Echo"))(payload, timeout=15) == payload
+
+
+@pytest.mark.asyncio
+async def test_blocking_handler_runs_on_an_aio_server(channel: aio.Channel) -> None:
+    assert await channel.unary_unary(method("BlockingEcho"))(b"abc", timeout=5) == b"cba"
+
+
+@pytest.mark.asyncio
+async def test_many_concurrent_calls_share_one_channel(channel: aio.Channel) -> None:
+    import asyncio
+
+    echo = channel.unary_unary(method("Echo"))
+    payloads = [str(i).encode() * (i + 1) for i in range(100)]
+    replies = await asyncio.gather(*(echo(p, timeout=10) for p in payloads))
+    assert replies == payloads
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name", ["Count", "CountByWrite"])
+async def test_unary_stream_is_async_iterable(channel: aio.Channel, name: str) -> None:
+    call = channel.unary_stream(method(name))(b"25", timeout=10)
+    replies = [reply async for reply in call]
+    assert replies == [str(i).encode() for i in range(25)]
+    assert await call.code() == homarpc.StatusCode.OK
+
+
+@pytest.mark.asyncio
+async def test_unary_stream_read_returns_eof_at_the_end(channel: aio.Channel) -> None:
+    call = channel.unary_stream(method("Count"))(b"3", timeout=10)
+    assert [await call.read() for _ in range(4)] == [b"0", b"1", b"2", aio.EOF]
+
+
+@pytest.mark.asyncio
+async def test_stream_unary_takes_an_async_iterator(channel: aio.Channel) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for index in range(10):
+            yield str(index).encode()
+
+    reply = await channel.stream_unary(method("Join"))(chunks(), timeout=10)
+    assert reply == b"0123456789"
+
+
+@pytest.mark.asyncio
+async def test_stream_unary_takes_a_plain_iterator(channel: aio.Channel) -> None:
+    reply = await channel.stream_unary(method("Join"))(iter([b"a", b"b"]), timeout=10)
+    assert reply == b"ab"
+
+
+@pytest.mark.asyncio
+async def test_stream_unary_write_then_done_writing(channel: aio.Channel) -> None:
+    call = channel.stream_unary(method("JoinByRead"))(timeout=10)
+    for chunk in (b"x", b"", b"z"):
+        await call.write(chunk)
+    await call.done_writing()
+    assert await call == b"x||z"
+
+
+@pytest.mark.asyncio
+async def test_stream_stream_ping_pong_with_write_and_read(channel: aio.Channel) -> None:
+    call = channel.stream_stream(method("Upper"))(timeout=10)
+    for word in (b"one", b"two", b"three"):
+        await call.write(word)
+        assert await call.read() == word.upper()
+    await call.done_writing()
+    assert await call.read() is aio.EOF
+    assert await call.code() == homarpc.StatusCode.OK
+
+
+@pytest.mark.asyncio
+async def test_stream_stream_with_iterators_both_ways(channel: aio.Channel) -> None:
+    async def words() -> AsyncIterator[bytes]:
+        for index in range(50):
+            yield f"w{index}".encode()
+
+    call = channel.stream_stream(method("Upper"))(words(), timeout=10)
+    assert [r async for r in call] == [f"W{i}".encode() for i in range(50)]
+
+
+@pytest.mark.asyncio
+async def test_write_after_done_writing_is_a_usage_error(channel: aio.Channel) -> None:
+    call = channel.stream_stream(method("Upper"))(timeout=10)
+    await call.done_writing()
+    with pytest.raises(aio.UsageError):
+        await call.write(b"late")
+    assert await call.read() is aio.EOF
