@@ -1,0 +1,37 @@
+"""Build the CodeGeneratorRequest protoc would send for a directory of .proto files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from google.protobuf.compiler.plugin_pb2 import CodeGeneratorRequest
+from google.protobuf.descriptor_pb2 import FileDescriptorSet
+from grpc_tools import protoc
+
+from homarpc.codegen.protoc import well_known_types_dir
+
+
+def protos_in(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.proto"))
+
+
+def request_for(root: Path, scratch: Path) -> CodeGeneratorRequest:
+    """Every .proto under ``root`` (the import root), as protoc describes them."""
+    descriptors = scratch / "descriptors.pb"
+    protos = protos_in(root)
+    status = protoc.main(
+        [
+            "protoc",
+            f"-I{root}",
+            f"-I{well_known_types_dir()}",
+            f"--descriptor_set_out={descriptors}",
+            "--include_imports",
+            "--include_source_info",
+            *map(str, protos),
+        ]
+    )
+    assert status == 0, f"protoc rejected the protos under {root}"
+    return CodeGeneratorRequest(
+        file_to_generate=[p.relative_to(root).as_posix() for p in protos],
+        proto_file=FileDescriptorSet.FromString(descriptors.read_bytes()).file,
+    )
