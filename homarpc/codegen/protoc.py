@@ -53,7 +53,8 @@ def compile_protos(
         0 on success; otherwise protoc's exit status (or 1 for a codegen error),
         with the reason already printed on stderr.
     """
-    from grpc_tools import protoc  # the bundled compiler; loaded only when compiling
+    # The bundled compiler (untyped), loaded only when compiling.
+    from grpc_tools import protoc  # type: ignore[import-untyped]
 
     roots = [Path(d) for d in include] or _parent_dirs(protos)
     Path(out).mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """render() output for each case under cases/ matches the committed golden files.
 
-Each ``cases/<case>/`` holds ``.proto`` files (the import root) and ``expected/``,
-the ``_pb2_homarpc.py`` files they must produce. A new case directory is picked up
+Each ``cases/<case>/`` holds ``protos/`` (the import root) and ``expected/``, the
+``_pb2_homarpc.py`` files they must produce, saved as ``<name>.golden`` so that
+linters, type checkers and test collection leave them alone. A new case directory is picked up
 automatically. After an intended change to the generator, rewrite the golden files
 with ``HOMARPC_UPDATE_GOLDEN=1 pytest tests/codegen`` and review the diff.
 """
@@ -19,6 +20,7 @@ from homarpc.codegen.render import HEADER, render
 from ._requests import request_for
 
 CASES = Path(__file__).parent / "cases"
+SUFFIX = ".golden"
 UPDATE = os.environ.get("HOMARPC_UPDATE_GOLDEN") == "1"
 
 
@@ -33,14 +35,14 @@ def _rendered(case: Path, scratch: Path) -> dict[str, str]:
 def _golden(case: Path) -> dict[str, str]:
     expected = case / "expected"
     return {
-        path.relative_to(expected).as_posix(): path.read_text()
-        for path in sorted(expected.rglob("*.py"))
+        path.relative_to(expected).as_posix().removesuffix(SUFFIX): path.read_text()
+        for path in sorted(expected.rglob(f"*{SUFFIX}"))
     }
 
 
 def _write_golden(case: Path, rendered: dict[str, str]) -> None:
     for name, text in rendered.items():
-        target = case / "expected" / name
+        target = case / "expected" / (name + SUFFIX)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
 

@@ -84,7 +84,9 @@ def test_the_plugin_declares_proto3_optional_support():
     assert [f.name for f in response.file] == ["p_pb2_homarpc.py"]
 
 
-def _run(*args: str, env: dict[str, str] | None = None, stdin: bytes = b""):
+def _run(
+    *args: str, env: dict[str, str] | None = None, stdin: bytes = b""
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         args, input=stdin, capture_output=True, timeout=60, env=env, cwd=REPO
     )
@@ -100,8 +102,8 @@ def test_protoc_runs_the_installed_plugin_and_it_dumps_the_request(tmp_path):
         env={**os.environ, DUMP_ENV_VAR: str(dump)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
-    for golden in GOLDEN.glob("*.py"):
-        assert (tmp_path / golden.name).read_text() == golden.read_text()
+    for golden in GOLDEN.glob("*.golden"):
+        assert (tmp_path / golden.stem).read_text() == golden.read_text()
     request = CodeGeneratorRequest.FromString(dump.read_bytes())
     assert sorted(request.file_to_generate) == sorted(Path(p).name for p in protos)
 
@@ -126,7 +128,7 @@ def test_python_m_codegen_writes_messages_types_and_stubs(tmp_path):
         "route_guide_pb2_homarpc.py",
     ]
     stubs = (tmp_path / "route_guide_pb2_homarpc.py").read_text()
-    assert stubs == (GOLDEN / "route_guide_pb2_homarpc.py").read_text()
+    assert stubs == (GOLDEN / "route_guide_pb2_homarpc.py.golden").read_text()
 
 
 def test_a_bad_proto_gets_protocs_message_and_a_failing_status(tmp_path):
