@@ -1,0 +1,28 @@
+"""The sans-IO user-space Homa engine (packets, RPC state, SRPT, grants, timers).
+
+Layer: transport.engine. Imports: the stdlib only -- never socket, asyncio, time,
+threading, os or another homarpc module. Time arrives as ``now`` arguments and
+randomness as an injected ``random.Random``; a driver (``transport/udp``) moves the
+datagrams. See ``engine.py`` for the protocol and the driver loop.
+"""
+
+from __future__ import annotations
+
+from .config import HomaConfig
+from .engine import HomaEngine
+from .errors import EngineError, LocalProtocolError
+from .events import Address, HomaEvent, RequestReceived, ResponseReceived, RpcFailed
+from .stats import EngineStats
+
+__all__ = [
+    "Address",
+    "EngineError",
+    "EngineStats",
+    "HomaConfig",
+    "HomaEngine",
+    "HomaEvent",
+    "LocalProtocolError",
+    "RequestReceived",
+    "ResponseReceived",
+    "RpcFailed",
+]

@@ -1,0 +1,87 @@
+"""Configuration of the sans-IO Homa engine.
+
+Layer: transport.engine. Imports: the stdlib only.
+
+Defaults follow ``spec/homa-protocol.md`` §6.4 for UDP over loopback; a driver on a
+real network lowers ``max_datagram`` to the path MTU (1472 for IPv4 over Ethernet)
+and sets ``max_incoming`` from the socket's actual receive buffer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .wire import DATA_HEADER_LENGTH
+
+__all__ = ["HomaConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class HomaConfig:
+    """Tunables of one engine. All byte counts are message payload bytes.
+
+    Attributes:
+        max_datagram: largest UDP payload to emit (Homa header included). 65,000 on
+            loopback; about 1,472 (IPv4) / 1,452 (IPv6) on a 1500-byte MTU path.
+        unsched_bytes: bytes of each message sent before any GRANT. Also caps the data
+            per packet, so the unscheduled part of a message is at most one datagram.
+        max_incoming: the receiver's budget of granted-but-unreceived bytes over all
+            messages (the kernel's ``max_incoming``); should fit in ``SO_RCVBUF``.
+        overcommit: how many incoming messages may hold grants at once.
+        tick: seconds between timer runs (``get_timer`` asks for one per tick).
+        resend_ticks: silent ticks before the first RESEND.
+        resend_interval: silent ticks between later RESENDs.
+        timeout_ticks: silent ticks after which an RPC fails with ETIMEDOUT (client)
+            or is freed (server). Ticks are counted per timer run, not per elapsed
+            ``tick``, so a long Python pause costs one tick, not hundreds; the default
+            is twice the kernel's 100 to allow for slow event loops.
+        request_ack_ticks: ticks after a server has sent its whole response before it
+            starts asking for an ACK (NEED_ACK, then once per tick).
+        max_message_length: largest message accepted or sent (kernel: 1,000,000).
+        tombstone_ticks: how long a finished server RPC's id is remembered so that a
+            delayed duplicate request is not executed twice (0 = 2 x timeout_ticks).
+        max_gaps: the most holes a message being received may have; packets that
+            would make more are dropped (bounds work per packet against bad peers).
+        wire_tag: 24-bit tag in the common header's three unused bytes; datagrams
+            with another tag are dropped. 0 matches kernel Homa (raw-IP mode).
+    """
+
+    max_datagram: int = 65_000
+    unsched_bytes: int = 50_000
+    max_incoming: int = 200_000
+    overcommit: int = 4
+    tick: float = 0.001
+    resend_ticks: int = 5
+    resend_interval: int = 5
+    timeout_ticks: int = 200
+    request_ack_ticks: int = 2
+    max_message_length: int = 1_000_000
+    tombstone_ticks: int = 0
+    max_gaps: int = 256
+    wire_tag: int = 0x48_52_55  # "HRU": homarpc, UDP mode
+
+    def __post_init__(self) -> None:
+        if self.max_datagram <= DATA_HEADER_LENGTH:
+            raise ValueError(f"max_datagram must exceed {DATA_HEADER_LENGTH} bytes")
+        if self.max_datagram > 65_507:
+            raise ValueError("max_datagram cannot exceed 65,507 bytes (IPv4 UDP limit)")
+        for name in ("unsched_bytes", "max_incoming", "overcommit", "resend_ticks",
+                     "resend_interval", "timeout_ticks", "max_gaps"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if not 0 <= self.max_message_length <= 0xFFFFFFFE:
+            raise ValueError("max_message_length must fit in 32 bits")
+        if self.tick <= 0:
+            raise ValueError("tick must be positive")
+        if not 0 <= self.wire_tag <= 0xFFFFFF:
+            raise ValueError("wire_tag is a 24-bit value")
+
+    @property
+    def data_per_packet(self) -> int:
+        """Message bytes carried by one full DATA packet."""
+        return min(self.max_datagram - DATA_HEADER_LENGTH, self.unsched_bytes)
+
+    @property
+    def tombstone_lifetime(self) -> int:
+        """Ticks a finished server RPC is remembered."""
+        return self.tombstone_ticks or 2 * self.timeout_ticks

@@ -1,0 +1,611 @@
+"""The sans-IO Homa engine: RPCs over datagrams, with no sockets and no clock.
+
+Layer: transport.engine. Imports: the stdlib only (no socket, asyncio, time, os).
+
+Shape (aioquic): the driver feeds inputs -- ``receive_datagram``,
+``receive_icmp_error``, ``send_request``, ``send_response``, ``abort``,
+``handle_timer`` -- each with ``now`` (monotonic seconds), then drains
+``datagrams_to_send(now)``, re-arms one timer at ``get_timer()`` and drains
+``next_event()``. Time and randomness come in from outside, so the whole protocol
+runs unchanged in a deterministic simulator.
+
+What the engine does (``spec/homa-protocol.md`` §2, §6):
+
+* messages go out as DATA packets; the first ``unsched_bytes`` without permission,
+  the rest as the receiver GRANTs it (``grants.py``), never more than its
+  ``max_incoming`` in flight;
+* the sender picks the next packet by SRPT (fewest bytes left first), control
+  packets before any data;
+* loss is repaired by the receiver: after ``resend_ticks`` silent ticks it sends
+  RESENDs; a server that is still working answers BUSY; an endpoint with no state
+  answers RPC_UNKNOWN (a client then restarts its request, a server forgets);
+* a client acks finished RPCs (piggy-backed on DATA, or ACK packets); a server
+  that has sent its response asks with NEED_ACK until it hears one, then keeps a
+  tombstone so a delayed duplicate request is never executed twice;
+* RPCs silent for ``timeout_ticks`` fail (client) or are freed (server).
+
+Bad input never raises: it is dropped and counted in ``stats.dropped``.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import random
+from collections import deque
+from collections.abc import Callable
+
+from . import wire
+from .config import HomaConfig
+from .events import Address, HomaEvent, RequestReceived, ResponseReceived, RpcFailed
+from .grants import GrantScheduler
+from .ledger import PendingAcks, ServerKey, Tombstones
+from .messages import IncomingMessage, OutgoingMessage
+from .rpc import Rpc, RpcInput, RpcState
+from .sender import SrptSender
+from .stats import EngineStats
+from .writer import PacketWriter
+
+__all__ = ["HomaEngine"]
+
+_HEADER = wire.DATA_HEADER_LENGTH
+_ID_MASK = (1 << 64) - 1
+_OUTGOING = RpcState.OUTGOING
+_INCOMING = RpcState.INCOMING
+_IN_SERVICE = RpcState.IN_SERVICE
+
+_Handler = Callable[[bytes | memoryview, Address, int], None]
+
+
+class HomaEngine:
+    """One Homa endpoint (one UDP port): client RPCs, and server RPCs if ``server``.
+
+    Args:
+        config: protocol tunables.
+        local_port: our UDP port (written as ``sport``; packets to others are dropped).
+        rng: source of the random starting RPC id (inject a seeded one in tests).
+        server: accept incoming requests (a client-only endpoint drops them).
+    """
+
+    def __init__(
+        self,
+        config: HomaConfig,
+        local_port: int,
+        rng: random.Random,
+        *,
+        server: bool = False,
+    ) -> None:
+        self.config = config
+        self.local_port = local_port
+        self.is_server = server
+        self.stats = EngineStats()
+        self._rng = rng
+        self._next_id = (rng.getrandbits(62) << 1) or 2
+        self._tag = ((config.wire_tag >> 16) & 0xFF, config.wire_tag & 0xFFFF)
+        self._seg = config.data_per_packet
+        self._clients: dict[int, Rpc] = {}
+        self._servers: dict[ServerKey, Rpc] = {}
+        self._server_ids: dict[int, Rpc] = {}
+        self._tombstones = Tombstones()
+        self._pending_acks = PendingAcks(wire.MAX_ACKS_PER_PACKET)
+        self._writer = PacketWriter(local_port, config.wire_tag, self.stats)
+        self._sender = SrptSender(self._seg, self._writer, self._pending_acks)
+        self._seq = 0
+        self._events: deque[HomaEvent] = deque()
+        self._grants = GrantScheduler(
+            config.max_incoming, config.overcommit, self._seg
+        )
+        self._grants_dirty = False
+        self._ticks = 0
+        self._next_tick: float | None = None
+        self._handlers: dict[int, _Handler] = {
+            wire.PacketType.DATA: self._handle_data_packet,
+            wire.PacketType.GRANT: self._handle_grant_packet,
+            wire.PacketType.RESEND: self._handle_resend_packet,
+            wire.PacketType.RPC_UNKNOWN: self._handle_rpc_unknown_packet,
+            wire.PacketType.BUSY: self._handle_busy_packet,
+            wire.PacketType.CUTOFFS: self._handle_ignored_packet,
+            wire.PacketType.FREEZE: self._handle_ignored_packet,
+            wire.PacketType.NEED_ACK: self._handle_need_ack_packet,
+            wire.PacketType.ACK: self._handle_ack_packet,
+        }
+
+    # ------------------------------------------------------------------ inputs
+
+    def receive_datagram(
+        self, data: bytes | memoryview, addr: Address, now: float
+    ) -> None:
+        """Process one datagram from ``addr``; bad ones are dropped and counted.
+
+        Then call ``datagrams_to_send()``.
+        """
+        self.stats.datagrams_received += 1
+        if len(data) < wire.COMMON.size:
+            self._drop("short")
+            return
+        ptype = data[11]
+        handler = self._handlers.get(ptype)
+        if handler is None:
+            self._drop("unknown_type")
+            return
+        if len(data) < wire.MIN_LENGTH[ptype]:
+            self._drop("truncated")
+            return
+        head = wire.COMMON.unpack_from(data)
+        if (head[3], head[4]) != self._tag:
+            self._drop("bad_tag")
+        elif head[1] != self.local_port:
+            self._drop("wrong_port")
+        elif head[0] != addr[1]:
+            self._drop("spoofed")
+        else:
+            handler(data, addr, head[11])
+            if self._next_tick is None:
+                self._arm_timer(now)
+
+    def receive_icmp_error(self, addr: Address, errno: int, now: float) -> None:
+        """``addr`` is unreachable (ICMP): fail our RPCs to it, forget its requests.
+
+        Then call ``datagrams_to_send()``.
+        """
+        for rpc in [r for r in self._clients.values() if r.peer == addr]:
+            self._fail_client(rpc, errno)
+        for rpc in [r for r in self._servers.values() if r.peer == addr]:
+            self._free_server(rpc, RpcInput.ABORT)
+
+    def send_request(
+        self, peer: Address, payload: bytes | memoryview, cookie: int, now: float
+    ) -> int:
+        """Start a client RPC to ``peer``; return its id (even).
+
+        Raises:
+            ValueError: ``payload`` is longer than ``config.max_message_length``.
+
+        Then call ``datagrams_to_send()``.
+        """
+        message = self._outgoing(payload)
+        rpc_id = self._allocate_id()
+        rpc = Rpc(rpc_id, rpc_id, peer, is_client=True, cookie=cookie)
+        rpc.msgout = message
+        self._clients[rpc_id] = rpc
+        self._sender.queue(rpc)
+        self._arm_timer(now)
+        return rpc_id
+
+    def send_response(
+        self, rpc_id: int, payload: bytes | memoryview, now: float
+    ) -> None:
+        """Answer the request ``rpc_id`` (from ``RequestReceived``).
+
+        An unknown or finished id is ignored (the client went away), as in the kernel.
+
+        Raises:
+            ValueError: ``payload`` is longer than ``config.max_message_length``.
+            LocalProtocolError: the request was already answered.
+
+        Then call ``datagrams_to_send()``.
+        """
+        message = self._outgoing(payload)
+        rpc = self._server_ids.get(rpc_id)
+        if rpc is None:
+            return
+        rpc.process(RpcInput.REPLY)
+        rpc.msgout = message
+        rpc.silent_ticks = 0
+        self._sender.queue(rpc)
+        self._arm_timer(now)
+
+    def abort(self, rpc_id: int, error: int, now: float) -> None:
+        """End client RPC ``rpc_id`` (0: all of them) or forget server RPC ``rpc_id``.
+
+        ``error == 0`` ends client RPCs silently; otherwise each produces
+        ``RpcFailed(errno=error)``. The peer is not told. Unknown ids are ignored.
+
+        Then call ``datagrams_to_send()``.
+        """
+        if rpc_id == 0:
+            for rpc in list(self._clients.values()):
+                self._fail_client(rpc, error)
+            return
+        client = self._clients.get(rpc_id)
+        if client is not None:
+            self._fail_client(client, error)
+            return
+        server = self._server_ids.get(rpc_id)
+        if server is not None:
+            self._free_server(server, RpcInput.ABORT)
+
+    def handle_timer(self, now: float) -> None:
+        """Run one timer tick if it is due: RESENDs, NEED_ACKs, timeouts, cleanup.
+
+        Ticks are counted per call, not per elapsed ``tick``: after a long pause of
+        the caller every RPC ages by one tick, not by the length of the pause.
+
+        Then call ``datagrams_to_send()``.
+        """
+        if self._next_tick is None or now < self._next_tick:
+            return
+        self._ticks += 1
+        self._next_tick = None
+        for rpc in list(self._clients.values()):
+            self._tick_rpc(rpc)
+        for rpc in list(self._servers.values()):
+            self._tick_rpc(rpc)
+        self._tombstones.expire(self._ticks)
+        self._flush_old_acks()
+        self._arm_timer(now)
+
+    # ----------------------------------------------------------------- outputs
+
+    def datagrams_to_send(
+        self, now: float, max_datagrams: int | None = None
+    ) -> list[tuple[bytes, Address]]:
+        """Datagrams to transmit now, in order: control packets, then DATA by SRPT.
+
+        Args:
+            now: the current time.
+            max_datagrams: stop after this many (the rest wait for the next call);
+                ``None`` returns everything that may be sent.
+        """
+        if self._grants_dirty:
+            self._issue_grants()
+        out = self._writer.take_control()
+        limit = len(out) + max_datagrams if max_datagrams is not None else -1
+        self._sender.fill(out, limit)
+        self.stats.datagrams_sent += len(out)
+        return out
+
+    def get_timer(self) -> float | None:
+        """When ``handle_timer`` must next run (``None``: nothing pending)."""
+        return self._next_tick
+
+    def next_event(self) -> HomaEvent | None:
+        """The next event for the application, or ``None``."""
+        return self._events.popleft() if self._events else None
+
+    # ------------------------------------------------------------ introspection
+
+    @property
+    def rpc_count(self) -> int:
+        """Live RPCs, client and server."""
+        return len(self._clients) + len(self._servers)
+
+    @property
+    def has_state(self) -> bool:
+        """Anything at all is remembered (RPCs, tombstones, pending acks, packets)."""
+        return bool(
+            self._clients or self._servers or self._tombstones or self._pending_acks
+            or self._writer.control or self._events
+        )  # fmt: skip
+
+    def incoming_outstanding(self) -> int:
+        """Bytes granted to peers (or sent unscheduled) that have not arrived."""
+        return self._grants.outstanding()
+
+    # --------------------------------------------------------- packet handlers
+
+    def _handle_data_packet(
+        self, data: bytes | memoryview, addr: Address, sender_id: int
+    ) -> None:
+        fields = wire.DATA_HEADER.unpack_from(data)
+        length, incoming, ack_id, ack_port = fields[12:16]
+        offset = wire.data_offset(fields[2], fields[20])
+        if length > self.config.max_message_length:
+            self._drop("too_long")
+            return
+        if offset + len(data) - _HEADER > length:
+            self._drop("out_of_range")
+            return
+        if ack_id:
+            self._apply_ack(addr, ack_id, ack_port)
+        if sender_id & 1:
+            rpc = self._clients.get(sender_id ^ 1)
+            if rpc is None or rpc.peer != addr:
+                self._drop("unknown_rpc")
+                return
+        else:
+            maybe = self._server_for_request(addr, sender_id)
+            if maybe is None:
+                return
+            rpc = maybe
+        rpc.silent_ticks = 0
+        self._receive_data(rpc, data, offset, length, incoming)
+
+    def _server_for_request(self, addr: Address, client_id: int) -> Rpc | None:
+        """The server RPC request data from ``addr`` belongs to, created if new."""
+        key = (addr, client_id)
+        rpc = self._servers.get(key)
+        if rpc is not None:
+            if rpc.state is not _INCOMING:
+                rpc.silent_ticks = 0
+                self._drop("duplicate")
+                return None
+            return rpc
+        if not self.is_server:
+            self._drop("not_server")
+        elif key in self._tombstones:
+            self._drop("stale")
+        else:
+            local_id = client_id | 1
+            while local_id in self._server_ids:
+                local_id = self._rng.getrandbits(63) | 1
+            rpc = Rpc(local_id, client_id, addr, is_client=False)
+            self._servers[key] = rpc
+            self._server_ids[local_id] = rpc
+            return rpc
+        return None
+
+    def _receive_data(
+        self,
+        rpc: Rpc,
+        data: bytes | memoryview,
+        offset: int,
+        length: int,
+        incoming: int,
+    ) -> None:
+        msgin = rpc.msgin
+        if msgin is None:
+            if offset == 0 and len(data) - _HEADER == length:  # whole message at once
+                self._message_complete(rpc, bytes(data[_HEADER:]))
+                return
+            self._seq += 1
+            msgin = rpc.msgin = IncomingMessage(length, incoming, self._seq)
+            self._grants.add(rpc)
+            if rpc.is_client:
+                rpc.process(RpcInput.RESPONSE_DATA)
+        elif msgin.length != length:
+            self._drop("length_mismatch")
+            return
+        if incoming > msgin.granted:
+            msgin.granted = min(incoming, length)
+        added = msgin.add(offset, memoryview(data)[_HEADER:], self.config.max_gaps)
+        if added < 0:
+            self._drop("too_many_gaps")
+        elif added == 0 and len(data) > _HEADER:
+            self._drop("duplicate")
+        elif msgin.is_complete:
+            self._grants.remove(rpc)
+            rpc.msgin = None
+            self._grants_dirty = True
+            self._message_complete(rpc, bytes(msgin.buffer))
+        else:
+            self._grants_dirty = True
+
+    def _message_complete(self, rpc: Rpc, payload: bytes) -> None:
+        if rpc.is_client:
+            rpc.process(RpcInput.RESPONSE_COMPLETE)
+            self._forget_client(rpc)
+            self.stats.responses_delivered += 1
+            self._events.append(ResponseReceived(rpc.id, rpc.cookie, rpc.peer, payload))
+            self._add_pending_ack(rpc)
+        else:
+            rpc.process(RpcInput.REQUEST_COMPLETE)
+            rpc.delivered = True
+            self.stats.requests_delivered += 1
+            self._events.append(RequestReceived(rpc.id, rpc.peer, payload))
+
+    def _handle_grant_packet(
+        self, data: bytes | memoryview, addr: Address, sender_id: int
+    ) -> None:
+        rpc = self._lookup(addr, sender_id)
+        if rpc is None:
+            self._drop("unknown_rpc")
+            return
+        rpc.silent_ticks = 0
+        msgout = rpc.msgout
+        if msgout is None or rpc.state is not _OUTGOING:
+            self._drop("stale")
+            return
+        offset = wire.GRANT_BODY.unpack_from(data, wire.COMMON.size)[0]
+        if offset > msgout.granted:
+            msgout.granted = min(offset, msgout.length)
+            self._sender.queue(rpc)
+
+    def _handle_resend_packet(
+        self, data: bytes | memoryview, addr: Address, sender_id: int
+    ) -> None:
+        self.stats.resends_received += 1
+        offset, length, _ = wire.RESEND_BODY.unpack_from(data, wire.COMMON.size)
+        rpc = self._lookup(addr, sender_id)
+        if rpc is None:
+            if not sender_id & 1 and (addr, sender_id) in self._tombstones:
+                self._drop("stale")
+            else:
+                self._writer.write_rpc_unknown_packet(addr, sender_id)
+            return
+        rpc.silent_ticks = 0
+        msgout = rpc.msgout
+        if rpc.state is not _OUTGOING or msgout is None:
+            if rpc.is_client:
+                self._drop("stale")  # the response is arriving: the request is done
+            else:
+                self._writer.write_busy_packet(rpc)  # still receiving the request or working on it
+            return
+        end = msgout.sent if length == wire.RESEND_ALL else offset + length
+        end = min(end, msgout.length)
+        if end > msgout.granted:  # our grant never arrived: this RESEND replaces it
+            msgout.granted = end
+        if not msgout.request_retransmit(offset, end):
+            self._writer.write_busy_packet(rpc)  # we have not sent those bytes yet (SRPT chose others)
+        self._sender.queue(rpc)
+
+    def _handle_rpc_unknown_packet(
+        self, data: bytes | memoryview, addr: Address, sender_id: int
+    ) -> None:
+        rpc = self._lookup(addr, sender_id)
+        if rpc is None:
+            self._drop("unknown_rpc")
+        elif not rpc.is_client:
+            self._free_server(rpc, RpcInput.ABORT)
+        elif rpc.msgout is not None:
+            self.stats.restarts += 1  # the server lost our request: start over
+            if rpc.msgin is not None:
+                self._grants.remove(rpc)
+                rpc.msgin = None
+            rpc.process(RpcInput.RESTART)
+            rpc.msgout.restart(self.config.unsched_bytes)
+            rpc.silent_ticks = 0
+            self._sender.queue(rpc)
+
+    def _handle_busy_packet(
+        self, data: bytes | memoryview, addr: Address, sender_id: int
+    ) -> None:
+        rpc = self._lookup(addr, sender_id)
+        if rpc is None:
+            self._drop("unknown_rpc")
+        else:
+            rpc.silent_ticks = 0
+
+    def _handle_need_ack_packet(
+        self, data: bytes | memoryview, addr: Address, sender_id: int
+    ) -> None:
+        if not sender_id & 1:
+            self._drop("unexpected")
+            return
+        client_id = sender_id ^ 1
+        rpc = self._clients.get(client_id)
+        if rpc is not None and rpc.peer == addr:
+            self._request_retransmission(rpc)  # we still lack part of the response
+            return
+        acks = self._pending_acks.take_all(addr)
+        self._writer.write_ack_packet(addr, client_id, [a for a in acks if a != client_id])
+
+    def _handle_ack_packet(
+        self, data: bytes | memoryview, addr: Address, sender_id: int
+    ) -> None:
+        if sender_id & 1:
+            self._drop("unexpected")
+            return
+        try:
+            entries = wire.unpack_ack(data).acks
+        except ValueError:
+            self._drop("bad_ack")
+            return
+        self._apply_ack(addr, sender_id, self.local_port)
+        for client_id, server_port in entries:
+            self._apply_ack(addr, client_id, server_port)
+
+    def _handle_ignored_packet(
+        self, data: bytes | memoryview, addr: Address, sender_id: int
+    ) -> None:
+        """CUTOFFS and FREEZE: valid, understood, and irrelevant without priorities."""
+
+    def _lookup(self, addr: Address, sender_id: int) -> Rpc | None:
+        """The RPC a packet is about: the low bit of ``sender_id`` says who sent it."""
+        if sender_id & 1:  # from a server: one of our client RPCs
+            rpc = self._clients.get(sender_id ^ 1)
+            return rpc if rpc is not None and rpc.peer == addr else None
+        return self._servers.get((addr, sender_id))
+
+    def _apply_ack(self, addr: Address, client_id: int, server_port: int) -> None:
+        if server_port != self.local_port:
+            return
+        rpc = self._servers.get((addr, client_id))
+        if rpc is not None and rpc.state is _OUTGOING:
+            self._free_server(rpc, RpcInput.ACKED)
+
+    # ------------------------------------------------------------------ sending
+
+    def _outgoing(self, payload: bytes | memoryview) -> OutgoingMessage:
+        if len(payload) > self.config.max_message_length:
+            raise ValueError(
+                f"message of {len(payload)} bytes exceeds the limit of "
+                f"{self.config.max_message_length}"
+            )
+        data = payload if isinstance(payload, bytes) else bytes(payload)
+        return OutgoingMessage(data, self.config.unsched_bytes)
+
+    def _allocate_id(self) -> int:
+        rpc_id = self._next_id
+        while rpc_id == 0 or rpc_id in self._clients:
+            rpc_id = (rpc_id + 2) & _ID_MASK
+        self._next_id = (rpc_id + 2) & _ID_MASK
+        return rpc_id
+
+    def _issue_grants(self) -> None:
+        self._grants_dirty = False
+        for rpc in self._grants.schedule():
+            assert rpc.msgin is not None
+            self._writer.write_grant_packet(rpc, rpc.msgin.granted)
+
+    # ---------------------------------------------------------------- acks
+
+    def _add_pending_ack(self, rpc: Rpc) -> None:
+        """Remember to ack ``rpc``; send an ACK packet when a sixth would be needed."""
+        full = self._pending_acks.add(rpc.peer, rpc.id, self._ticks)
+        if full is not None:
+            self._writer.write_ack_packet(rpc.peer, rpc.id, full)
+
+    def _flush_old_acks(self) -> None:
+        """Acks no DATA carried for a whole tick go out alone (saves a NEED_ACK)."""
+        for peer, acks in self._pending_acks.take_older_than(self._ticks - 1):
+            self._writer.write_ack_packet(peer, acks[0], acks[1:])
+
+    # ---------------------------------------------------------------- timers
+
+    def _arm_timer(self, now: float) -> None:
+        if self._next_tick is None and (
+            self._clients or self._servers or self._tombstones or self._pending_acks
+        ):
+            self._next_tick = now + self.config.tick
+
+    def _tick_rpc(self, rpc: Rpc) -> None:
+        """Age ``rpc`` by one tick unless we owe the next move; act on long silence."""
+        if rpc.owes_next_move:
+            rpc.silent_ticks = 0
+            return
+        msgout = rpc.msgout
+        if not rpc.is_client and msgout is not None and msgout.is_fully_sent:
+            rpc.done_ticks += 1
+            if rpc.done_ticks >= self.config.request_ack_ticks:
+                self._writer.write_need_ack_packet(rpc)
+        rpc.silent_ticks += 1
+        silent = rpc.silent_ticks
+        if silent >= self.config.timeout_ticks:
+            self.stats.timeouts += 1
+            if rpc.is_client:
+                self._fail_client(rpc, _errno.ETIMEDOUT)
+            else:
+                self._free_server(rpc, RpcInput.ABORT)
+        elif silent >= self.config.resend_ticks and (
+            (silent - self.config.resend_ticks) % self.config.resend_interval == 0
+        ):
+            self._request_retransmission(rpc)
+
+    def _request_retransmission(self, rpc: Rpc) -> None:
+        msgin = rpc.msgin
+        if msgin is None:
+            if rpc.is_client:
+                self._writer.write_resend_packet(rpc, 0, wire.RESEND_ALL)
+            return
+        for start, end in msgin.missing_ranges():
+            self._writer.write_resend_packet(rpc, start, end - start)
+
+    # ------------------------------------------------------------- ending RPCs
+
+    def _fail_client(self, rpc: Rpc, error: int) -> None:
+        rpc.process(RpcInput.ABORT)
+        self._forget_client(rpc)
+        if error:
+            self._events.append(RpcFailed(rpc.id, rpc.cookie, rpc.peer, error))
+
+    def _forget_client(self, rpc: Rpc) -> None:
+        del self._clients[rpc.id]
+        if rpc.msgin is not None:
+            self._grants.remove(rpc)
+            rpc.msgin = None
+            self._grants_dirty = True
+
+    def _free_server(self, rpc: Rpc, event: RpcInput) -> None:
+        rpc.process(event)
+        key = (rpc.peer, rpc.client_id)
+        del self._servers[key]
+        del self._server_ids[rpc.id]
+        if rpc.msgin is not None:
+            self._grants.remove(rpc)
+            rpc.msgin = None
+            self._grants_dirty = True
+        if rpc.delivered:
+            self._tombstones.add(key, self._ticks + self.config.tombstone_lifetime)
+
+    def _drop(self, reason: str) -> None:
+        self.stats.dropped[reason] += 1

@@ -1,0 +1,50 @@
+"""Events the engine hands to its driver through ``HomaEngine.next_event()``.
+
+Layer: transport.engine. Imports: the stdlib only.
+
+Frozen, slotted, past tense. Addresses are ``(host, port)`` tuples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Address", "HomaEvent", "RequestReceived", "ResponseReceived", "RpcFailed"]
+
+#: A peer's UDP address, ``(host, port)``.
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReceived:
+    """A whole request arrived; answer it with ``send_response(rpc_id, ...)``.
+
+    ``rpc_id`` is opaque: the server-side id of the RPC (normally client id | 1).
+    """
+
+    rpc_id: int
+    peer: Address
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseReceived:
+    """The whole response to our request ``rpc_id`` (sent with ``cookie``) arrived."""
+
+    rpc_id: int
+    cookie: int
+    peer: Address
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RpcFailed:
+    """Our request ``rpc_id`` failed: ETIMEDOUT, an ICMP errno, or the abort errno."""
+
+    rpc_id: int
+    cookie: int
+    peer: Address
+    errno: int
+
+
+HomaEvent = RequestReceived | ResponseReceived | RpcFailed

@@ -1,0 +1,172 @@
+"""One message in each direction: what is sent and granted, what has arrived.
+
+Layer: transport.engine. Imports: the stdlib only.
+
+``OutgoingMessage`` tracks the sender's side (``sent`` and ``granted`` offsets plus
+ranges a RESEND asked for again). ``IncomingMessage`` reassembles the receiver's
+side into a pre-sized ``bytearray`` and keeps the kernel's bookkeeping: ``recv_end``
+(one past the highest byte received) and a sorted list of gaps below it. Packets may
+arrive in any order, duplicated, or overlapping what is already there; only bytes
+that fill a hole are copied, so a duplicate cannot overwrite received data.
+"""
+
+from __future__ import annotations
+
+__all__ = ["IncomingMessage", "OutgoingMessage"]
+
+
+class OutgoingMessage:
+    """A request or response being transmitted.
+
+    Attributes:
+        payload: the message bytes (never copied again after ``__init__``).
+        length: ``len(payload)``.
+        granted: the sender may transmit every byte below this offset.
+        sent: bytes below this offset have been transmitted at least once.
+        started: the first packet has gone out (a 0-byte message has one packet).
+        retransmit: ``[start, end)`` ranges a RESEND asked for, not yet re-sent.
+    """
+
+    __slots__ = ("granted", "length", "payload", "retransmit", "sent", "started")
+
+    def __init__(self, payload: bytes, unsched_bytes: int) -> None:
+        self.payload = memoryview(payload)
+        self.length = len(payload)
+        self.granted = min(unsched_bytes, self.length)
+        self.sent = 0
+        self.started = False
+        self.retransmit: list[tuple[int, int]] = []
+
+    @property
+    def is_ready(self) -> bool:
+        """There is something to transmit now."""
+        return bool(self.retransmit) or self.sent < self.granted or not self.started
+
+    @property
+    def is_fully_sent(self) -> bool:
+        """Every byte went out at least once and no retransmission is pending."""
+        return self.started and self.sent >= self.length and not self.retransmit
+
+    @property
+    def bytes_left(self) -> int:
+        """Bytes never transmitted: the SRPT key."""
+        return self.length - self.sent
+
+    def request_retransmit(self, start: int, end: int) -> bool:
+        """Queue ``[start, end)`` (clipped to what was sent) again; False if empty.
+
+        A 0-byte message re-sends its one empty packet.
+        """
+        end = min(end, self.sent)
+        if self.length == 0 and self.started:
+            self.retransmit.append((0, 0))
+            return True
+        if start >= end:
+            return False
+        self.retransmit.append((start, end))
+        return True
+
+    def restart(self, unsched_bytes: int) -> None:
+        """Forget all progress: the receiver lost its state (RPC_UNKNOWN)."""
+        self.granted = min(unsched_bytes, self.length)
+        self.sent = 0
+        self.started = False
+        self.retransmit.clear()
+
+
+class IncomingMessage:
+    """A request or response being reassembled.
+
+    Attributes:
+        length: the message length every packet of it declares.
+        buffer: ``length`` bytes, filled as packets arrive.
+        received: how many distinct bytes have arrived.
+        recv_end: one past the highest offset received.
+        gaps: sorted, disjoint ``[start, end)`` holes below ``recv_end``.
+        granted: the sender may transmit every byte below this offset.
+    """
+
+    __slots__ = ("buffer", "gaps", "granted", "length", "received", "recv_end", "seq")
+
+    def __init__(self, length: int, granted: int, seq: int) -> None:
+        self.length = length
+        self.buffer = bytearray(length)
+        self.received = 0
+        self.recv_end = 0
+        self.gaps: list[list[int]] = []
+        self.granted = min(granted, length)
+        self.seq = seq  # creation order, the grant scheduler's tie-breaker
+
+    @property
+    def is_complete(self) -> bool:
+        return self.received >= self.length
+
+    @property
+    def outstanding(self) -> int:
+        """Granted bytes not yet received (what this message may still bring in)."""
+        return max(0, self.granted - self.received)
+
+    def add(self, offset: int, data: memoryview, max_gaps: int) -> int:
+        """Copy in the new bytes of a packet; return how many were new.
+
+        ``offset + len(data)`` must be within ``length`` (the caller checks). Returns
+        0 for a pure duplicate and -1 if taking the packet would exceed ``max_gaps``.
+        """
+        end = offset + len(data)
+        if offset > self.recv_end and len(self.gaps) >= max_gaps:
+            return -1
+        if offset == self.recv_end:  # in order: the common case
+            self.buffer[offset:end] = data
+            self.recv_end = end
+            self.received += end - offset
+            return end - offset
+        added = self._fill_gaps(offset, end, data) if offset < self.recv_end else 0
+        if end > self.recv_end:
+            start = max(offset, self.recv_end)
+            if start > self.recv_end:
+                self.gaps.append([self.recv_end, start])
+            self.buffer[start:end] = data[start - offset :]
+            added += end - start
+            self.recv_end = end
+        self.received += added
+        return added
+
+    def _fill_gaps(self, offset: int, end: int, data: memoryview) -> int:
+        """Copy the parts of ``[offset, end)`` that fall in gaps; shrink those gaps."""
+        added = 0
+        index = 0
+        gaps = self.gaps
+        while index < len(gaps):
+            gap = gaps[index]
+            start, stop = max(gap[0], offset), min(gap[1], end)
+            if gap[0] >= end:
+                break
+            if start >= stop:
+                index += 1
+                continue
+            self.buffer[start:stop] = data[start - offset : stop - offset]
+            added += stop - start
+            index += self._shrink_gap(index, start, stop)
+        return added
+
+    def _shrink_gap(self, index: int, start: int, stop: int) -> int:
+        """Remove ``[start, stop)`` from gap ``index``; return how far to advance."""
+        gap = self.gaps[index]
+        if start == gap[0] and stop == gap[1]:
+            del self.gaps[index]
+            return 0
+        if start == gap[0]:
+            gap[0] = stop
+        elif stop == gap[1]:
+            gap[1] = start
+        else:
+            self.gaps.insert(index + 1, [stop, gap[1]])
+            gap[1] = start
+        return 1
+
+    def missing_ranges(self) -> list[tuple[int, int]]:
+        """What to ask a RESEND for: each gap plus ``[recv_end, granted)``."""
+        ranges = [(gap[0], gap[1]) for gap in self.gaps]
+        if self.granted > self.recv_end:
+            ranges.append((self.recv_end, self.granted))
+        return ranges

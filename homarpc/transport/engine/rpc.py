@@ -1,0 +1,178 @@
+"""Per-RPC state: the kernel's life cycle as a transition table.
+
+Layer: transport.engine. Imports: the stdlib only.
+
+Theory of operation
+-------------------
+Everything that moves an RPC from one state to another lives in ``TRANSITIONS``;
+the engine calls ``Rpc.process(input)`` and never assigns ``state`` itself.
+
+Client RPC (created by ``send_request``)::
+
+    OUTGOING --RESPONSE_DATA--> INCOMING --RESPONSE_COMPLETE--> DEAD
+    OUTGOING --RESPONSE_COMPLETE--> DEAD          (one-packet response)
+    OUTGOING/INCOMING --RESTART--> OUTGOING       (server lost its state)
+
+Server RPC (created by the first DATA packet of a request, at any offset)::
+
+    INCOMING --REQUEST_COMPLETE--> IN_SERVICE --REPLY--> OUTGOING --ACKED--> DEAD
+
+Any live RPC goes to DEAD on ABORT (local abort, timeout, ICMP error, RPC_UNKNOWN).
+A pair missing from the table raises ``LocalProtocolError``. Unlike h11, a rejected
+input leaves the state alone: the usual cause is the application replying twice,
+and that mistake must not destroy a response the client is still receiving.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from .errors import LocalProtocolError
+from .events import Address
+from .messages import IncomingMessage, OutgoingMessage
+
+__all__ = ["TRANSITIONS", "Rpc", "RpcInput", "RpcState"]
+
+
+class RpcState(enum.Enum):
+    """The kernel's RPC states (``homa_rpc.h``)."""
+
+    OUTGOING = "outgoing"
+    INCOMING = "incoming"
+    IN_SERVICE = "in_service"
+    DEAD = "dead"
+
+
+class RpcInput(enum.Enum):
+    """What can happen to an RPC."""
+
+    RESPONSE_DATA = "response_data"
+    RESPONSE_COMPLETE = "response_complete"
+    RESTART = "restart"
+    REQUEST_COMPLETE = "request_complete"
+    REPLY = "reply"
+    ACKED = "acked"
+    ABORT = "abort"
+
+
+_S, _I = RpcState, RpcInput
+
+#: (is_client, state, input) -> next state.
+TRANSITIONS: dict[tuple[bool, RpcState, RpcInput], RpcState] = {
+    (True, _S.OUTGOING, _I.RESPONSE_DATA): _S.INCOMING,
+    (True, _S.OUTGOING, _I.RESPONSE_COMPLETE): _S.DEAD,
+    (True, _S.INCOMING, _I.RESPONSE_DATA): _S.INCOMING,
+    (True, _S.INCOMING, _I.RESPONSE_COMPLETE): _S.DEAD,
+    (True, _S.OUTGOING, _I.RESTART): _S.OUTGOING,
+    (True, _S.INCOMING, _I.RESTART): _S.OUTGOING,
+    (True, _S.OUTGOING, _I.ABORT): _S.DEAD,
+    (True, _S.INCOMING, _I.ABORT): _S.DEAD,
+    (False, _S.INCOMING, _I.REQUEST_COMPLETE): _S.IN_SERVICE,
+    (False, _S.IN_SERVICE, _I.REPLY): _S.OUTGOING,
+    (False, _S.OUTGOING, _I.ACKED): _S.DEAD,
+    (False, _S.INCOMING, _I.ABORT): _S.DEAD,
+    (False, _S.IN_SERVICE, _I.ABORT): _S.DEAD,
+    (False, _S.OUTGOING, _I.ABORT): _S.DEAD,
+}
+
+
+class Rpc:
+    """One RPC as this endpoint sees it.
+
+    Attributes:
+        id: the local id (even for our client RPCs; opaque for server RPCs).
+        wire_id: the id written in ``sender_id`` of packets we send for it.
+        client_id: the client's id for the RPC (the server-side lookup key).
+        peer: the other end's address.
+        is_client: we sent the request.
+        cookie: the completion cookie given to ``send_request`` (0 on servers).
+        msgout / msgin: the message we send / receive, when there is one.
+        silent_ticks: timer ticks since the peer last showed signs of life.
+        done_ticks: ticks since a server finished sending its response (NEED_ACK).
+        delivered: the request went up to the application (server side), so a
+            tombstone must outlive the RPC.
+        queued: the RPC sits in the sender's SRPT heap.
+    """
+
+    __slots__ = (
+        "client_id",
+        "cookie",
+        "delivered",
+        "done_ticks",
+        "id",
+        "is_client",
+        "msgin",
+        "msgout",
+        "peer",
+        "queued",
+        "silent_ticks",
+        "state",
+        "wire_id",
+    )
+
+    def __init__(
+        self,
+        rpc_id: int,
+        client_id: int,
+        peer: Address,
+        *,
+        is_client: bool,
+        cookie: int = 0,
+    ) -> None:
+        self.id = rpc_id
+        self.client_id = client_id
+        self.wire_id = client_id if is_client else client_id | 1
+        self.peer = peer
+        self.is_client = is_client
+        self.cookie = cookie
+        self.state = RpcState.OUTGOING if is_client else RpcState.INCOMING
+        self.msgout: OutgoingMessage | None = None
+        self.msgin: IncomingMessage | None = None
+        self.silent_ticks = 0
+        self.done_ticks = 0
+        self.delivered = False
+        self.queued = False
+
+    def process(self, event: RpcInput) -> RpcState:
+        """Apply ``event``; return the new state.
+
+        Raises:
+            LocalProtocolError: ``event`` is not allowed in the current state.
+        """
+        try:
+            self.state = TRANSITIONS[self.is_client, self.state, event]
+        except KeyError:
+            side = "client" if self.is_client else "server"
+            raise LocalProtocolError(
+                f"{side} RPC {self.id} cannot take {event.value} in state {self.state.value}"
+            ) from None
+        return self.state
+
+    @property
+    def owes_next_move(self) -> bool:
+        """True when silence is this side's doing, so it must not count as the peer's.
+
+        That is: the application is working on the request; or there are granted
+        bytes still to transmit; or everything granted has arrived and the next
+        grant is ours to give.
+        """
+        if self.state is RpcState.IN_SERVICE:
+            return True
+        msgout = self.msgout
+        if self.state is RpcState.OUTGOING and msgout is not None and msgout.is_ready:
+            return True
+        msgin = self.msgin
+        return (
+            msgin is not None
+            and not msgin.gaps
+            and msgin.recv_end >= msgin.granted
+            and msgin.granted < msgin.length
+        )
+
+    @property
+    def is_dead(self) -> bool:
+        return self.state is RpcState.DEAD
+
+    def __repr__(self) -> str:
+        side = "client" if self.is_client else "server"
+        return f"<Rpc {side} id={self.id} peer={self.peer} {self.state.value}>"

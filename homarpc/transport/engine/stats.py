@@ -1,0 +1,43 @@
+"""Counters of one engine, for tests, benchmarks and ``homarpc doctor``.
+
+Layer: transport.engine. Imports: the stdlib only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+__all__ = ["EngineStats"]
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """What an engine did. Plain ints so reading them costs nothing.
+
+    Attributes:
+        dropped: datagrams dropped, by reason (``"truncated"``, ``"bad_tag"``,
+            ``"unknown_rpc"``, ``"duplicate"``, ``"stale"`` ...).
+    """
+
+    datagrams_received: int = 0
+    datagrams_sent: int = 0
+    data_packets_sent: int = 0
+    retransmitted_packets: int = 0
+    grants_sent: int = 0
+    resends_sent: int = 0
+    resends_received: int = 0
+    busy_sent: int = 0
+    rpc_unknown_sent: int = 0
+    need_acks_sent: int = 0
+    acks_sent: int = 0
+    restarts: int = 0
+    timeouts: int = 0
+    requests_delivered: int = 0
+    responses_delivered: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def dropped_total(self) -> int:
+        """All datagrams dropped, whatever the reason."""
+        return sum(self.dropped.values())
