@@ -1,0 +1,99 @@
+"""Helpers shared by the cli commands: one-line failures, options, descriptors.
+
+Layer: cli. Imports: click, ``google.protobuf``, ``homarpc.codegen`` (to compile
+a ``.proto`` given on the command line).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.descriptor_pb2 import FileDescriptorSet
+
+from ..codegen.protoc import well_known_types_dir
+
+TRANSPORTS = ("auto", "udp", "kernel")
+
+transport_option = click.option(
+    "--transport",
+    type=click.Choice(TRANSPORTS),
+    default=None,
+    help="Homa backend (default: $HOMARPC_TRANSPORT, else auto: the kernel "
+    "module when loaded, else embedded UDP).",
+)
+
+
+def fail(message: str) -> NoReturn:
+    """Stop the command with one ``Error: message`` line and exit status 1."""
+    raise click.ClickException(message)
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """A method found in a ``.proto``: its wire path and message classes."""
+
+    path: str
+    descriptor: MethodDescriptor
+    request_class: type[Any]
+    response_class: type[Any]
+
+    @property
+    def cardinality(self) -> str:
+        request = "stream" if self.descriptor.client_streaming else "unary"
+        response = "stream" if self.descriptor.server_streaming else "unary"
+        return f"{request}_{response}"
+
+
+def find_method(proto: Path, include: tuple[Path, ...], method: str) -> MethodInfo:
+    """Compile ``proto`` and look ``method`` (``pkg.Service/Method``) up in it."""
+    pool, services = _load_pool(proto, include)
+    service_name, _, method_name = method.lstrip("/").replace("/", ".").rpartition(".")
+    if not service_name:
+        fail(f"method {method!r} needs its service: write pkg.Service/Method")
+    try:
+        service = pool.FindServiceByName(service_name)
+    except KeyError:
+        fail(f"{proto} has no service {service_name}; it has: {services}")
+    found = service.methods_by_name.get(method_name)
+    if found is None:
+        known = ", ".join(sorted(service.methods_by_name)) or "none"
+        fail(f"{service_name} has no method {method_name}; it has: {known}")
+    return MethodInfo(
+        path=f"/{service.full_name}/{found.name}",
+        descriptor=found,
+        request_class=message_factory.GetMessageClass(found.input_type),
+        response_class=message_factory.GetMessageClass(found.output_type),
+    )
+
+
+def _load_pool(
+    proto: Path, include: tuple[Path, ...]
+) -> tuple[descriptor_pool.DescriptorPool, str]:
+    """A pool holding ``proto`` and its imports, and the names of its services."""
+    # The bundled compiler (untyped), loaded only when a command needs a .proto.
+    from grpc_tools import protoc  # type: ignore[import-untyped]
+
+    roots = include or (proto.parent,)
+    with tempfile.TemporaryDirectory(prefix="homarpc-cli-") as scratch:
+        out = os.path.join(scratch, "set.pb")
+        status = protoc.main(
+            ["protoc", *(f"-I{root}" for root in roots), f"-I{well_known_types_dir()}",
+             f"--descriptor_set_out={out}", "--include_imports", str(proto)]
+        )  # fmt: skip
+        if status != 0:
+            fail(f"protoc could not compile {proto} (its message is above)")
+        descriptors = FileDescriptorSet.FromString(Path(out).read_bytes())
+    pool = descriptor_pool.DescriptorPool()
+    names = []
+    for file in descriptors.file:
+        pool.Add(file)
+        prefix = f"{file.package}." if file.package else ""
+        names += [prefix + service.name for service in file.service]
+    return pool, ", ".join(sorted(names)) or "no services"

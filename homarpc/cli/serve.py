@@ -1,0 +1,174 @@
+"""``homarpc serve module:Servicer``: run servicers without writing a server script.
+
+Layer: cli. Imports: click, the public ``homarpc`` API.
+
+The target names a servicer class (instantiated with no arguments), an instance,
+or a factory function returning one servicer or a list of them. Each servicer is
+registered with the ``add_<Base>_to_server`` function generated beside the
+``<Base>Servicer`` class it inherits from (by homarpc's codegen or grpcio-tools').
+SIGINT and SIGTERM stop the server, letting calls in flight finish within
+``--grace`` seconds.
+"""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+import homarpc
+
+from ._common import fail, transport_option
+
+Registrar = Callable[[Any, Any], None]
+
+
+@click.command()
+@click.argument("targets", nargs=-1, required=True, metavar="MODULE:SERVICER...")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=50051, show_default=True, help="Port (0 picks one).")
+@transport_option
+@click.option("--workers", default=10, show_default=True, help="Handler threads.")
+@click.option(
+    "--grace", default=5.0, show_default=True, help="Seconds calls may finish in on stop."
+)
+@click.option(
+    "--app-dir",
+    default=".",
+    show_default=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Directory to import the modules from.",
+)
+def serve(
+    targets: tuple[str, ...],
+    host: str,
+    port: int,
+    transport: str | None,
+    workers: int,
+    grace: float,
+    app_dir: Path,
+) -> None:
+    """Serve MODULE:SERVICER (a class, an instance, or a factory) until stopped.
+
+    \b
+    homarpc serve greeter_server:Greeter --port 50051
+    homarpc serve app:make_servicers --host ::1 --transport udp
+    """
+    sys.path.insert(0, str(app_dir.resolve()))
+    servicers = [servicer for target in targets for servicer in load_servicers(target)]
+    server = homarpc.server(max_workers=workers, transport=transport)
+    names = [register(servicer, server) for servicer in servicers]
+    bound = bind(server, host, port)
+    stop_requested = _stop_on_signals()
+    server.start()
+    click.echo(
+        f"homarpc: serving {', '.join(names)} on {_join(host, bound)} "
+        f"(transport {transport or 'auto'}); Ctrl-C stops",
+    )
+    while not stop_requested.wait(0.5):  # a timed wait lets signal handlers run
+        pass
+    click.echo(f"homarpc: stopping (grace {grace:g} s)")
+    server.stop(grace).wait()
+    click.echo("homarpc: stopped")
+
+
+def load_servicers(target: str) -> list[Any]:
+    """Import ``module:attribute`` and return the servicer(s) it names."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        fail(f"{target!r} is not MODULE:SERVICER; e.g. greeter_server:Greeter")
+    module = _import(module_name)
+    found = getattr(module, attribute, None)
+    if found is None:
+        candidates = [
+            name
+            for name, value in vars(module).items()
+            if isinstance(value, type) and _registrars(value)
+        ]
+        fail(
+            f"module {module_name!r} has no {attribute!r}"
+            + (f"; it has: {', '.join(sorted(candidates))}" if candidates else "")
+        )
+    made = _instantiate(target, found)
+    return list(made) if isinstance(made, list | tuple) else [made]
+
+
+def _import(module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and module_name.startswith(error.name):
+            fail(
+                f"no module named {module_name!r} here; run from its directory or "
+                "pass --app-dir DIR"
+            )
+        fail(f"importing {module_name!r} failed: {error}; install {error.name!r}")
+    except Exception as error:
+        fail(f"importing {module_name!r} failed: {type(error).__name__}: {error}")
+
+
+def _instantiate(target: str, found: Any) -> Any:
+    """A class is instantiated, a factory called; an instance is used as it is."""
+    if not callable(found) or _registrars(type(found)):
+        return found
+    try:
+        return found()
+    except TypeError as error:
+        fail(f"{target}() failed: {error}; give a factory that takes no arguments")
+
+
+def register(servicer: Any, server: homarpc.Server) -> str:
+    """Add ``servicer`` to ``server`` with its generated ``add_..._to_server``."""
+    registrars = _registrars(type(servicer))
+    if not registrars:
+        fail(
+            f"{type(servicer).__name__} does not inherit a generated servicer; "
+            "subclass XServicer from your *_pb2_homarpc.py (or *_pb2_grpc.py)"
+        )
+    for base_name, add in registrars:
+        add(servicer, server)
+    return ", ".join(base_name.removesuffix("Servicer") for base_name, _ in registrars)
+
+
+def _registrars(cls: type) -> list[tuple[str, Registrar]]:
+    """``(BaseName, add_BaseName_to_server)`` for each generated base of ``cls``."""
+    found = []
+    for base in cls.__mro__:
+        module = sys.modules.get(base.__module__)
+        add = getattr(module, f"add_{base.__name__}_to_server", None)
+        if callable(add):
+            found.append((base.__name__, add))
+    return found
+
+
+def bind(server: homarpc.Server, host: str, port: int) -> int:
+    try:
+        return server.add_insecure_port(_join(host, port))
+    except RuntimeError as error:
+        fail(
+            f"cannot listen on {_join(host, port)} ({error}); pick another --port "
+            "(0 picks a free one) or stop what is using it"
+        )
+
+
+def _join(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by the first SIGINT or SIGTERM."""
+    requested = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        requested.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    return requested
