@@ -39,7 +39,7 @@ from . import _ffi, g4a, g8
 from ._ffi import SocketLike, System, real_system
 from .abi import Abi, IpProto, RecvmsgFlag
 from .bufpool import BufferPool, minimum_pool_bytes, possible_cpus
-from .ioctl import INFO_ARGS_SIZE, IOCTLS_BY_GENERATION, IoctlSet
+from .ioctl import ABORT_ARGS_SIZE, INFO_ARGS_SIZE, IOCTLS_BY_GENERATION, IoctlSet
 
 __all__ = ["SUPPORTED", "Detection", "cached_detection", "describe", "detect",
            "forget_detection"]
@@ -240,10 +240,10 @@ def _verdict(p: _Probe, generation: str) -> Detection:
         )
         return Detection(generation, None, _NO_IOCTLS, reason)
     numbers = IOCTLS_BY_GENERATION[generation]
-    abort = numbers.abort
-    if abort is not None and p.ioctl(abort, 32) != 0:
-        abort = None  # an upstream build: no abort ioctl, abort locally instead
-    return Detection(generation, abi, IoctlSet(numbers.info, abort, numbers.freeze), None)
+    if numbers.abort is not None and p.ioctl(numbers.abort, ABORT_ARGS_SIZE) == 0:
+        return Detection(generation, abi, numbers, None)
+    # An upstream ("net: homa") build: neither abort nor freeze; abort locally instead.
+    return Detection(generation, abi, IoctlSet(numbers.info, None, None), None)
 
 
 _cache_lock = threading.Lock()
