@@ -7,10 +7,98 @@ Layers, top to bottom (each imports only those below it):
 * ``homarpc`` (this package) and ``homarpc.aio``: the RPC layer (channels, servers,
   calls, status codes, metadata, deadlines, interceptors, framing).
 * ``homarpc.transport``: the Homa message socket (udp, kernel, memory backends).
+
+The public names follow grpcio's, so ``import homarpc as grpc`` mostly just works.
 """
 
 from __future__ import annotations
 
+from ._client_calls import ResponseStream, UnaryOutcome
+from ._handlers import (
+    GenericRpcHandler,
+    HandlerCallDetails,
+    RpcMethodHandler,
+    method_handlers_generic_handler,
+    stream_stream_rpc_method_handler,
+    stream_unary_rpc_method_handler,
+    unary_stream_rpc_method_handler,
+    unary_unary_rpc_method_handler,
+)
+from ._interfaces import (
+    Call,
+    ChannelConnectivity,
+    Compression,
+    Future,
+    RpcContext,
+    ServicerContext,
+)
+from .channel import (
+    Channel,
+    StreamStreamMultiCallable,
+    StreamUnaryMultiCallable,
+    UnaryStreamMultiCallable,
+    UnaryUnaryMultiCallable,
+    insecure_channel,
+)
+from .interceptors import (
+    ClientCallDetails,
+    ServerInterceptor,
+    StreamStreamClientInterceptor,
+    StreamUnaryClientInterceptor,
+    UnaryStreamClientInterceptor,
+    UnaryUnaryClientInterceptor,
+    intercept_channel,
+)
+from .metadata import Metadata, Metadatum
+from .server import Server, server
+from .status import (
+    FutureCancelledError,
+    FutureTimeoutError,
+    RpcError,
+    Status,
+    StatusCode,
+)
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "Call",
+    "Channel",
+    "ChannelConnectivity",
+    "ClientCallDetails",
+    "Compression",
+    "Future",
+    "FutureCancelledError",
+    "FutureTimeoutError",
+    "GenericRpcHandler",
+    "HandlerCallDetails",
+    "Metadata",
+    "Metadatum",
+    "ResponseStream",
+    "RpcContext",
+    "RpcError",
+    "RpcMethodHandler",
+    "Server",
+    "ServerInterceptor",
+    "ServicerContext",
+    "Status",
+    "StatusCode",
+    "StreamStreamClientInterceptor",
+    "StreamStreamMultiCallable",
+    "StreamUnaryClientInterceptor",
+    "StreamUnaryMultiCallable",
+    "UnaryOutcome",
+    "UnaryStreamClientInterceptor",
+    "UnaryStreamMultiCallable",
+    "UnaryUnaryClientInterceptor",
+    "UnaryUnaryMultiCallable",
+    "__version__",
+    "insecure_channel",
+    "intercept_channel",
+    "method_handlers_generic_handler",
+    "server",
+    "stream_stream_rpc_method_handler",
+    "stream_unary_rpc_method_handler",
+    "unary_stream_rpc_method_handler",
+    "unary_unary_rpc_method_handler",
+]

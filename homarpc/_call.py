@@ -1,0 +1,497 @@
+"""The client call core: one transport, many calls, completion through ``notify``.
+
+Layer: rpc. Imports: stdlib, public ``homarpc.transport`` names, rpc-layer modules.
+No asyncio: the blocking API and ``homarpc.aio`` both sit on this module.
+
+Theory of operation (client-driven; see ``docs/wire-format.md``): every Homa RPC is
+started by the client. Client messages ride in requests (at most ``window`` data
+requests in flight: the server answers each once the handler has consumed it).
+Server messages ride in the responses to *poll* requests, which the server holds
+until it has something to send; the client keeps at most ``window`` polls out minus
+the messages it has not yet handed to the application, so memory stays bounded on
+both ends. An outstanding poll to a dead server fails in the transport, so a dead
+server is noticed (``UNAVAILABLE``) even during server streaming.
+
+Internal interface (stable; ``homarpc.aio`` uses exactly this)::
+
+    endpoint = ClientEndpoint(transport, max_receive_message_length=4 MiB)
+    core = endpoint.start_call(dest, "/pkg.Svc/Method", metadata, timeout,
+                               request=b"..." | None, response_streaming=False,
+                               notify=callback)
+    # or: core = endpoint.open_call(same arguments); keep it; core.start()
+    core.write(payload) -> bool     # False: window full, wait for notify, retry
+    core.writable() -> bool ; core.done_writing()
+    core.read() -> bytes | None     # next whole message, None if none yet
+    core.reading_done -> bool       # no message will ever come any more
+    core.initial_metadata           # tuple once received (None before)
+    core.done, core.code, core.details, core.trailing_metadata
+    core.cancel(code, details) ; core.time_remaining()
+    endpoint.close()
+
+``request`` bytes means a unary request (sent with the call start, half-closed: the
+unary fast path is one Homa RPC); ``None`` means the caller streams with ``write``.
+``notify()`` is called from any thread after every state change, never under a lock;
+it must be cheap and must not block (``Event.set``, ``loop.call_soon_threadsafe``).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import replace
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from ._framing import Flags, Frame, FrameError, decode_frame, encode_frame
+from ._stream import (
+    Assembler,
+    FlowControlError,
+    MessageTooLargeError,
+    ReorderBuffer,
+    message_frames,
+)
+from .metadata import Metadatum
+from .status import StatusCode, code_from_int
+from .transport import (
+    Address,
+    Message,
+    ProtocolError,
+    Transport,
+    TransportClosedError,
+)
+from .transport import PeerUnreachableError as _Unreachable
+
+__all__ = ["DEFAULT_WINDOW", "ClientCallCore", "ClientEndpoint"]
+
+log = logging.getLogger("homarpc.client")
+
+#: Default flow-control window, in frames, per call and direction.
+DEFAULT_WINDOW = 8
+#: Longest sleep of the receive thread between deadline checks.
+_TICK = 0.25
+
+Notify = Callable[[], None]
+MetadataEntries = tuple[Metadatum, ...]
+
+
+class ClientCallCore:
+    """One call's client-side state. Thread-safe; created by ``start_call``."""
+
+    def __init__(
+        self,
+        endpoint: ClientEndpoint,
+        call_id: int,
+        dest: Address,
+        deadline: float | None,
+        response_streaming: bool,
+        notify: Notify,
+        start: Frame,
+        request: bytes | None,
+    ) -> None:
+        self._endpoint = endpoint
+        self._start_frame = start
+        self._request = request
+        self.call_id = call_id
+        self.dest = dest
+        self.deadline = deadline
+        self._notify = notify
+        self._lock = threading.Lock()
+        self._window = endpoint.window
+        self._poll_target = self._window if response_streaming else 1
+        self._send_seq = 1
+        self._pending: deque[Frame] = deque()
+        self._data_out = 0
+        self._polls_out = 0
+        self._half_closed = False
+        self._rpc_ids: set[int] = set()
+        self._early_ids: set[int] = set()
+        self._inbound: ReorderBuffer[Frame] = ReorderBuffer(4 * self._window + 4)
+        self._assembler = Assembler(endpoint.max_receive_message_length)
+        self._messages: deque[bytes] = deque()
+        self.initial_metadata: MetadataEntries | None = None
+        self.code: StatusCode | None = None
+        self.details = ""
+        self.trailing_metadata: MetadataEntries = ()
+        #: True when the call failed because no server answered at ``dest`` before
+        #: any response arrived (safe to retry elsewhere).
+        self.unreachable = False
+        self._heard_back = False
+        self._server_finished = False
+
+    # -- application side --------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self.code is not None
+
+    @property
+    def reading_done(self) -> bool:
+        return self.code is not None and not self._messages
+
+    def time_remaining(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - time.monotonic())
+
+    def writable(self) -> bool:
+        return not self._pending and not self._half_closed and self.code is None
+
+    def write(self, payload: bytes) -> bool:
+        """Queue one message; False when the window is full (retry after notify).
+
+        Writing after the call ended is a silent no-op that returns True (the
+        caller learns the outcome from ``code``).
+        """
+        with self._lock:
+            if self.code is not None:
+                return True
+            if self._pending or self._half_closed:
+                return False
+            self._queue_message(payload, Flags(0))
+            sends = self._flush()
+        self._transmit(sends)
+        return True
+
+    def done_writing(self) -> None:
+        """Half-close: no more messages from the client."""
+        with self._lock:
+            if self._half_closed or self.code is not None:
+                return
+            self._half_closed = True
+            frame = Frame(self.call_id, self._next_seq(), Flags.EOS)
+            self._pending.append(frame)
+            sends = self._flush()
+        self._transmit(sends)
+
+    def read(self) -> bytes | None:
+        """The next whole message, or None when none is waiting."""
+        with self._lock:
+            if not self._messages:
+                return None
+            message = self._messages.popleft()
+            sends = self._flush()
+        self._transmit(sends)
+        return message
+
+    def cancel(
+        self,
+        code: StatusCode = StatusCode.CANCELLED,
+        details: str = "Locally cancelled by application!",
+    ) -> bool:
+        """End the call locally, abort its Homa RPCs and tell the server."""
+        with self._lock:
+            if self.code is not None:
+                return False
+            self._finish(code, details)
+            ids = self._take_rpc_ids()
+        self._abandon(ids)
+        self._notify()
+        return True
+
+    # -- start and send ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Send the call start (with the whole request, for unary requests)."""
+        head, request = self._start_frame, self._request
+        self._request = None
+        with self._lock:
+            if self.code is not None:
+                return
+            if request is None:
+                self._pending.append(replace(head, seq=self._next_seq()))
+            else:
+                self._half_closed = True
+                self._queue_message(request, Flags.EOS, head)
+            sends = self._flush()
+        self._transmit(sends)
+
+    def _next_seq(self) -> int:
+        seq = self._send_seq
+        self._send_seq += 1
+        return seq
+
+    def _queue_message(self, payload: bytes, end: Flags, head: Frame | None = None) -> None:
+        first = head or Frame(self.call_id)
+        frames = message_frames(first, payload, self._send_seq,
+                                self._endpoint.max_message_length, end)
+        self._send_seq += len(frames)
+        self._pending.extend(frames)
+
+    def _flush(self) -> list[Frame]:
+        """Frames to send now that the window allows (call under the lock)."""
+        sends: list[Frame] = []
+        while self._pending and self._data_out < self._window:
+            frame = self._pending.popleft()
+            if frame.flags & Flags.POLL:
+                self._polls_out += 1
+            else:
+                self._data_out += 1
+            sends.append(frame)
+        if self.code is None:
+            unread = len(self._messages) + len(self._inbound)
+            for _ in range(self._poll_target - unread - self._polls_out):
+                self._polls_out += 1
+                sends.append(Frame(self.call_id, 0, Flags.POLL))
+        return sends
+
+    def _transmit(self, frames: list[Frame]) -> None:
+        for frame in frames:
+            cookie = self.call_id << 1 | bool(frame.flags & Flags.POLL)
+            try:
+                rpc_id = self._endpoint.transport.send(self.dest, encode_frame(frame), cookie)
+            except TransportClosedError:
+                self._fail(StatusCode.UNAVAILABLE, "Channel closed!")
+                return
+            except (ValueError, ProtocolError) as exc:
+                self._fail(StatusCode.INTERNAL, f"could not send: {exc}")
+                return
+            with self._lock:
+                if rpc_id in self._early_ids:
+                    self._early_ids.discard(rpc_id)
+                elif self.code is None:
+                    self._rpc_ids.add(rpc_id)
+
+    # -- responses from the transport -------------------------------------------
+
+    def on_response(self, message: Message, is_poll: bool) -> None:
+        """Handle one response (or RPC failure) for this call; from the receive loop."""
+        with self._lock:
+            self._account(message.id, is_poll)
+            if self.code is not None:
+                return
+            self._absorb(message)
+            ended = self.code is not None
+            sends = [] if ended else self._flush()
+            abort_ids = None if self._server_finished else self._take_rpc_ids()
+        if not ended:
+            self._transmit(sends)
+        elif abort_ids is None:
+            self._endpoint.forget(self.call_id)
+        else:
+            self._abandon(abort_ids)
+        self._notify()
+
+    def _account(self, rpc_id: int, is_poll: bool) -> None:
+        if rpc_id in self._rpc_ids:
+            self._rpc_ids.discard(rpc_id)
+        else:
+            self._early_ids.add(rpc_id)
+        if is_poll:
+            self._polls_out -= 1
+        else:
+            self._data_out -= 1
+
+    def _absorb(self, message: Message) -> None:
+        """Apply one response (under the lock)."""
+        if message.error is not None:
+            unreachable = isinstance(message.error, _Unreachable)
+            self.unreachable = unreachable and not self._heard_back
+            self._finish(StatusCode.UNAVAILABLE, str(message.error))
+            return
+        try:
+            frame = decode_frame(message.payload)
+        except FrameError as exc:
+            self._endpoint.malformed += 1
+            self._finish(StatusCode.INTERNAL, f"malformed response: {exc}")
+            return
+        finally:
+            message.release()
+        self._heard_back = True
+        if frame.flags & Flags.CANCEL:
+            self._server_finished = True
+            self._finish(StatusCode.CANCELLED, "Cancelled by the server")
+        elif frame.seq:  # seq 0 is an empty acknowledgement
+            self._take_ordered(frame)
+
+    def _take_ordered(self, frame: Frame) -> None:
+        try:
+            self._inbound.add(frame.seq, frame)
+            for ready in self._inbound.ready():
+                self._apply(ready)
+        except MessageTooLargeError as exc:
+            self._finish(StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except FlowControlError as exc:
+            self._finish(StatusCode.INTERNAL, str(exc))
+
+    def _apply(self, frame: Frame) -> None:
+        if frame.metadata is not None and self.initial_metadata is None:
+            self.initial_metadata = frame.metadata
+        if frame.flags & Flags.MESSAGE:
+            whole = self._assembler.add(frame.payload, bool(frame.flags & Flags.MSG_END))
+            if whole is not None:
+                self._messages.append(whole)
+        if frame.flags & Flags.EOS:
+            code, details = frame.status or (StatusCode.UNKNOWN.code, "")
+            self.trailing_metadata = frame.trailers or ()
+            self._server_finished = True
+            self._finish(code_from_int(code), details)
+
+    # -- endings -----------------------------------------------------------------
+
+    def _finish(self, code: StatusCode, details: str) -> None:
+        """Record the outcome (under the lock)."""
+        self.code = code
+        self.details = details
+        if self.initial_metadata is None:
+            self.initial_metadata = ()
+        self._pending.clear()
+
+    def _take_rpc_ids(self) -> list[int]:
+        ids = list(self._rpc_ids)
+        self._rpc_ids.clear()
+        return ids
+
+    def _fail(self, code: StatusCode, details: str) -> None:
+        with self._lock:
+            if self.code is not None:
+                return
+            self._finish(code, details)
+        self._endpoint.forget(self.call_id)
+        self._notify()
+
+    def _abandon(self, rpc_ids: list[int]) -> None:
+        """After a local end: abort our RPCs, tell the server, forget the call."""
+        transport = self._endpoint.transport
+        self._endpoint.forget(self.call_id)
+        try:
+            for rpc_id in rpc_ids:
+                transport.abort(rpc_id)
+            if self._send_seq > 1:
+                cancel = Frame(self.call_id, 0, Flags.CANCEL)
+                transport.send(self.dest, encode_frame(cancel), 0)
+        except TransportClosedError:
+            pass
+
+    def expire(self) -> None:
+        """The deadline passed: DEADLINE_EXCEEDED, as grpcio words it."""
+        self.cancel(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+
+
+class ClientEndpoint:
+    """A client transport shared by all calls of a channel, plus its receive thread."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        max_receive_message_length: int = 4 * 1024 * 1024,
+        window: int = DEFAULT_WINDOW,
+    ) -> None:
+        self.transport = transport
+        self.max_receive_message_length = max_receive_message_length
+        self.max_message_length = transport.max_message_length
+        self.window = window
+        #: Responses dropped because they did not parse.
+        self.malformed = 0
+        self._calls: dict[int, ClientCallCore] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._deadlines: list[tuple[float, int]] = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="homarpc-client",
+                                        daemon=True)
+        self._thread.start()
+
+    def start_call(
+        self,
+        dest: Address,
+        method: str,
+        metadata: MetadataEntries,
+        timeout: float | None,
+        *,
+        request: bytes | None,
+        response_streaming: bool,
+        notify: Notify,
+    ) -> ClientCallCore:
+        """Create and start a call (see the module docstring)."""
+        core = self.open_call(dest, method, metadata, timeout, request=request,
+                              response_streaming=response_streaming, notify=notify)
+        core.start()
+        return core
+
+    def open_call(
+        self,
+        dest: Address,
+        method: str,
+        metadata: MetadataEntries,
+        timeout: float | None,
+        *,
+        request: bytes | None,
+        response_streaming: bool,
+        notify: Notify,
+    ) -> ClientCallCore:
+        """Like ``start_call`` but not yet sent: call ``core.start()`` when ready."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            call_id = next(self._ids)
+            head = Frame(call_id, 0, Flags.POLL, method, timeout, metadata or None)
+            core = ClientCallCore(self, call_id, dest, deadline, response_streaming,
+                                  notify, head, request)
+            if self._closed:
+                core.code, core.details = StatusCode.UNAVAILABLE, "Channel closed!"
+                return core
+            self._calls[call_id] = core
+            if deadline is not None:
+                heapq.heappush(self._deadlines, (deadline, call_id))
+        return core
+
+    def forget(self, call_id: int) -> None:
+        with self._lock:
+            self._calls.pop(call_id, None)
+
+    def close(self) -> None:
+        """Fail every live call with UNAVAILABLE and close the transport."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            calls = list(self._calls.values())
+        for core in calls:
+            core.cancel(StatusCode.UNAVAILABLE, "Channel closed!")
+        self.transport.close()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=2.0)
+
+    # -- the receive loop ---------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            try:
+                message = self.transport.recv(timeout=self._sleep_time())
+            except TransportClosedError:
+                return
+            if message is not None:
+                self._dispatch(message)
+            self._expire_deadlines()
+
+    def _dispatch(self, message: Message) -> None:
+        with self._lock:
+            core = self._calls.get(message.cookie >> 1)
+        if core is None:
+            message.release()  # a late answer for a finished call
+            return
+        try:
+            core.on_response(message, bool(message.cookie & 1))
+        except Exception:  # a bug must not kill the channel's only receiver
+            log.exception("homarpc: error handling a response for call %d", core.call_id)
+
+    def _sleep_time(self) -> float:
+        with self._lock:
+            if not self._deadlines:
+                return _TICK
+            return min(_TICK, max(0.0, self._deadlines[0][0] - time.monotonic()))
+
+    def _expire_deadlines(self) -> None:
+        now = time.monotonic()
+        expired: list[ClientCallCore] = []
+        with self._lock:
+            while self._deadlines and self._deadlines[0][0] <= now:
+                _, call_id = heapq.heappop(self._deadlines)
+                core = self._calls.get(call_id)
+                if core is not None:
+                    expired.append(core)
+        for core in expired:
+            core.expire()

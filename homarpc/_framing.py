@@ -1,0 +1,249 @@
+"""Sans-IO framing of gRPC calls inside Homa messages (wire format version 1).
+
+Layer: rpc. Imports: stdlib and ``homarpc.metadata`` only: no asyncio, no threads, no
+transport. Every Homa message homarpc sends is exactly one frame; the layout is
+documented in ``docs/wire-format.md``. In short (all integers big-endian)::
+
+    0  u8   version (1)          4  u32  seq (0: not part of the ordered stream)
+    1  u8   flags                8  u64  call id (chosen by the client)
+    2  u16  reserved (0)        16  u32  head length H
+    20      head: H bytes of TLV records  (u8 tag | u32 length | value)
+    20+H    payload: the rest of the message (one chunk of one gRPC message)
+
+``decode_frame`` raises ``FrameError`` (a ``ValueError``) on anything malformed and
+never anything else; callers drop and count such messages.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+from .metadata import Metadatum
+
+__all__ = [
+    "HEADER_SIZE",
+    "VERSION",
+    "Flags",
+    "Frame",
+    "FrameError",
+    "decode_frame",
+    "encode_frame",
+]
+
+VERSION: Final = 1
+_HEADER = struct.Struct(">BBHIQI")
+HEADER_SIZE: Final = _HEADER.size  # 20
+_TLV = struct.Struct(">BI")
+_MD_ENTRY = struct.Struct(">HI")
+_U64 = struct.Struct(">Q")
+_STATUS = struct.Struct(">I")
+_NO_TIMEOUT: Final = (1 << 64) - 1
+
+
+class Flags(enum.IntFlag):
+    """Bits of the flags byte; see ``docs/wire-format.md`` for the rules."""
+
+    MESSAGE = 0x01  # the payload is a chunk of a gRPC message (possibly empty)
+    MSG_END = 0x02  # ... and that chunk completes the message
+    EOS = 0x04  # end of this direction: client half-close / server final status
+    POLL = 0x08  # client request: hold me until you have something to send back
+    CANCEL = 0x10  # the sender cancelled the call
+
+
+_KNOWN_FLAGS: Final = 0x1F
+
+
+class _Tag(enum.IntEnum):
+    METHOD = 1  # utf-8 method path, client's first frame
+    TIMEOUT = 2  # u64 microseconds left when sent
+    METADATA = 3  # invocation metadata (client) / initial metadata (server)
+    STATUS = 4  # u32 code | utf-8 details (server's final frame)
+    TRAILERS = 5  # trailing metadata (server's final frame)
+
+
+class FrameError(ValueError):
+    """A message that is not a well-formed frame of a supported version."""
+
+
+MetadataEntries = tuple[Metadatum, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One frame; ``None`` fields are absent on the wire, ``()`` is present-but-empty."""
+
+    call_id: int
+    seq: int = 0
+    flags: Flags = Flags(0)
+    method: str | None = None
+    timeout: float | None = None
+    metadata: MetadataEntries | None = None
+    status: tuple[int, str] | None = None
+    trailers: MetadataEntries | None = None
+    payload: bytes = b""
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """Serialise ``frame``; the caller keeps it under the Homa message limit."""
+    head = _encode_head(frame)
+    header = _HEADER.pack(VERSION, frame.flags, 0, frame.seq, frame.call_id, len(head))
+    if frame.payload:
+        return b"".join((header, head, frame.payload))
+    return header + head
+
+
+def head_size(frame: Frame) -> int:
+    """Bytes ``encode_frame`` spends before the payload (header included)."""
+    return HEADER_SIZE + len(_encode_head(frame))
+
+
+def _encode_head(frame: Frame) -> bytes:
+    if (
+        frame.method is None
+        and frame.metadata is None
+        and frame.status is None
+        and frame.trailers is None
+        and frame.timeout is None
+    ):
+        return b""
+    parts: list[bytes] = []
+    if frame.method is not None:
+        _put(parts, _Tag.METHOD, frame.method.encode())
+    if frame.timeout is not None:
+        micros = min(max(0, round(frame.timeout * 1e6)), _NO_TIMEOUT - 1)
+        _put(parts, _Tag.TIMEOUT, _U64.pack(micros))
+    if frame.metadata is not None:
+        _put(parts, _Tag.METADATA, _encode_metadata(frame.metadata))
+    if frame.status is not None:
+        code, details = frame.status
+        _put(parts, _Tag.STATUS, _STATUS.pack(code) + details.encode())
+    if frame.trailers is not None:
+        _put(parts, _Tag.TRAILERS, _encode_metadata(frame.trailers))
+    return b"".join(parts)
+
+
+def _put(parts: list[bytes], tag: _Tag, value: bytes) -> None:
+    parts.append(_TLV.pack(tag, len(value)))
+    parts.append(value)
+
+
+def _encode_metadata(entries: MetadataEntries) -> bytes:
+    parts: list[bytes] = []
+    for key, value in entries:
+        raw_key = key.encode("ascii")
+        raw_value = value if isinstance(value, bytes) else value.encode("ascii")
+        parts.append(_MD_ENTRY.pack(len(raw_key), len(raw_value)))
+        parts.append(raw_key)
+        parts.append(raw_value)
+    return b"".join(parts)
+
+
+def decode_frame(data: bytes | memoryview) -> Frame:
+    """Parse one Homa message into a ``Frame`` (the payload is copied out).
+
+    Raises:
+        FrameError: too short, unknown version, lengths that do not add up, or a
+            head record that does not parse.
+    """
+    view = memoryview(data)
+    if len(view) < HEADER_SIZE:
+        raise FrameError(f"message of {len(view)} bytes is shorter than a frame header")
+    version, flags, _, seq, call_id, head_len = _HEADER.unpack_from(view)
+    if version != VERSION:
+        raise FrameError(f"unsupported frame version {version} (this is {VERSION})")
+    end = HEADER_SIZE + head_len
+    if end > len(view):
+        raise FrameError(f"head length {head_len} runs past the message end")
+    fields = _decode_head(view[HEADER_SIZE:end]) if head_len else {}
+    known_flags = Flags(flags & _KNOWN_FLAGS)  # newer peers' extra bits are ignored
+    return Frame(call_id, seq, known_flags, payload=bytes(view[end:]), **fields)  # type: ignore[arg-type]
+
+
+def _decode_head(view: memoryview) -> dict[str, object]:
+    fields: dict[str, object] = {}
+    offset = 0
+    while offset < len(view):
+        if offset + _TLV.size > len(view):
+            raise FrameError("truncated head record")
+        tag, length = _TLV.unpack_from(view, offset)
+        offset += _TLV.size
+        if offset + length > len(view):
+            raise FrameError(f"head record {tag} runs past the head")
+        value = view[offset : offset + length]
+        offset += length
+        decoder = _HEAD_DECODERS.get(tag)
+        if decoder is not None:  # unknown tags are skipped: newer peers may add some
+            name, decoded = decoder(value)
+            fields[name] = decoded
+    return fields
+
+
+def _decode_method(value: memoryview) -> tuple[str, object]:
+    return "method", _text(value, "method")
+
+
+def _decode_timeout(value: memoryview) -> tuple[str, object]:
+    if len(value) != _U64.size:
+        raise FrameError("timeout record is not 8 bytes")
+    return "timeout", _U64.unpack(value)[0] / 1e6
+
+
+def _decode_status(value: memoryview) -> tuple[str, object]:
+    if len(value) < _STATUS.size:
+        raise FrameError("status record is too short")
+    return "status", (_STATUS.unpack_from(value)[0], _text(value[4:], "details"))
+
+
+def _decode_metadata_field(value: memoryview) -> tuple[str, object]:
+    return "metadata", decode_metadata(value)
+
+
+def _decode_trailers_field(value: memoryview) -> tuple[str, object]:
+    return "trailers", decode_metadata(value)
+
+
+_HEAD_DECODERS = {
+    _Tag.METHOD: _decode_method,
+    _Tag.TIMEOUT: _decode_timeout,
+    _Tag.METADATA: _decode_metadata_field,
+    _Tag.STATUS: _decode_status,
+    _Tag.TRAILERS: _decode_trailers_field,
+}
+
+
+def _text(value: memoryview, what: str) -> str:
+    try:
+        return bytes(value).decode()
+    except UnicodeDecodeError:
+        raise FrameError(f"{what} is not valid UTF-8") from None
+
+
+def decode_metadata(view: memoryview) -> MetadataEntries:
+    """Parse a metadata block; ``-bin`` values stay bytes, others become text."""
+    entries: list[Metadatum] = []
+    offset = 0
+    while offset < len(view):
+        if offset + _MD_ENTRY.size > len(view):
+            raise FrameError("truncated metadata entry")
+        key_len, value_len = _MD_ENTRY.unpack_from(view, offset)
+        offset += _MD_ENTRY.size
+        if offset + key_len + value_len > len(view):
+            raise FrameError("metadata entry runs past its block")
+        key = bytes(view[offset : offset + key_len])
+        raw = bytes(view[offset + key_len : offset + key_len + value_len])
+        offset += key_len + value_len
+        entries.append(_metadatum(key, raw))
+    return tuple(entries)
+
+
+def _metadatum(key: bytes, raw: bytes) -> Metadatum:
+    try:
+        name = key.decode("ascii")
+        if name.endswith("-bin"):
+            return Metadatum(name, raw)
+        return Metadatum(name, raw.decode("ascii"))
+    except UnicodeDecodeError:
+        raise FrameError("metadata is not ASCII") from None

@@ -1,0 +1,318 @@
+"""Running one call's handler on a worker thread, and its ``ServicerContext``.
+
+Layer: rpc. Imports: stdlib and rpc-layer modules (no transport, no asyncio).
+
+Error mapping follows grpcio, strings included: no handler -> UNIMPLEMENTED
+"Method not found!"; a behavior that raises -> UNKNOWN "Exception calling
+application: <exc>" (plus a log line) unless it set a code first; ``abort`` -> the
+given code and details; a unary behavior returning None -> INTERNAL "Failed to
+serialize response!".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
+
+from ._handlers import HandlerCallDetails, RpcMethodHandler
+from ._interfaces import ServicerContext
+from ._serving import ServerCallCore
+from ._sync import Waiter
+from .metadata import Metadatum, check_metadata, format_peer
+from .status import MetadataTuple, Status, StatusCode
+
+__all__ = ["Context", "run_call"]
+
+log = logging.getLogger("homarpc.server")
+
+Lookup = Callable[[HandlerCallDetails], RpcMethodHandler | None]
+
+
+class _Abort(Exception):
+    """Raised by ``context.abort``: unwinds the behavior; the status is on the context."""
+
+
+class _BadRequest(Exception):
+    """The request could not be deserialized."""
+
+
+class Context(ServicerContext):
+    """The ``ServicerContext`` a blocking handler receives."""
+
+    def __init__(self, core: ServerCallCore, waiter: Waiter, streaming: bool) -> None:
+        self._core = core
+        self._waiter = waiter
+        self._streaming = streaming
+        self._code: StatusCode | None = None
+        self._details = ""
+        self._trailing: tuple[Metadatum, ...] = ()
+
+    # -- about the call -----------------------------------------------------------
+
+    def invocation_metadata(self) -> MetadataTuple:
+        return self._core.metadata
+
+    def peer(self) -> str:
+        return format_peer(self._core.peer)
+
+    def peer_identities(self) -> None:
+        return None
+
+    def peer_identity_key(self) -> None:
+        return None
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {}
+
+    def time_remaining(self) -> float | None:
+        return self._core.time_remaining()
+
+    def is_active(self) -> bool:
+        return self._core.is_active
+
+    def cancel(self) -> bool:
+        self._core.terminate(StatusCode.CANCELLED, "Cancelled")
+        return True
+
+    def add_callback(self, callback: Callable[[], Any]) -> bool:
+        return self._core.add_done_callback(callback)
+
+    # -- shaping the response -------------------------------------------------------
+
+    def send_initial_metadata(self, initial_metadata: Any) -> None:
+        entries = tuple(check_metadata(initial_metadata))
+        self._core.send_initial_metadata(entries, flush=self._streaming)
+
+    def set_trailing_metadata(self, trailing_metadata: Any) -> None:
+        self._trailing = tuple(check_metadata(trailing_metadata))
+
+    def trailing_metadata(self) -> MetadataTuple:
+        return self._trailing
+
+    def abort(self, code: StatusCode, details: str) -> NoReturn:
+        if code is StatusCode.OK:
+            log.error("abort() called with StatusCode.OK; returning UNKNOWN instead")
+            code = StatusCode.UNKNOWN
+        self._code, self._details = code, details
+        raise _Abort(details)
+
+    def abort_with_status(self, status: Status) -> NoReturn:
+        self.set_trailing_metadata(status.trailing_metadata)
+        self.abort(status.code, status.details)
+
+    def set_code(self, code: StatusCode) -> None:
+        self._code = code
+
+    def set_details(self, details: str) -> None:
+        self._details = details
+
+    def code(self) -> StatusCode | None:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def set_compression(self, compression: Any) -> None:
+        """Accepted for compatibility; homarpc does not compress."""
+
+    def disable_next_message_compression(self) -> None:
+        """Accepted for compatibility; homarpc does not compress."""
+
+    # -- used by run_call ---------------------------------------------------------
+
+    def finish(self, message: bytes | None = None) -> None:
+        code = self._code or StatusCode.OK
+        self._core.finish(code, self._details, self._trailing,
+                          message if code is StatusCode.OK else None)
+
+    def finish_with(self, code: StatusCode, details: str) -> None:
+        self._core.finish(code, details, self._trailing)
+
+
+def _requests(core: ServerCallCore, waiter: Waiter, decode: Callable[[bytes], Any]
+              ) -> Iterator[Any]:
+    """The request iterator a streaming-request behavior receives."""
+    while True:
+        payload = _next_payload(core, waiter)
+        if payload is None:
+            return
+        yield decode(payload)
+
+
+def _next_payload(core: ServerCallCore, waiter: Waiter) -> bytes | None:
+    holder: list[bytes] = []
+
+    def ready() -> bool:
+        payload = core.read()
+        if payload is not None:
+            holder.append(payload)
+            return True
+        return core.reading_done
+
+    waiter.wait_for(ready)
+    return holder[0] if holder else None
+
+
+def _identity(data: bytes) -> Any:
+    return data
+
+
+def _decoder(handler: RpcMethodHandler) -> Callable[[bytes], Any]:
+    deserialize = handler.request_deserializer or _identity
+
+    def decode(payload: bytes) -> Any:
+        try:
+            return deserialize(payload)
+        except Exception as exc:
+            raise _BadRequest(str(exc)) from exc
+
+    return decode
+
+
+def _encoder(handler: RpcMethodHandler, max_send: int) -> Callable[[Any], bytes]:
+    serialize = handler.response_serializer or _identity
+
+    def encode(response: Any) -> bytes:
+        payload = serialize(response)
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise TypeError(f"serializer returned {type(payload).__name__}, not bytes")
+        if max_send >= 0 and len(payload) > max_send:
+            raise _TooLarge(f"Sent message larger than max ({len(payload)} vs. {max_send})")
+        return bytes(payload)
+
+    return encode
+
+
+class _TooLarge(Exception):
+    """A response over ``grpc.max_send_message_length``."""
+
+
+def run_call(core: ServerCallCore, lookup: Lookup, max_send: int) -> None:
+    """Find the handler for ``core`` and run it to completion (worker thread)."""
+    waiter = Waiter()
+    core.notify = waiter.wake
+    try:
+        handler = lookup(HandlerCallDetails(core.method, core.metadata))
+    except Exception as exc:
+        log.exception("homarpc: handler lookup for %s failed", core.method)
+        core.finish(StatusCode.UNKNOWN, f"Exception calling application: {exc}")
+        return
+    if handler is None:
+        core.finish(StatusCode.UNIMPLEMENTED, "Method not found!")
+        return
+    context = Context(core, waiter, handler.response_streaming)
+    try:
+        _RUNNERS[(handler.request_streaming, handler.response_streaming)](
+            core, waiter, handler, context, max_send
+        )
+    except _Abort:
+        context.finish()
+    except _BadRequest:
+        context.finish_with(StatusCode.INTERNAL, "Exception deserializing request!")
+    except _TooLarge as exc:
+        context.finish_with(StatusCode.RESOURCE_EXHAUSTED, str(exc))
+    except Exception as exc:
+        _finish_after_exception(context, core, exc)
+
+
+def _finish_after_exception(context: Context, core: ServerCallCore, exc: Exception) -> None:
+    if not core.is_active:
+        return  # cancelled or timed out meanwhile: the client has its status
+    if context.code() not in (None, StatusCode.OK):
+        context.finish()  # e.g. the generated "Method not implemented!" default
+        return
+    log.exception("Exception calling application: %s", exc)
+    context.finish_with(StatusCode.UNKNOWN, f"Exception calling application: {exc}")
+
+
+def _unary_request(core: ServerCallCore, waiter: Waiter, handler: RpcMethodHandler) -> Any:
+    payload = _next_payload(core, waiter)
+    if payload is None:
+        if core.is_active:
+            core.finish(StatusCode.INTERNAL, "Expected exactly one request message")
+        raise _Cancelled
+    return _decoder(handler)(payload)
+
+
+class _Cancelled(Exception):
+    """The call ended before the handler could run."""
+
+
+def _unary_response(context: Context, handler: RpcMethodHandler, max_send: int,
+                    response: Any) -> None:
+    if response is None:
+        if context.code() in (None, StatusCode.OK):
+            context.finish_with(StatusCode.INTERNAL, "Failed to serialize response!")
+        else:
+            context.finish()
+        return
+    try:
+        payload = _encoder(handler, max_send)(response)
+    except _TooLarge:
+        raise
+    except Exception:
+        context.finish_with(StatusCode.INTERNAL, "Failed to serialize response!")
+        return
+    context.finish(payload)
+
+
+def _stream_response(core: ServerCallCore, waiter: Waiter, context: Context,
+                     handler: RpcMethodHandler, max_send: int,
+                     responses: Iterator[Any]) -> None:
+    encode = _encoder(handler, max_send)
+    try:
+        for response in responses:
+            payload = encode(response)
+            waiter.wait_for(core.writable)
+            if not core.is_active or not core.write(payload):
+                break
+    finally:
+        close = getattr(responses, "close", None)
+        if close is not None:
+            close()
+    context.finish()
+
+
+def _run_unary_unary(core: ServerCallCore, waiter: Waiter, handler: RpcMethodHandler,
+                     context: Context, max_send: int) -> None:
+    try:
+        request = _unary_request(core, waiter, handler)
+    except _Cancelled:
+        return
+    assert handler.unary_unary is not None
+    _unary_response(context, handler, max_send, handler.unary_unary(request, context))
+
+
+def _run_unary_stream(core: ServerCallCore, waiter: Waiter, handler: RpcMethodHandler,
+                      context: Context, max_send: int) -> None:
+    try:
+        request = _unary_request(core, waiter, handler)
+    except _Cancelled:
+        return
+    assert handler.unary_stream is not None
+    responses = handler.unary_stream(request, context)
+    _stream_response(core, waiter, context, handler, max_send, iter(responses or ()))
+
+
+def _run_stream_unary(core: ServerCallCore, waiter: Waiter, handler: RpcMethodHandler,
+                      context: Context, max_send: int) -> None:
+    assert handler.stream_unary is not None
+    requests = _requests(core, waiter, _decoder(handler))
+    _unary_response(context, handler, max_send, handler.stream_unary(requests, context))
+
+
+def _run_stream_stream(core: ServerCallCore, waiter: Waiter, handler: RpcMethodHandler,
+                       context: Context, max_send: int) -> None:
+    assert handler.stream_stream is not None
+    requests = _requests(core, waiter, _decoder(handler))
+    responses = handler.stream_stream(requests, context)
+    _stream_response(core, waiter, context, handler, max_send, iter(responses or ()))
+
+
+_RUNNERS = {
+    (False, False): _run_unary_unary,
+    (False, True): _run_unary_stream,
+    (True, False): _run_stream_unary,
+    (True, True): _run_stream_stream,
+}

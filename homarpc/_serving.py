@@ -1,0 +1,454 @@
+"""The server call core: calls arriving on one transport, answered through ``notify``.
+
+Layer: rpc. Imports: stdlib, public ``homarpc.transport`` names, rpc-layer modules.
+No asyncio: the blocking server and ``homarpc.aio`` both sit on this module.
+
+Theory of operation (the server half of ``_call.py``'s protocol): the server never
+starts a Homa RPC. Each request from a client is answered exactly once:
+
+* a *data* request is answered once the handler has consumed its message (chunks of
+  a message still being assembled are answered at once), so the client's send window
+  is the server's bound on buffered input;
+* a *poll* request is held until there is a frame to send back (initial metadata, a
+  message chunk, or the final status), so server messages only leave as responses
+  and the number of held polls is the client's receive window;
+* any answer may carry an outgoing frame; when none is queued it is an empty ack.
+
+When the call ends every request still held is answered, so Homa keeps no state.
+
+Internal interface (stable; ``homarpc.aio`` uses exactly this)::
+
+    endpoint = ServerEndpoint(transport, on_call=callback, max_receive_message_length=...)
+    endpoint.start(); ...; endpoint.close()
+    # on_call(core) runs on the receive thread for each new call: it must not block
+    # (hand the call to a worker pool or an event loop) and should set core.notify.
+    core.method, core.metadata, core.peer, core.deadline, core.time_remaining()
+    core.read() -> bytes | None ; core.reading_done
+    core.send_initial_metadata(md) ; core.writable() ; core.write(payload) -> bool
+    core.finish(code, details, trailing_metadata, message=None)
+    core.terminate(code, details)     # server-side cancel / deadline
+    core.is_active, core.cancelled, core.add_done_callback(fn)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import replace
+
+from ._framing import Flags, Frame, FrameError, decode_frame, encode_frame
+from ._stream import (
+    Assembler,
+    FlowControlError,
+    MessageTooLargeError,
+    ReorderBuffer,
+    message_frames,
+)
+from .metadata import Metadatum
+from .status import StatusCode
+from .transport import Address, Message, Transport, TransportClosedError
+
+__all__ = ["ServerCallCore", "ServerEndpoint"]
+
+log = logging.getLogger("homarpc.server")
+
+DEFAULT_WINDOW = 8
+_TICK = 0.25
+#: Finished calls remembered so late frames for them are answered, not orphaned.
+_REMEMBERED = 4096
+#: Frames for calls whose start has not arrived yet, held at most this long.
+_ORPHAN_TTL = 5.0
+_MAX_ORPHANS = 1024
+
+Notify = Callable[[], None]
+MetadataEntries = tuple[Metadatum, ...]
+_Key = tuple[Address, int]
+
+
+class ServerCallCore:
+    """One call's server-side state. Thread-safe; created by ``ServerEndpoint``."""
+
+    def __init__(self, endpoint: ServerEndpoint, peer: Address, start: Frame) -> None:
+        self._endpoint = endpoint
+        self.peer = peer
+        self.call_id = start.call_id
+        self.method = start.method or ""
+        self.metadata: MetadataEntries = start.metadata or ()
+        self.deadline = None if start.timeout is None else time.monotonic() + start.timeout
+        self.notify: Notify = _nothing
+        self._lock = threading.Lock()
+        self._window = endpoint.window
+        self._inbound: ReorderBuffer[tuple[int, Frame]] = ReorderBuffer(4 * self._window + 4)
+        self._assembler = Assembler(endpoint.max_receive_message_length)
+        self._messages: deque[tuple[bytes, int, bool]] = deque()
+        self._half_closed = False
+        self._held: deque[int] = deque()  # polls waiting for something to carry
+        self._answerable: deque[int] = deque()  # consumed data requests
+        self._out: deque[Frame] = deque()
+        self._send_seq = 1
+        self._initial_metadata: MetadataEntries | None = None
+        self._metadata_sent = False
+        self._finished = False  # final status queued
+        self.cancelled = False
+        self._closed = False
+        self._callbacks: list[Callable[[], object]] = []
+        self._empty_ack = encode_frame(Frame(self.call_id))
+
+    # -- state seen by handlers ---------------------------------------------------
+
+    @property
+    def is_active(self) -> bool:
+        return not (self._finished or self.cancelled)
+
+    @property
+    def reading_done(self) -> bool:
+        return not self._messages and (self._half_closed or not self.is_active)
+
+    def time_remaining(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - time.monotonic())
+
+    def add_done_callback(self, callback: Callable[[], object]) -> bool:
+        """Run ``callback`` when the call ends; False if it already has."""
+        with self._lock:
+            if not self.is_active:
+                return False
+            self._callbacks.append(callback)
+            return True
+
+    # -- reading ------------------------------------------------------------------
+
+    def read(self) -> bytes | None:
+        """The next whole request message, or None when none is waiting."""
+        with self._lock:
+            if not self._messages:
+                return None
+            payload, rpc_id, is_poll = self._messages.popleft()
+            self._release(rpc_id, is_poll)
+            replies = self._pair()
+        self._send(replies)
+        return payload
+
+    # -- writing ------------------------------------------------------------------
+
+    def send_initial_metadata(self, metadata: MetadataEntries, flush: bool) -> None:
+        """Set initial metadata; ``flush`` sends it now instead of with the next frame."""
+        with self._lock:
+            if self._metadata_sent or not self.is_active:
+                return
+            self._initial_metadata = metadata
+            if not flush:
+                return
+            self._out.append(self._stamp(Frame(self.call_id)))
+            replies = self._pair()
+        self._send(replies)
+
+    def writable(self) -> bool:
+        return len(self._out) < self._window or not self.is_active
+
+    def write(self, payload: bytes) -> bool:
+        """Queue one response message; False when the window is full."""
+        with self._lock:
+            if not self.is_active:
+                return True
+            if len(self._out) >= self._window:
+                return False
+            self._queue_message(payload, Flags(0), Frame(self.call_id))
+            replies = self._pair()
+        self._send(replies)
+        return True
+
+    def finish(
+        self,
+        code: StatusCode,
+        details: str,
+        trailing_metadata: MetadataEntries = (),
+        message: bytes | None = None,
+    ) -> None:
+        """Queue the final status (and, for unary responses, the one message)."""
+        with self._lock:
+            if not self.is_active:
+                return
+            last = Frame(self.call_id, status=(code.code, details),
+                         trailers=trailing_metadata)
+            if message is None:
+                self._out.append(self._stamp(replace(last, flags=Flags.EOS)))
+            else:
+                self._queue_message(message, Flags.EOS, last)
+            self._finished = True
+            self._release_unread()
+            replies = self._pair()
+            callbacks = self._take_callbacks()
+        self._send(replies)
+        _run_callbacks(callbacks)
+
+    def terminate(self, code: StatusCode, details: str, tell_client: bool = True) -> None:
+        """End the call now (cancel, deadline, protocol trouble); handlers see it."""
+        with self._lock:
+            if self.cancelled or self._closed:
+                return
+            self.cancelled = True
+            self._out.clear()
+            if tell_client:
+                final = Frame(self.call_id, flags=Flags.EOS, status=(code.code, details))
+                self._out.append(self._stamp(final))
+            self._finished = True
+            self._release_unread()
+            replies = self._pair()
+            callbacks = self._take_callbacks()
+        self._send(replies)
+        _run_callbacks(callbacks)
+        self.notify()
+
+    def _stamp(self, frame: Frame) -> Frame:
+        """Give ``frame`` the next sequence number and any unsent initial metadata."""
+        frame = replace(frame, seq=self._send_seq)
+        self._send_seq += 1
+        if not self._metadata_sent:
+            self._metadata_sent = True
+            frame = replace(frame, metadata=self._initial_metadata or ())
+        return frame
+
+    def _queue_message(self, payload: bytes, end: Flags, first: Frame) -> None:
+        if not self._metadata_sent:
+            self._metadata_sent = True
+            first = replace(first, metadata=self._initial_metadata or ())
+        frames = message_frames(first, payload, self._send_seq,
+                                self._endpoint.max_message_length, end)
+        self._send_seq += len(frames)
+        self._out.extend(frames)
+
+    # -- requests from the transport ------------------------------------------------
+
+    def on_request(self, rpc_id: int, frame: Frame) -> None:
+        """Take one request frame of this call (from the receive thread)."""
+        with self._lock:
+            if frame.flags & Flags.CANCEL:
+                self._answerable.append(rpc_id)
+                cancelled = not self._finished
+            else:
+                cancelled = False
+                self._take(rpc_id, frame)
+            replies = self._pair()
+        self._send(replies)
+        if cancelled:
+            self.terminate(StatusCode.CANCELLED, "Cancelled by the client", False)
+        self.notify()
+
+    def _take(self, rpc_id: int, frame: Frame) -> None:
+        is_poll = bool(frame.flags & Flags.POLL)
+        if frame.seq == 0 or self._finished:
+            self._release(rpc_id, is_poll)
+            return
+        try:
+            if not self._inbound.add(frame.seq, (rpc_id, frame)):
+                self._release(rpc_id, is_poll)  # a duplicate
+                return
+            for ready_id, ready in self._inbound.ready():
+                self._apply(ready_id, ready)
+        except MessageTooLargeError as exc:
+            self._fail_locked(StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except FlowControlError as exc:
+            self._fail_locked(StatusCode.RESOURCE_EXHAUSTED, str(exc))
+
+    def _apply(self, rpc_id: int, frame: Frame) -> None:
+        is_poll = bool(frame.flags & Flags.POLL)
+        if frame.flags & Flags.EOS:
+            self._half_closed = True
+        if frame.flags & Flags.MESSAGE:
+            whole = self._assembler.add(frame.payload, bool(frame.flags & Flags.MSG_END))
+            if whole is not None:
+                self._messages.append((whole, rpc_id, is_poll))
+                return
+        self._release(rpc_id, is_poll)
+
+    def _fail_locked(self, code: StatusCode, details: str) -> None:
+        self.cancelled = True
+        self._out.clear()
+        final = Frame(self.call_id, flags=Flags.EOS, status=(code.code, details))
+        self._out.append(self._stamp(final))
+        self._finished = True
+        self._release_unread()
+
+    def _release(self, rpc_id: int, is_poll: bool) -> None:
+        (self._held if is_poll else self._answerable).append(rpc_id)
+
+    def _release_unread(self) -> None:
+        for _, rpc_id, is_poll in self._messages:
+            self._release(rpc_id, is_poll)
+        self._messages.clear()
+        for rpc_id, frame in self._inbound.drain():
+            self._release(rpc_id, bool(frame.flags & Flags.POLL))
+
+    def _pair(self) -> list[tuple[int, bytes]]:
+        """Match queued frames with answerable requests (under the lock)."""
+        replies: list[tuple[int, bytes]] = []
+        out = self._out
+        while self._answerable:
+            rpc_id = self._answerable.popleft()
+            replies.append((rpc_id, encode_frame(out.popleft()) if out else self._empty_ack))
+        while self._held and out:
+            replies.append((self._held.popleft(), encode_frame(out.popleft())))
+        while len(self._held) > self._window:  # a client polling beyond its window
+            replies.append((self._held.popleft(), self._empty_ack))
+        if self._finished and not out and not self._closed:
+            self._closed = True
+            replies.extend((rpc_id, self._empty_ack) for rpc_id in self._held)
+            self._held.clear()
+            self._endpoint.forget(self)
+        return replies
+
+    def _send(self, replies: list[tuple[int, bytes]]) -> None:
+        transport = self._endpoint.transport
+        try:
+            for rpc_id, payload in replies:
+                transport.reply(self.peer, rpc_id, payload)
+        except TransportClosedError:
+            pass
+
+    def _take_callbacks(self) -> list[Callable[[], object]]:
+        callbacks, self._callbacks = self._callbacks, []
+        return callbacks
+
+
+def _nothing() -> None:
+    return None
+
+
+def _run_callbacks(callbacks: list[Callable[[], object]]) -> None:
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            log.exception("homarpc: call-end callback raised")
+
+
+class ServerEndpoint:
+    """A listening transport, its receive thread, and the table of live calls."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        on_call: Callable[[ServerCallCore], None],
+        max_receive_message_length: int = 4 * 1024 * 1024,
+        window: int = DEFAULT_WINDOW,
+    ) -> None:
+        self.transport = transport
+        self.max_receive_message_length = max_receive_message_length
+        self.max_message_length = transport.max_message_length
+        self.window = window
+        #: Requests dropped because they did not parse.
+        self.malformed = 0
+        self._on_call = on_call
+        self._lock = threading.Lock()
+        self._calls: dict[_Key, ServerCallCore] = {}
+        self._finished: OrderedDict[_Key, None] = OrderedDict()
+        self._orphans: dict[_Key, list[tuple[float, int, Frame]]] = {}
+        self._thread = threading.Thread(target=self._run, name="homarpc-server",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def live_calls(self) -> list[ServerCallCore]:
+        with self._lock:
+            return list(self._calls.values())
+
+    def close(self) -> None:
+        """Cancel every live call and close the transport."""
+        for core in self.live_calls():
+            core.terminate(StatusCode.UNAVAILABLE, "Server shutting down")
+        self.transport.close()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=2.0)
+
+    def forget(self, core: ServerCallCore) -> None:
+        key = (core.peer, core.call_id)
+        with self._lock:
+            self._calls.pop(key, None)
+            self._finished[key] = None
+            if len(self._finished) > _REMEMBERED:
+                self._finished.popitem(last=False)
+
+    # -- the receive loop ---------------------------------------------------------
+
+    def _run(self) -> None:
+        next_sweep = time.monotonic() + _TICK
+        while True:
+            try:
+                message = self.transport.recv(timeout=_TICK)
+            except TransportClosedError:
+                return
+            if message is not None:
+                try:
+                    self._dispatch(message)
+                except Exception:  # a bug must not kill the server's only receiver
+                    log.exception("homarpc: error handling a request from %s", message.peer)
+            now = time.monotonic()
+            if now >= next_sweep:
+                next_sweep = now + _TICK
+                self._sweep(now)
+
+    def _dispatch(self, message: Message) -> None:
+        if not message.is_request:
+            return  # servers start no RPCs; nothing to match
+        try:
+            frame = decode_frame(message.payload)
+        except FrameError as exc:
+            self.malformed += 1
+            log.debug("homarpc: dropped a malformed request from %s: %s", message.peer, exc)
+            self._answer(message.peer, message.id, Frame(0, flags=Flags.EOS, status=(
+                StatusCode.INTERNAL.code, f"malformed request: {exc}")))
+            return
+        finally:
+            message.release()
+        key = (message.peer, frame.call_id)
+        orphans: list[tuple[float, int, Frame]] = []
+        with self._lock:
+            core = self._calls.get(key)
+            is_new = core is None and frame.seq == 1 and frame.method is not None
+            if is_new:
+                core = self._calls[key] = ServerCallCore(self, message.peer, frame)
+                orphans = self._orphans.pop(key, [])
+            elif core is None:
+                self._park_unknown(key, message.id, frame)
+                return
+        assert core is not None
+        core.on_request(message.id, frame)
+        if is_new:
+            self._on_call(core)
+            for _, orphan_id, orphan in orphans:
+                core.on_request(orphan_id, orphan)
+
+    def _park_unknown(self, key: _Key, rpc_id: int, frame: Frame) -> None:
+        """A frame for a call we do not have (under the lock): answer it or keep it."""
+        if key in self._finished or frame.flags & Flags.CANCEL or (
+            len(self._orphans) >= _MAX_ORPHANS
+        ):
+            self._answer(key[0], rpc_id, Frame(frame.call_id))
+        else:  # arrived before its call start: keep it a moment
+            self._orphans.setdefault(key, []).append((time.monotonic(), rpc_id, frame))
+
+    def _answer(self, peer: Address, rpc_id: int, frame: Frame) -> None:
+        try:
+            self.transport.reply(peer, rpc_id, encode_frame(frame))
+        except TransportClosedError:
+            pass
+
+    def _sweep(self, now: float) -> None:
+        """Expire deadlines and give up on orphans whose call never started."""
+        with self._lock:
+            expired = [c for c in self._calls.values()
+                       if c.deadline is not None and c.deadline <= now]
+            stale = [k for k, v in self._orphans.items() if v[0][0] + _ORPHAN_TTL < now]
+            dropped = [(k, self._orphans.pop(k)) for k in stale]
+        for core in expired:
+            core.terminate(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        for (peer, call_id), frames in dropped:
+            for _, rpc_id, _frame in frames:
+                self._answer(peer, rpc_id, Frame(call_id, flags=Flags.CANCEL))

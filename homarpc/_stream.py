@@ -1,0 +1,180 @@
+"""Sans-IO stream pieces both ends share: ordering, reassembly, splitting.
+
+Layer: rpc. Imports: stdlib and ``homarpc._framing`` only (no threads, no asyncio).
+
+Homa RPCs are not ordered with respect to each other, so every frame that belongs to
+a direction's ordered stream carries a sequence number (1, 2, 3, ...).
+``ReorderBuffer`` releases frames in order and refuses to hold more than its bound
+(a peer that ignores flow control gets an error, not our memory). ``Assembler`` joins
+the chunks of one gRPC message and enforces the receive size limit.
+``message_frames`` splits one outgoing message into frames that each fit in one
+Homa message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Generic, TypeVar
+
+from ._framing import HEADER_SIZE, Flags, Frame, head_size
+
+__all__ = [
+    "Assembler",
+    "FlowControlError",
+    "MessageTooLargeError",
+    "ReorderBuffer",
+    "message_frames",
+]
+
+T = TypeVar("T")
+
+
+class FlowControlError(Exception):
+    """The peer sent more than the flow-control window allows."""
+
+
+class MessageTooLargeError(Exception):
+    """A received message is larger than the receive limit.
+
+    Its text is grpcio's: ``Received message larger than max (N vs. M)``.
+    """
+
+
+class ReorderBuffer(Generic[T]):
+    """Holds out-of-order items by sequence number and releases them in order."""
+
+    __slots__ = ("_bound", "_next", "_waiting")
+
+    def __init__(self, bound: int) -> None:
+        self._bound = bound
+        self._next = 1
+        self._waiting: dict[int, T] = {}
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def add(self, seq: int, item: T) -> bool:
+        """Queue ``item``; False (and nothing queued) for a duplicate or stale seq.
+
+        Raises:
+            FlowControlError: more than ``bound`` items would be waiting.
+        """
+        if seq < self._next or seq in self._waiting:
+            return False
+        if len(self._waiting) >= self._bound:
+            raise FlowControlError(
+                f"peer exceeded the flow-control window of {self._bound} frames"
+            )
+        self._waiting[seq] = item
+        return True
+
+    def ready(self) -> Iterator[T]:
+        """Yield every item whose turn has come, in order."""
+        while self._next in self._waiting:
+            item = self._waiting.pop(self._next)
+            self._next += 1
+            yield item
+
+    def drain(self) -> list[T]:
+        """Remove and return everything still waiting (order not guaranteed)."""
+        items = list(self._waiting.values())
+        self._waiting.clear()
+        return items
+
+
+class Assembler:
+    """Joins the chunks of one message; refuses messages over ``limit`` bytes."""
+
+    __slots__ = ("_chunks", "_limit", "_size")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def add(self, chunk: bytes, is_last: bool) -> bytes | None:
+        """Add one chunk; return the whole message when ``is_last``.
+
+        Raises:
+            MessageTooLargeError: the message has grown past the limit.
+        """
+        self._size += len(chunk)
+        if self._limit >= 0 and self._size > self._limit:
+            size, self._size, self._chunks = self._size, 0, []
+            raise MessageTooLargeError(
+                f"Received message larger than max ({size} vs. {self._limit})"
+            )
+        if not is_last:
+            self._chunks.append(chunk)
+            return None
+        if self._chunks:
+            self._chunks.append(chunk)
+            chunk = b"".join(self._chunks)
+            self._chunks = []
+        self._size = 0
+        return chunk
+
+
+def message_frames(
+    first: Frame, payload: bytes, next_seq: int, max_length: int, end_flags: Flags
+) -> list[Frame]:
+    """Split one message into numbered frames of at most ``max_length`` bytes each.
+
+    Args:
+        first: template of the first frame (call id, flags, head fields). Its
+            ``status`` and ``trailers`` belong at the end and ride on the last frame
+            (or on one extra frame when they do not fit there).
+        payload: the whole gRPC message.
+        next_seq: the sequence number of the first frame.
+        max_length: the Homa message limit.
+        end_flags: ``Flags.EOS`` when this message also closes the direction.
+
+    Raises:
+        ValueError: the head alone does not fit in one message.
+    """
+    whole = replace(first, seq=next_seq, payload=payload,
+                    flags=first.flags | Flags.MESSAGE | Flags.MSG_END | end_flags)
+    fits_surely = len(payload) + _FAST_HEAD_ROOM <= max_length
+    if fits_surely and not _head_is_large(first):
+        return [whole]  # the hot path: one frame, head encoded once (by the caller)
+    if len(payload) + head_size(whole) <= max_length:
+        return [whole]
+    lead = replace(first, status=None, trailers=None, flags=first.flags | Flags.MESSAGE)
+    frames = _chunk_frames(lead, payload, max_length)
+    closing = Frame(first.call_id, flags=end_flags, status=first.status,
+                    trailers=first.trailers)
+    last = frames[-1]
+    merged = replace(last, flags=last.flags | Flags.MSG_END | end_flags,
+                     status=first.status, trailers=first.trailers)
+    if head_size(merged) + len(merged.payload) <= max_length:
+        frames[-1] = merged
+    else:
+        frames[-1] = replace(last, flags=last.flags | Flags.MSG_END)
+        frames.append(closing)
+    return [replace(f, seq=next_seq + i) for i, f in enumerate(frames)]
+
+
+#: A head this small always fits next to a payload of ``max_length - _FAST_HEAD_ROOM``.
+_FAST_HEAD_ROOM = 64 * 1024
+
+
+def _head_is_large(frame: Frame) -> bool:
+    """Cheap upper bound on the head's size (the hot path skips encoding it twice)."""
+    size = 256 + len(frame.method or "") + len(frame.status[1] if frame.status else "")
+    for entries in (frame.metadata, frame.trailers):
+        for key, value in entries or ():
+            size += 6 + len(key) + 4 * len(value)
+    return size > _FAST_HEAD_ROOM
+
+
+def _chunk_frames(lead: Frame, payload: bytes, max_length: int) -> list[Frame]:
+    room = max_length - head_size(lead)
+    if room <= 0:
+        raise ValueError("metadata does not fit in one Homa message")
+    frames = [replace(lead, payload=payload[:room])]
+    plain = Frame(lead.call_id, flags=Flags.MESSAGE)
+    rest_room = max_length - HEADER_SIZE
+    for offset in range(room, len(payload), rest_room):
+        frames.append(replace(plain, payload=payload[offset : offset + rest_room]))
+    return frames

@@ -1,0 +1,319 @@
+"""The blocking channel: ``homarpc.insecure_channel()`` and its multicallables.
+
+Layer: rpc. Imports: stdlib, public ``homarpc.transport`` names, rpc-layer modules.
+
+A channel owns one client transport and one ``ClientEndpoint`` (``_call.py``); it is
+thread-safe, and every call on it shares them. Targets naming several servers get
+round-robin spreading; a server that does not answer is skipped for a moment and
+unary-request calls fail over to the next one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from ._call import ClientCallCore, ClientEndpoint
+from ._client_calls import ResponseStream, UnaryOutcome, send_requests
+from ._interfaces import ChannelConnectivity
+from ._options import message_limits
+from ._targets import parse_target
+from .metadata import Metadatum, check_metadata
+from .status import RpcError, StatusCode
+from .transport import open_transport
+
+__all__ = [
+    "Channel",
+    "StreamStreamMultiCallable",
+    "StreamUnaryMultiCallable",
+    "UnaryStreamMultiCallable",
+    "UnaryUnaryMultiCallable",
+    "insecure_channel",
+]
+
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
+Serializer = Callable[[Any], bytes] | None
+Deserializer = Callable[[bytes], Any] | None
+MetadataArg = Sequence[tuple[str, str | bytes]] | None
+
+#: How long a server that did not answer is skipped by round-robin.
+_DOWN_FOR = 1.0
+
+
+class _Targets:
+    """Round-robin over the channel's servers, skipping ones recently unreachable."""
+
+    def __init__(self, addresses: list[tuple[str, int]]) -> None:
+        self.addresses = addresses
+        self._turn = itertools.count()
+        self._down_until: dict[tuple[str, int], float] = {}
+
+    def pick(self, attempt: int) -> tuple[str, int] | None:
+        """The server for this attempt of a call; None after trying them all."""
+        if attempt >= len(self.addresses):
+            return None
+        now = time.monotonic()
+        count = len(self.addresses)
+        start = next(self._turn)
+        for offset in range(count):
+            candidate = self.addresses[(start + offset) % count]
+            if self._down_until.get(candidate, 0.0) <= now:
+                return candidate
+        return self.addresses[start % count]
+
+    def mark_down(self, address: tuple[str, int]) -> None:
+        self._down_until[address] = time.monotonic() + _DOWN_FOR
+
+
+class Channel:
+    """A homarpc channel; make one with ``homarpc.insecure_channel()``."""
+
+    def __init__(
+        self,
+        target: str,
+        options: Sequence[tuple[str, Any]] | None = None,
+        transport: str | None = None,
+        transport_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        kind, addresses = parse_target(target)
+        self.target = target
+        self._targets = _Targets(addresses)
+        max_receive, self._max_send = message_limits(options)
+        local_host = "::" if ":" in addresses[0][0] else "0.0.0.0"
+        link = open_transport(kind or transport, (local_host, 0), server=False,
+                              **dict(transport_options or {}))
+        self._endpoint = ClientEndpoint(link, max_receive_message_length=max_receive)
+        self._subscribers: list[Callable[[ChannelConnectivity], None]] = []
+        self._closed = False
+        self._lock = threading.Lock()
+
+    # -- multicallables -------------------------------------------------------------
+
+    def unary_unary(self, method: str, request_serializer: Serializer = None,
+                    response_deserializer: Deserializer = None,
+                    _registered_method: bool | None = False) -> UnaryUnaryMultiCallable[Any, Any]:
+        return UnaryUnaryMultiCallable(self, method, request_serializer,
+                                       response_deserializer)
+
+    def unary_stream(self, method: str, request_serializer: Serializer = None,
+                     response_deserializer: Deserializer = None,
+                     _registered_method: bool | None = False
+                     ) -> UnaryStreamMultiCallable[Any, Any]:
+        return UnaryStreamMultiCallable(self, method, request_serializer,
+                                        response_deserializer)
+
+    def stream_unary(self, method: str, request_serializer: Serializer = None,
+                     response_deserializer: Deserializer = None,
+                     _registered_method: bool | None = False
+                     ) -> StreamUnaryMultiCallable[Any, Any]:
+        return StreamUnaryMultiCallable(self, method, request_serializer,
+                                        response_deserializer)
+
+    def stream_stream(self, method: str, request_serializer: Serializer = None,
+                      response_deserializer: Deserializer = None,
+                      _registered_method: bool | None = False
+                      ) -> StreamStreamMultiCallable[Any, Any]:
+        return StreamStreamMultiCallable(self, method, request_serializer,
+                                         response_deserializer)
+
+    # -- connectivity (Homa has no connections: a channel is READY until closed) ----
+
+    def subscribe(self, callback: Callable[[ChannelConnectivity], None],
+                  try_to_connect: bool = False) -> None:
+        self._subscribers.append(callback)
+        callback(ChannelConnectivity.SHUTDOWN if self._closed
+                 else ChannelConnectivity.READY)
+
+    def unsubscribe(self, callback: Callable[[ChannelConnectivity], None]) -> None:
+        if callback in self._subscribers:
+            self._subscribers.remove(callback)
+
+    def close(self) -> None:
+        """Fail the calls still running (UNAVAILABLE) and release the transport."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._endpoint.close()
+        for callback in list(self._subscribers):
+            callback(ChannelConnectivity.SHUTDOWN)
+
+    def __enter__(self) -> Channel:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<homarpc.Channel to {self.target} over {self._endpoint.transport.kind}>"
+
+    # -- used by the multicallables ---------------------------------------------------
+
+    def _starter(self, method: str, metadata: tuple[Metadatum, ...], timeout: float | None,
+                 request: bytes | None, response_streaming: bool
+                 ) -> Callable[[Callable[[], None], int], ClientCallCore | None]:
+        """A function that opens and starts attempt N of a call (None: give up)."""
+        previous: list[ClientCallCore] = []
+
+        def start(notify: Callable[[], None], attempt: int) -> ClientCallCore | None:
+            if previous:
+                self._targets.mark_down(previous[-1].dest)
+                if request is None:
+                    return None  # a streamed request cannot be replayed
+            dest = self._targets.pick(attempt)
+            if dest is None:
+                return None
+            # A retry keeps the first attempt's deadline.
+            remaining = previous[0].time_remaining() if previous else timeout
+            core = self._endpoint.open_call(dest, method, metadata, remaining,
+                                            request=request,
+                                            response_streaming=response_streaming,
+                                            notify=notify)
+            previous.append(core)
+            return core
+
+        return start
+
+    def _check_send_size(self, payload: bytes) -> None:
+        if 0 <= self._max_send < len(payload):
+            raise RpcError(StatusCode.RESOURCE_EXHAUSTED,
+                           f"Sent message larger than max ({len(payload)} vs. "
+                           f"{self._max_send})")
+
+
+class _MultiCallable(Generic[RequestT, ResponseT]):
+    def __init__(self, channel: Channel, method: str, serializer: Serializer,
+                 deserializer: Deserializer) -> None:
+        self._channel = channel
+        self._method = method
+        self._serialize: Callable[[Any], bytes] = serializer or _identity
+        self._deserialize = deserializer
+
+    def _payload(self, request: Any) -> bytes:
+        try:
+            payload = self._serialize(request)
+        except Exception:
+            raise RpcError(StatusCode.INTERNAL, "Exception serializing request!") from None
+        self._channel._check_send_size(payload)
+        return bytes(payload)
+
+    def _unary(self, request: Any, timeout: float | None, metadata: MetadataArg,
+               outcome: type[UnaryOutcome] | type[ResponseStream]) -> Any:
+        return self._open(self._payload(request), timeout, metadata, outcome)
+
+    def _streamed(self, timeout: float | None, metadata: MetadataArg,
+                  outcome: type[UnaryOutcome] | type[ResponseStream]) -> Any:
+        return self._open(None, timeout, metadata, outcome)
+
+    def _open(self, payload: bytes | None, timeout: float | None, metadata: MetadataArg,
+              outcome: type[UnaryOutcome] | type[ResponseStream]) -> Any:
+        entries = tuple(check_metadata(metadata))
+        start = self._channel._starter(self._method, entries, timeout, payload,
+                                       outcome is ResponseStream)
+        call = outcome(start, self._deserialize)
+        call._core.start()
+        return call
+
+    def _feed(self, call: Any, requests: Any) -> None:
+        threading.Thread(target=send_requests, args=(call, iter(requests), self._payload),
+                         daemon=True, name="homarpc-requests").start()
+
+
+def _identity(data: Any) -> bytes:
+    return data  # type: ignore[no-any-return]
+
+
+class UnaryUnaryMultiCallable(_MultiCallable[RequestT, ResponseT]):
+    """Calls a unary-unary method; one Homa RPC per call."""
+
+    def __call__(self, request: RequestT, timeout: float | None = None,
+                 metadata: MetadataArg = None, credentials: Any = None,
+                 wait_for_ready: bool | None = None, compression: Any = None) -> ResponseT:
+        return self.future(request, timeout, metadata).result()  # type: ignore[no-any-return]
+
+    def with_call(self, request: RequestT, timeout: float | None = None,
+                  metadata: MetadataArg = None, credentials: Any = None,
+                  wait_for_ready: bool | None = None, compression: Any = None
+                  ) -> tuple[ResponseT, UnaryOutcome]:
+        call = self.future(request, timeout, metadata)
+        return call.result(), call
+
+    def future(self, request: RequestT, timeout: float | None = None,
+               metadata: MetadataArg = None, credentials: Any = None,
+               wait_for_ready: bool | None = None, compression: Any = None) -> UnaryOutcome:
+        return self._unary(request, timeout, metadata, UnaryOutcome)  # type: ignore[no-any-return]
+
+
+class UnaryStreamMultiCallable(_MultiCallable[RequestT, ResponseT]):
+    """Calls a unary-stream method; returns an iterator that is also a ``Call``."""
+
+    def __call__(self, request: RequestT, timeout: float | None = None,
+                 metadata: MetadataArg = None, credentials: Any = None,
+                 wait_for_ready: bool | None = None, compression: Any = None
+                 ) -> ResponseStream:
+        return self._unary(request, timeout, metadata, ResponseStream)  # type: ignore[no-any-return]
+
+
+class StreamUnaryMultiCallable(_MultiCallable[RequestT, ResponseT]):
+    """Calls a stream-unary method with an iterator of requests."""
+
+    def __call__(self, request_iterator: Iterator[RequestT], timeout: float | None = None,
+                 metadata: MetadataArg = None, credentials: Any = None,
+                 wait_for_ready: bool | None = None, compression: Any = None) -> ResponseT:
+        call = self._streamed(timeout, metadata, UnaryOutcome)
+        send_requests(call, iter(request_iterator), self._payload)
+        return call.result()  # type: ignore[no-any-return]
+
+    def with_call(self, request_iterator: Iterator[RequestT], timeout: float | None = None,
+                  metadata: MetadataArg = None, credentials: Any = None,
+                  wait_for_ready: bool | None = None, compression: Any = None
+                  ) -> tuple[ResponseT, UnaryOutcome]:
+        call = self._streamed(timeout, metadata, UnaryOutcome)
+        send_requests(call, iter(request_iterator), self._payload)
+        return call.result(), call
+
+    def future(self, request_iterator: Iterator[RequestT], timeout: float | None = None,
+               metadata: MetadataArg = None, credentials: Any = None,
+               wait_for_ready: bool | None = None, compression: Any = None
+               ) -> UnaryOutcome:
+        call = self._streamed(timeout, metadata, UnaryOutcome)
+        self._feed(call, request_iterator)
+        return call  # type: ignore[no-any-return]
+
+
+class StreamStreamMultiCallable(_MultiCallable[RequestT, ResponseT]):
+    """Calls a bidirectional-streaming method; returns an iterator and ``Call``."""
+
+    def __call__(self, request_iterator: Iterator[RequestT], timeout: float | None = None,
+                 metadata: MetadataArg = None, credentials: Any = None,
+                 wait_for_ready: bool | None = None, compression: Any = None
+                 ) -> ResponseStream:
+        call = self._streamed(timeout, metadata, ResponseStream)
+        self._feed(call, request_iterator)
+        return call  # type: ignore[no-any-return]
+
+
+def insecure_channel(
+    target: str,
+    options: Sequence[tuple[str, Any]] | None = None,
+    compression: Any = None,
+    *,
+    transport: str | None = None,
+    transport_options: Mapping[str, Any] | None = None,
+) -> Channel:
+    """Open a channel to ``target``, as ``grpc.insecure_channel`` does.
+
+    Args:
+        target: "host:port", "homa://host:port" (kernel), "homa+udp://host:port",
+            or several servers separated by commas (round-robin with failover).
+        options: grpcio-style channel args; ``grpc.max_receive_message_length``
+            (default 4 MiB) and ``grpc.max_send_message_length`` are honoured.
+        compression: accepted for compatibility; messages travel uncompressed.
+        transport: "udp", "kernel", "memory" or "auto" when the target has no scheme.
+        transport_options: backend settings passed to ``open_transport``.
+    """
+    return Channel(target, options, transport, transport_options)

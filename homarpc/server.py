@@ -1,0 +1,230 @@
+"""The blocking server: ``homarpc.server()``, handlers in a thread pool.
+
+Layer: rpc. Imports: stdlib, public ``homarpc.transport`` names, rpc-layer modules.
+
+Each listening address is a ``ServerEndpoint`` (``_serving.py``); a new call is handed
+to the thread pool, where ``_run_handler`` (``_servicer.py``) runs the behavior
+against a ``ServicerContext``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent import futures
+from typing import Any
+
+from ._handlers import (
+    HandlerCallDetails,
+    RpcMethodHandler,
+    lookup,
+    registered_method_table,
+)
+from ._options import message_limits
+from ._servicer import run_call
+from ._serving import ServerCallCore, ServerEndpoint
+from ._targets import TargetError, parse_bind
+from .interceptors import ServerInterceptor, chain_server_interceptors
+from .status import StatusCode
+from .transport import open_transport
+
+__all__ = ["Server", "server"]
+
+log = logging.getLogger("homarpc.server")
+
+
+class Server:
+    """A homarpc server; make one with ``homarpc.server()``."""
+
+    def __init__(
+        self,
+        thread_pool: futures.Executor,
+        handlers: Sequence[Any],
+        interceptors: Sequence[ServerInterceptor],
+        options: Sequence[tuple[str, Any]],
+        maximum_concurrent_rpcs: int | None,
+        transport: str | None,
+        owns_pool: bool,
+        transport_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._pool = thread_pool
+        self._owns_pool = owns_pool
+        self._generic: list[Any] = list(handlers)
+        self._registered: dict[str, RpcMethodHandler] = {}
+        self._lookup = chain_server_interceptors(list(interceptors), self._find_handler)
+        self._max_receive, self._max_send = message_limits(options)
+        self._max_rpcs = maximum_concurrent_rpcs
+        self._transport_kind = transport
+        self._transport_options = dict(transport_options or {})
+        self._lock = threading.Lock()
+        self._endpoints: list[ServerEndpoint] = []
+        self._active = 0
+        self._started = False
+        self._stopping = False
+        self._stopped = threading.Event()
+
+    # -- configuration ------------------------------------------------------------
+
+    def add_generic_rpc_handlers(self, generic_rpc_handlers: Iterable[Any]) -> None:
+        self._generic.extend(generic_rpc_handlers)
+
+    def add_registered_method_handlers(
+        self, service_name: str, method_handlers: Mapping[str, Any]
+    ) -> None:
+        self._registered.update(registered_method_table(service_name, method_handlers))
+
+    def add_insecure_port(self, address: str) -> int:
+        """Listen on ``address`` ("host:port"; port 0 picks one); return the port.
+
+        Raises:
+            RuntimeError: the address is malformed or cannot be bound.
+        """
+        try:
+            kind, local = parse_bind(address)
+            transport = open_transport(kind or self._transport_kind, local, server=True,
+                                       **self._transport_options)
+        except (TargetError, OSError, ValueError) as exc:
+            raise RuntimeError(f"Failed to bind to address {address}: {exc}") from None
+        endpoint = ServerEndpoint(transport, on_call=self._on_call,
+                                  max_receive_message_length=self._max_receive)
+        with self._lock:
+            self._endpoints.append(endpoint)
+            if self._started:
+                endpoint.start()
+        log.info("homarpc server listening on %s over %s", transport.local_addr,
+                 transport.kind)
+        return transport.local_addr[1]
+
+    def add_secure_port(self, address: str, server_credentials: Any) -> int:
+        raise RuntimeError("homarpc serves insecure ports only: use add_insecure_port")
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                raise ValueError("Cannot start an already-started server")
+            self._started = True
+            endpoints = list(self._endpoints)
+        for endpoint in endpoints:
+            endpoint.start()
+
+    def stop(self, grace: float | None) -> threading.Event:
+        """Refuse new calls now; end live ones after ``grace`` seconds (None: now)."""
+        with self._lock:
+            self._stopping = True
+        if grace:
+            threading.Thread(target=self._stop_after, args=(grace,), daemon=True,
+                             name="homarpc-server-stop").start()
+        else:
+            self._shut_down()
+        return self._stopped
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        """Block until stopped; True when ``timeout`` passed first (as grpcio)."""
+        return not self._stopped.wait(timeout)
+
+    def _stop_after(self, grace: float) -> None:
+        cores = [c for e in self._endpoints for c in e.live_calls()]
+        done = threading.Event()
+        remaining = [len(cores)]
+        lock = threading.Lock()
+
+        def one_done() -> None:
+            with lock:
+                remaining[0] -= 1
+                if remaining[0] <= 0:
+                    done.set()
+
+        for core in cores:
+            if not core.add_done_callback(one_done):
+                one_done()
+        if not cores:
+            done.set()
+        done.wait(grace)
+        self._shut_down()
+
+    def _shut_down(self) -> None:
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            endpoints = list(self._endpoints)
+        for endpoint in endpoints:
+            endpoint.close()
+        if self._owns_pool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._stopped.set()
+
+    # -- calls --------------------------------------------------------------------
+
+    def _find_handler(self, details: HandlerCallDetails) -> RpcMethodHandler | None:
+        return self._registered.get(details.method) or lookup(self._generic, details)
+
+    def _on_call(self, core: ServerCallCore) -> None:
+        """A new call arrived (receive thread): admit it and hand it to the pool."""
+        with self._lock:
+            refused = self._refusal()
+            if refused is None:
+                self._active += 1
+        if refused is not None:
+            core.terminate(*refused)
+            return
+        if not core.add_done_callback(self._call_ended):
+            self._call_ended()
+            return
+        try:
+            self._pool.submit(run_call, core, self._lookup, self._max_send)
+        except RuntimeError:  # the pool was shut down under us
+            core.terminate(StatusCode.UNAVAILABLE, "Server shutting down")
+
+    def _refusal(self) -> tuple[StatusCode, str] | None:
+        if self._stopping:
+            return StatusCode.UNAVAILABLE, "Server shutting down"
+        if self._max_rpcs is not None and self._active >= self._max_rpcs:
+            return StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!"
+        return None
+
+    def _call_ended(self) -> None:
+        with self._lock:
+            self._active -= 1
+
+    def __repr__(self) -> str:
+        ports = [e.transport.local_addr for e in self._endpoints]
+        return f"<homarpc.Server on {ports}>"
+
+
+def server(
+    thread_pool: futures.Executor | None = None,
+    handlers: Sequence[Any] | None = None,
+    interceptors: Sequence[ServerInterceptor] | None = None,
+    options: Sequence[tuple[str, Any]] | None = None,
+    maximum_concurrent_rpcs: int | None = None,
+    compression: Any = None,
+    *,
+    max_workers: int | None = None,
+    transport: str | None = None,
+    transport_options: Mapping[str, Any] | None = None,
+) -> Server:
+    """Create a server, as ``grpc.server`` does.
+
+    Args:
+        thread_pool: executor running handlers (grpcio style); default: a new
+            ``ThreadPoolExecutor(max_workers)`` the server owns.
+        handlers: generic handlers to start with.
+        interceptors: ``ServerInterceptor`` objects, applied in list order.
+        options: grpcio-style channel args; ``grpc.max_receive_message_length`` and
+            ``grpc.max_send_message_length`` are honoured, unknown keys ignored.
+        maximum_concurrent_rpcs: beyond this, new calls get RESOURCE_EXHAUSTED.
+        compression: accepted for compatibility; messages travel uncompressed.
+        max_workers: size of the default thread pool.
+        transport: "udp", "kernel", "memory" or "auto" (default:
+            ``$HOMARPC_TRANSPORT``, else auto). A scheme in the address wins.
+        transport_options: backend settings passed to ``open_transport``.
+    """
+    owns_pool = thread_pool is None
+    pool = thread_pool or futures.ThreadPoolExecutor(
+        max_workers=max_workers, thread_name_prefix="homarpc-handler"
+    )
+    return Server(pool, handlers or (), interceptors or (), options or (),
+                  maximum_concurrent_rpcs, transport, owns_pool, transport_options)
