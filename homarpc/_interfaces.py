@@ -12,7 +12,7 @@ import abc
 import enum
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 from .status import MetadataTuple, Status, StatusCode
 
@@ -128,10 +128,10 @@ class ServicerContext(RpcContext):
     def set_trailing_metadata(self, trailing_metadata: Any) -> None: ...
 
     @abc.abstractmethod
-    def abort(self, code: StatusCode, details: str) -> Any: ...
+    def abort(self, code: StatusCode, details: str) -> NoReturn: ...
 
     @abc.abstractmethod
-    def abort_with_status(self, status: Status) -> Any: ...
+    def abort_with_status(self, status: Status) -> NoReturn: ...
 
     @abc.abstractmethod
     def set_code(self, code: StatusCode) -> None: ...
