@@ -407,7 +407,9 @@ class HomaEngine:
         offset, length, _ = wire.RESEND_BODY.unpack_from(data, wire.COMMON.size)
         rpc = self._lookup(addr, sender_id)
         if rpc is None:
-            if not sender_id & 1 and (addr, sender_id) in self._tombstones:
+            if not sender_id & 1 and not self.is_server:
+                self._drop("not_server")
+            elif not sender_id & 1 and (addr, sender_id) in self._tombstones:
                 self._drop("stale")
             else:
                 self._writer.write_rpc_unknown_packet(addr, sender_id)
@@ -443,7 +445,6 @@ class HomaEngine:
                 rpc.msgin = None
             rpc.process(RpcInput.RESTART)
             rpc.msgout.restart(self.config.unsched_bytes)
-            rpc.silent_ticks = 0
             self._sender.queue(rpc)
 
     def _handle_busy_packet(
