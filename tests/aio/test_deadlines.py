@@ -59,7 +59,10 @@ async def test_cancel_ends_the_call_on_both_sides(
 async def test_cancelling_the_awaiting_task_cancels_the_rpc(
     channel: aio.Channel, handlers: Handlers
 ) -> None:
-    task = asyncio.create_task(channel.unary_unary(method("Sleep"))(b"", timeout=10))
+    async def call_and_wait() -> bytes:
+        return await channel.unary_unary(method("Sleep"))(b"", timeout=10)
+
+    task = asyncio.create_task(call_and_wait())
     while not handlers.seen_remaining:
         await asyncio.sleep(0.01)
     task.cancel()

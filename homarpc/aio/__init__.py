@@ -1,0 +1,67 @@
+"""``homarpc.aio``: the asyncio API, shaped like ``grpc.aio``.
+
+Layer: rpc. Imports: the ``homarpc`` rpc layer (its call cores, channel and server)
+and this package's modules; nothing from ``homarpc.transport`` but public names.
+
+Not a second implementation: channels and servers here reuse the blocking API's
+transport, framing, call cores (``homarpc._call``, ``homarpc._serving``), targets,
+failover and server admission. What is new is waiting on the event loop instead of
+in threads (the cores' ``notify`` wakes the loop) and running ``async def``
+handlers as tasks. Switching from grpc.aio is one line::
+
+    from homarpc import aio   # instead of: from grpc import aio
+
+    async with aio.insecure_channel("localhost:50051") as channel:
+        reply = await Stub(channel).SayHello(request, timeout=1.0)
+"""
+
+from __future__ import annotations
+
+from .._handlers import HandlerCallDetails
+from ..status import StatusCode
+from ._call import (
+    Call,
+    StreamStreamCall,
+    StreamUnaryCall,
+    UnaryStreamCall,
+    UnaryUnaryCall,
+)
+from ._channel import (
+    Channel,
+    StreamStreamMultiCallable,
+    StreamUnaryMultiCallable,
+    UnaryStreamMultiCallable,
+    UnaryUnaryMultiCallable,
+    insecure_channel,
+)
+from ._context import ServicerContext
+from ._errors import EOF, AbortError, AioRpcError, BaseError, InternalError, UsageError
+from ._metadata import Metadata
+from ._server import Server, ServerInterceptor, server
+
+__all__ = [
+    "EOF",
+    "AbortError",
+    "AioRpcError",
+    "BaseError",
+    "Call",
+    "Channel",
+    "HandlerCallDetails",
+    "InternalError",
+    "Metadata",
+    "Server",
+    "ServerInterceptor",
+    "ServicerContext",
+    "StatusCode",
+    "StreamStreamCall",
+    "StreamStreamMultiCallable",
+    "StreamUnaryCall",
+    "StreamUnaryMultiCallable",
+    "UnaryStreamCall",
+    "UnaryStreamMultiCallable",
+    "UnaryUnaryCall",
+    "UnaryUnaryMultiCallable",
+    "UsageError",
+    "insecure_channel",
+    "server",
+]

@@ -1,0 +1,273 @@
+"""``homarpc.aio.Channel`` and its multicallables.
+
+Layer: rpc (homarpc.aio). Imports: stdlib, ``homarpc`` rpc-layer modules
+(``channel``, ``metadata``, ``status``, ``_interfaces``), ``homarpc.aio`` siblings.
+
+An aio channel wraps a blocking ``homarpc.channel.Channel``: the same target parsing,
+transport, ``ClientEndpoint`` (one receive thread per channel), round-robin and
+failover. Only the call objects differ: they wait on the event loop (``_call.py``)
+instead of blocking a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from .._interfaces import ChannelConnectivity
+from ..channel import Channel as _BlockingChannel
+from ..channel import insecure_channel as _blocking_insecure_channel
+from ..metadata import check_metadata
+from ..status import RpcError, StatusCode
+from ._call import (
+    Codec,
+    StartCall,
+    StreamStreamCall,
+    StreamUnaryCall,
+    UnaryStreamCall,
+    UnaryUnaryCall,
+)
+from ._errors import AioRpcError
+from ._metadata import MetadataLike
+
+__all__ = [
+    "Channel",
+    "StreamStreamMultiCallable",
+    "StreamUnaryMultiCallable",
+    "UnaryStreamMultiCallable",
+    "UnaryUnaryMultiCallable",
+    "insecure_channel",
+]
+
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
+Serializer = Callable[[Any], bytes] | None
+Deserializer = Callable[[bytes], Any] | None
+RequestIterator = Iterable[RequestT] | AsyncIterable[RequestT]
+
+
+class _MultiCallable(Generic[RequestT, ResponseT]):
+    """What the four kinds share: the method, its codec, and starting a call."""
+
+    def __init__(
+        self,
+        channel: _BlockingChannel,
+        method: str,
+        serializer: Serializer,
+        deserializer: Deserializer,
+    ) -> None:
+        self._channel = channel
+        self._method = method
+        self._serializer: Callable[[Any], bytes] = serializer or bytes
+        self._codec: Codec[RequestT, ResponseT] = Codec(self._payload, deserializer)
+
+    def _payload(self, request: Any) -> bytes:
+        """Serialize one request and apply the channel's send limit."""
+        try:
+            payload = bytes(self._serializer(request))
+        except Exception:
+            raise AioRpcError(
+                StatusCode.INTERNAL, details="Exception serializing request!"
+            ) from None
+        try:
+            self._channel._check_send_size(payload)
+        except RpcError as exc:
+            raise AioRpcError.from_rpc_error(exc) from None
+        return payload
+
+    def _starter(
+        self,
+        request: bytes | None,
+        timeout: float | None,
+        metadata: MetadataLike | None,
+        response_streaming: bool,
+    ) -> StartCall:
+        entries = tuple(check_metadata(metadata))
+        return self._channel._starter(
+            self._method, entries, timeout, request, response_streaming
+        )
+
+
+class UnaryUnaryMultiCallable(_MultiCallable[RequestT, ResponseT]):
+    """``await stub.Method(request)``: one Homa RPC per call."""
+
+    def __call__(
+        self,
+        request: RequestT,
+        *,
+        timeout: float | None = None,
+        metadata: MetadataLike | None = None,
+        credentials: object = None,
+        wait_for_ready: bool | None = None,
+        compression: object = None,
+    ) -> UnaryUnaryCall[RequestT, ResponseT]:
+        start = self._starter(self._payload(request), timeout, metadata, False)
+        return UnaryUnaryCall(start, self._codec)
+
+
+class UnaryStreamMultiCallable(_MultiCallable[RequestT, ResponseT]):
+    """``async for response in stub.Method(request)``."""
+
+    def __call__(
+        self,
+        request: RequestT,
+        *,
+        timeout: float | None = None,
+        metadata: MetadataLike | None = None,
+        credentials: object = None,
+        wait_for_ready: bool | None = None,
+        compression: object = None,
+    ) -> UnaryStreamCall[RequestT, ResponseT]:
+        start = self._starter(self._payload(request), timeout, metadata, True)
+        return UnaryStreamCall(start, self._codec)
+
+
+class StreamUnaryMultiCallable(_MultiCallable[RequestT, ResponseT]):
+    """``await stub.Method(request_iterator)``, or ``write()`` then ``await``."""
+
+    def __call__(
+        self,
+        request_iterator: RequestIterator[RequestT] | None = None,
+        *,
+        timeout: float | None = None,
+        metadata: MetadataLike | None = None,
+        credentials: object = None,
+        wait_for_ready: bool | None = None,
+        compression: object = None,
+    ) -> StreamUnaryCall[RequestT, ResponseT]:
+        start = self._starter(None, timeout, metadata, False)
+        return StreamUnaryCall(start, self._codec, request_iterator)
+
+
+class StreamStreamMultiCallable(_MultiCallable[RequestT, ResponseT]):
+    """Bidirectional: an iterator of requests, or ``write()``; then ``read()``."""
+
+    def __call__(
+        self,
+        request_iterator: RequestIterator[RequestT] | None = None,
+        *,
+        timeout: float | None = None,
+        metadata: MetadataLike | None = None,
+        credentials: object = None,
+        wait_for_ready: bool | None = None,
+        compression: object = None,
+    ) -> StreamStreamCall[RequestT, ResponseT]:
+        start = self._starter(None, timeout, metadata, True)
+        return StreamStreamCall(start, self._codec, request_iterator)
+
+
+class Channel:
+    """An asyncio channel (``grpc.aio.Channel``'s shape); use ``insecure_channel``."""
+
+    def __init__(self, inner: _BlockingChannel) -> None:
+        self._inner = inner
+        self._closed = asyncio.Event()
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Serializer = None,
+        response_deserializer: Deserializer = None,
+        _registered_method: bool | None = False,
+    ) -> UnaryUnaryMultiCallable[Any, Any]:
+        return UnaryUnaryMultiCallable(
+            self._inner, method, request_serializer, response_deserializer
+        )
+
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Serializer = None,
+        response_deserializer: Deserializer = None,
+        _registered_method: bool | None = False,
+    ) -> UnaryStreamMultiCallable[Any, Any]:
+        return UnaryStreamMultiCallable(
+            self._inner, method, request_serializer, response_deserializer
+        )
+
+    def stream_unary(
+        self,
+        method: str,
+        request_serializer: Serializer = None,
+        response_deserializer: Deserializer = None,
+        _registered_method: bool | None = False,
+    ) -> StreamUnaryMultiCallable[Any, Any]:
+        return StreamUnaryMultiCallable(
+            self._inner, method, request_serializer, response_deserializer
+        )
+
+    def stream_stream(
+        self,
+        method: str,
+        request_serializer: Serializer = None,
+        response_deserializer: Deserializer = None,
+        _registered_method: bool | None = False,
+    ) -> StreamStreamMultiCallable[Any, Any]:
+        return StreamStreamMultiCallable(
+            self._inner, method, request_serializer, response_deserializer
+        )
+
+    # -- connectivity: Homa has no connections, so a channel is READY until closed --
+
+    def get_state(self, try_to_connect: bool = False) -> ChannelConnectivity:
+        if self._closed.is_set():
+            return ChannelConnectivity.SHUTDOWN
+        return ChannelConnectivity.READY
+
+    async def wait_for_state_change(self, last_observed_state: ChannelConnectivity) -> None:
+        """Return when the state differs from ``last_observed_state`` (only on close)."""
+        if self.get_state() is last_observed_state:
+            await self._closed.wait()
+
+    async def channel_ready(self) -> None:
+        """A Homa channel is ready at once: there is no connection to set up."""
+
+    async def close(self, grace: float | None = None) -> None:
+        """Fail calls still running (UNAVAILABLE) and release the transport.
+
+        ``grace`` is accepted for grpc.aio compatibility; calls end at once.
+        """
+        if not self._closed.is_set():
+            self._closed.set()
+            await asyncio.to_thread(self._inner.close)
+
+    async def __aenter__(self) -> Channel:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<homarpc.aio.Channel to {self._inner.target}>"
+
+
+def insecure_channel(
+    target: str,
+    options: Sequence[tuple[str, Any]] | None = None,
+    compression: object = None,
+    interceptors: Sequence[Any] | None = None,
+    *,
+    transport: str | None = None,
+    transport_options: Mapping[str, Any] | None = None,
+) -> Channel:
+    """Open an asyncio channel to ``target``, as ``grpc.aio.insecure_channel`` does.
+
+    Args:
+        target: "host:port", "homa://host:port" (kernel), "homa+udp://host:port",
+            or several servers separated by commas (round-robin with failover).
+        options: grpcio-style channel args; ``grpc.max_receive_message_length``
+            (default 4 MiB) and ``grpc.max_send_message_length`` are honoured.
+        compression: accepted for compatibility; messages travel uncompressed.
+        interceptors: not supported yet; passing any raises ``ValueError``.
+        transport: "udp", "kernel", "memory" or "auto" when the target has no scheme.
+        transport_options: backend settings passed to ``open_transport``.
+    """
+    if interceptors:
+        raise ValueError("homarpc.aio channels do not take interceptors yet")
+    return Channel(
+        _blocking_insecure_channel(
+            target, options, compression, transport=transport,
+            transport_options=transport_options,
+        )  # fmt: skip
+    )
