@@ -53,7 +53,8 @@ if typing.TYPE_CHECKING:
     ):
         """A request stream: iterated with ``for`` or ``async for``."""
 
-    class _ServicerContext(homarpc.aio.ServicerContext, homarpc.ServicerContext):
+    # Both contexts at once; their sync and async methods differ, hence the ignore.
+    class _ServicerContext(homarpc.aio.ServicerContext, homarpc.ServicerContext):  # type: ignore[misc]
         """The context a servicer receives from a blocking or an asyncio server."""
 
     _MaybeAwaitable: typing.TypeAlias = typing.Union[_T, collections.abc.Awaitable[_T]]

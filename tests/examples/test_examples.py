@@ -52,9 +52,10 @@ def serve():
     for server in started:
         server.send_signal(signal.SIGINT)
         try:
-            assert server.wait(timeout=15) == 0, server.stderr.read() if server.stderr else ""
+            _, stderr = server.communicate(timeout=15)  # also closes the pipes
         finally:
             server.kill()
+        assert server.returncode == 0, stderr
 
 
 def _stderr_if_dead(process: subprocess.Popen[str]) -> str:
