@@ -256,6 +256,11 @@ class FakeKernel:
         self.reject_next_recv: int = 0
         self.calls: list[str] = []
 
+    def forget_history(self) -> None:
+        """Clear the call log and hand-back record (e.g. of the probes)."""
+        self.handback_batches.clear()
+        self.calls.clear()
+
     def system(self) -> _ffi.System:
         return _ffi.System(self, self.open_socket)  # type: ignore[arg-type]
 
