@@ -17,6 +17,8 @@ from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.descriptor_pb2 import FileDescriptorSet
 
+import homarpc
+
 from ..codegen.protoc import well_known_types_dir
 
 TRANSPORTS = ("auto", "udp", "kernel")
@@ -33,6 +35,14 @@ transport_option = click.option(
 def fail(message: str) -> NoReturn:
     """Stop the command with one ``Error: message`` line and exit status 1."""
     raise click.ClickException(message)
+
+
+def open_channel(target: str, transport: str | None) -> homarpc.Channel:
+    """``homarpc.insecure_channel``, with a malformed target as a one-line error."""
+    try:
+        return homarpc.insecure_channel(target, transport=transport)
+    except ValueError as error:  # homarpc's TargetError is a ValueError
+        fail(f"bad target {target!r}: {error} (e.g. 127.0.0.1:50051)")
 
 
 @dataclass(frozen=True)

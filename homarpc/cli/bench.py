@@ -28,7 +28,7 @@ import click
 
 import homarpc
 
-from ._common import fail, find_method, transport_option
+from ._common import fail, find_method, open_channel, transport_option
 from .call import parse_requests
 
 ECHO_SERVICE = "homarpc.bench.Echo"
@@ -108,7 +108,7 @@ def _endpoint(
     """A no-argument function making one call, and what it calls, for the workers."""
     if target is None:
         with _echo_server(transport) as address:
-            with homarpc.insecure_channel(address, transport=transport) as channel:
+            with open_channel(address, transport) as channel:
                 echo = channel.unary_unary(f"/{ECHO_SERVICE}/Echo")
                 body = b"x" * payload
                 yield (lambda: echo(body, timeout=10)), f"echo {payload} B at {address}"
@@ -119,7 +119,7 @@ def _endpoint(
     if info.cardinality != "unary_unary":
         fail(f"bench drives unary methods; {info.path} is {info.cardinality}")
     request = parse_requests(data, info)[0]
-    with homarpc.insecure_channel(target, transport=transport) as channel:
+    with open_channel(target, transport) as channel:
         stub = channel.unary_unary(
             info.path,
             request_serializer=info.request_class.SerializeToString,

@@ -22,7 +22,7 @@ from google.protobuf import json_format
 
 import homarpc
 
-from ._common import MethodInfo, fail, find_method, transport_option
+from ._common import MethodInfo, fail, find_method, open_channel, transport_option
 
 
 @click.command()
@@ -78,7 +78,7 @@ def call(
     info = find_method(proto, include, method)
     requests = parse_requests(_read(data), info)
     metadata = [_header(h) for h in headers]
-    with homarpc.insecure_channel(target, transport=transport) as channel:
+    with open_channel(target, transport) as channel:
         try:
             responses = invoke(channel, info, requests, timeout, metadata)
             for response in responses:

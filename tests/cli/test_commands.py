@@ -3,6 +3,7 @@ that must end in one 'Error:' line with a fix, never a traceback."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,29 @@ def test_report_without_a_single_success_says_so():
     results = Results(elapsed_s=1.0)
     results.errors["UNAVAILABLE"] += 3
     assert report(results).endswith("no call succeeded: nothing to measure")
+
+
+def test_bench_measures_an_in_process_echo_server():
+    result = run("bench", "-n", "200", "-c", "4", "--payload", "100", "--transport", "udp")
+    assert result.exit_code == 0, result.output
+    assert "echo 100 B at 127.0.0.1:" in result.output
+    assert "calls       200 (no errors)" in result.output
+    assert "latency (µs)" in result.output
+
+
+def test_bench_plot_without_matplotlib_says_how_to_get_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import now fails
+    result = run("bench", "-n", "10", "--plot", "latency.png")
+    assert_one_line_error(result, "--plot needs matplotlib", "pip install matplotlib")
+
+
+def test_call_without_a_server_says_what_to_check():
+    result = run("call", "127.0.0.1:9", "helloworld.Greeter/SayHello", "--proto",
+                 HELLO_PROTO, "--transport", "udp", "--timeout", "2")  # fmt: skip
+    assert_one_line_error(result, "is a server listening on 127.0.0.1:9?")
+
+
+@pytest.mark.parametrize("command", ["call", "bench"])
+def test_a_target_without_a_port_is_explained(command):
+    result = run(command, "localhost", "helloworld.Greeter/SayHello", "--proto", HELLO_PROTO)
+    assert_one_line_error(result, "bad target 'localhost'", "host:port")
