@@ -302,9 +302,11 @@ class HomaSocket(Transport):
                 f"{HOMA_MAX_MESSAGE_LENGTH} bytes"
             )
         name = encode_sockaddr(self._family, dest)
+        # Every cdata the msghdr points to stays referenced here until the call ends.
+        name_c = _ffi.ffi.from_buffer(name)
         data = _ffi.ffi.from_buffer(view)
         iov = _ffi.ffi.new(_IOV, {"iov_base": data, "iov_len": view.nbytes})
-        msg = _ffi.new_msghdr(_ffi.ffi.from_buffer(name), len(name), args, 0)
+        msg = _ffi.new_msghdr(name_c, len(name), args, 0)
         msg.msg_iov, msg.msg_iovlen = iov, 1
         with self._in_use():
             while self._lib.sendmsg(self._fd, msg, 0) < 0:
