@@ -1,0 +1,411 @@
+"""Transport benchmark: the embedded Homa (UDP) transport beside plain Python UDP.
+
+Layer: benchmarks (top; not shipped). Imports: stdlib, ``homarpc.transport``,
+``benchmarks/_stats.py``, and ``tests/netns/harness.py`` for the loss run.
+
+Everything runs in one invocation, on loopback, between two processes (this
+script re-run as ``_serve`` is the echo server):
+
+* ping-pong of 64 B and 16 KB messages through the transport and, alternating in
+  blocks with it, through a plain Python UDP socket (``sendto``/``recvfrom``, no
+  protocol at all): medians, p99s and transport/plain ratios;
+* ping-pong of 1,000,000 B messages: median round trip and payload MB/s each way
+  (a round trip carries 1 MB out and 1 MB back, so each way is 2 MB / RTT);
+* SRPT: a 64 B RPC issued right after two 1,000,000 B RPCs to the same server:
+  its latency against theirs, and how often it finished first;
+* loss (root only, needs ``ip`` and ``nft``): 10,000 RPCs in a network namespace
+  that drops a random 5% of UDP datagrams; each must complete exactly once with
+  the right bytes (``tests/netns/lossy_echo.py`` does the work).
+
+Usage::
+
+    .venv/bin/python benchmarks/transport_bench.py            # full run, < ~60 s
+    .venv/bin/python benchmarks/transport_bench.py --quick    # smoke run, < ~15 s
+    .venv/bin/python benchmarks/transport_bench.py --json out.json --plot cdf.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
+
+from _stats import (  # noqa: E402
+    Progress,
+    Summary,
+    Target,
+    format_duration,
+    format_rate,
+    median,
+    plot_cdf,
+    ratio,
+    summarize,
+    table,
+)
+
+from homarpc.transport import Transport  # noqa: E402
+from homarpc.transport.udp import open_udp_transport  # noqa: E402
+
+HOST = "127.0.0.1"
+SMALL, MEDIUM, LARGE = 64, 16_384, 1_000_000
+#: Issue 3's targets, as transport/plain ratios and a rate.
+LATENCY_TARGETS = {"median": Target("<=", 3.0), "p99": Target("<=", 4.0)}
+RATE_TARGET = Target(">=", 300e6)
+BLOCK = 500  # pings per alternation block (plain, then transport, then plain...)
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """Work per phase; every timed phase also stops at its time cap (seconds)."""
+
+    small: int
+    medium: int
+    large: int
+    phase_seconds: float
+    srpt_trials: int
+    loss_rpcs: int
+
+
+FULL = Budget(small=20_000, medium=4_000, large=60, phase_seconds=12.0,
+              srpt_trials=30, loss_rpcs=10_000)  # fmt: skip
+QUICK = Budget(small=2_000, medium=500, large=10, phase_seconds=3.0,
+               srpt_trials=5, loss_rpcs=1_000)  # fmt: skip
+
+
+# -- echo servers (child process) ----------------------------------------------------
+
+
+def _exit_when_stdin_closes() -> None:
+    def watch() -> None:
+        sys.stdin.read()
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def serve_plain(host: str) -> None:
+    """Plain UDP echo: the floor any protocol in Python is measured against."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((host, 0))
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    _exit_when_stdin_closes()
+    while True:
+        data, peer = sock.recvfrom(65_536)
+        sock.sendto(data, peer)
+
+
+def serve_homa(host: str) -> None:
+    """Transport echo: answer each request with its own bytes."""
+    transport = open_udp_transport((host, 0), server=True)
+    print(f"PORT {transport.local_addr[1]}", flush=True)
+    _exit_when_stdin_closes()
+    while True:
+        message = transport.recv()
+        if message is not None:
+            transport.reply(message.peer, message.id, message.payload)
+
+
+class EchoServer:
+    """A ``_serve`` child process; a context manager that always reaps it."""
+
+    def __init__(self, kind: str) -> None:
+        argv = [sys.executable, os.path.abspath(__file__), "_serve", kind]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)  # fmt: skip
+        assert self.proc.stdout is not None
+        words = self.proc.stdout.readline().split()
+        if len(words) != 2 or words[0] != "PORT":
+            self.close()
+            raise RuntimeError(f"{kind} echo server failed to start (see stderr)")
+        self.address = (HOST, int(words[1]))
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> EchoServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+# -- one ping each ---------------------------------------------------------------------
+
+
+Ping = Callable[[], float]
+
+
+def plain_pinger(server: tuple[str, int], size: int) -> Ping:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect(server)
+    sock.settimeout(5.0)
+    payload = os.urandom(size)
+    clock = time.perf_counter
+
+    def ping() -> float:
+        start = clock()
+        sock.send(payload)
+        reply = sock.recv(65_536)
+        elapsed = clock() - start
+        if len(reply) != size:
+            raise RuntimeError(f"plain UDP echo returned {len(reply)} of {size} bytes")
+        return elapsed
+
+    return ping
+
+
+def homa_pinger(transport: Transport, server: tuple[str, int], size: int) -> Ping:
+    payload = os.urandom(size)
+    clock = time.perf_counter
+
+    def ping() -> float:
+        start = clock()
+        rpc_id = transport.send(server, payload, 1)
+        message = transport.recv(timeout=10.0)
+        elapsed = clock() - start
+        if message is None or message.error is not None or message.id != rpc_id:
+            raise RuntimeError(f"transport ping failed: {message!r}")
+        if message.payload != payload:
+            raise RuntimeError("transport echo returned different bytes")
+        return elapsed
+
+    return ping
+
+
+def alternate(
+    pingers: dict[str, Ping], count: int, seconds: float, label: str,
+    progress: Progress,
+) -> dict[str, list[float]]:  # fmt: skip
+    """``count`` pings through each pinger, in alternating blocks (so drift in the
+    machine's speed hits both alike), stopping early at ``seconds``."""
+    samples: dict[str, list[float]] = {name: [] for name in pingers}
+    for ping in pingers.values():  # warm-up: caches, first-call paths
+        for _ in range(min(200, count)):
+            ping()
+    gc.collect()
+    stop_at = time.perf_counter() + seconds
+    done = 0
+    while done < count and time.perf_counter() < stop_at:
+        block = min(BLOCK, count - done)
+        for name, ping in pingers.items():
+            samples[name].extend(ping() for _ in range(block))
+        done += block
+        progress.show(f"{label}: {done}/{count} pings each")
+    medians = ", ".join(f"{n} {format_duration(median(s))}" for n, s in samples.items())
+    progress.done(f"{label}: {done} pings each; medians: {medians}")
+    return samples
+
+
+# -- SRPT --------------------------------------------------------------------------------
+
+
+def srpt_trials(
+    transport: Transport, server: tuple[str, int], trials: int, progress: Progress
+) -> dict[str, Any]:
+    """Issue two 1 MB RPCs, then a 64 B one; time each from its own ``send``."""
+    big, small = os.urandom(LARGE), os.urandom(SMALL)
+    small_latency: list[float] = []
+    big_latency: list[float] = []
+    small_first = 0
+    for trial in range(trials):
+        issued = {1: time.perf_counter()}
+        transport.send(server, big, 1)
+        issued[2] = time.perf_counter()
+        transport.send(server, big, 2)
+        issued[3] = time.perf_counter()
+        transport.send(server, small, 3)
+        order = []
+        for _ in range(3):
+            message = transport.recv(timeout=10.0)
+            if message is None or message.error is not None:
+                raise RuntimeError(f"SRPT trial {trial}: {message!r}")
+            latency = time.perf_counter() - issued[message.cookie]
+            (small_latency if message.cookie == 3 else big_latency).append(latency)
+            order.append(message.cookie)
+        small_first += order[0] == 3
+        progress.show(f"SRPT: {trial + 1}/{trials} trials")
+    progress.done(f"SRPT: 64 B finished first in {small_first}/{trials} trials")
+    return {
+        "trials": trials,
+        "small_first": small_first,
+        "small": summarize(small_latency).as_dict(),
+        "big": summarize(big_latency).as_dict(),
+    }
+
+
+# -- loss --------------------------------------------------------------------------------
+
+
+def loss_run(count: int, progress: Progress) -> dict[str, Any]:
+    """``count`` RPCs under 5% random datagram loss in a network namespace."""
+    from tests.netns.harness import lossy_namespace, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        progress.done(f"loss run skipped: {reason}")
+        return {"skipped": reason}
+    progress.show(f"loss: {count:,} RPCs under 5% loss ...", force=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-m", "tests.netns.lossy_echo", "--count", str(count)]
+    with lossy_namespace(5) as namespace:
+        done = namespace.run(argv, timeout=180, env=env)
+        dropped = namespace.dropped_datagrams()
+    if done.returncode != 0:
+        raise RuntimeError(f"loss run failed:\n{done.stderr}")
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    report["datagrams_dropped_by_nft"] = dropped
+    progress.done(
+        f"loss: {report['completed_once']:,}/{count:,} completed exactly once in "
+        f"{report['seconds']:.1f} s; {dropped:,} datagrams dropped"
+    )
+    return report
+
+
+# -- the whole run -------------------------------------------------------------------------
+
+
+def measure(budget: Budget, progress: Progress, *, with_loss: bool) -> dict[str, Any]:
+    """Every phase, in one run; returns the figures (samples included)."""
+    results: dict[str, Any] = {}
+    with EchoServer("plain") as plain, EchoServer("homa") as homa, \
+            open_udp_transport((HOST, 0)) as client:  # fmt: skip
+        for label, size, count in (("64 B", SMALL, budget.small),
+                                   ("16 KB", MEDIUM, budget.medium)):  # fmt: skip
+            pingers = {"plain UDP": plain_pinger(plain.address, size),
+                       "homarpc udp": homa_pinger(client, homa.address, size)}  # fmt: skip
+            results[label] = alternate(
+                pingers, count, budget.phase_seconds, f"ping {label}", progress
+            )
+        large = {"homarpc udp": homa_pinger(client, homa.address, LARGE)}
+        results["1,000,000 B"] = alternate(
+            large, budget.large, budget.phase_seconds, "ping 1,000,000 B", progress
+        )
+        results["srpt"] = srpt_trials(client, homa.address, budget.srpt_trials, progress)
+    if with_loss:
+        results["loss"] = loss_run(budget.loss_rpcs, progress)
+    return results
+
+
+def _latency_rows(results: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for label in ("64 B", "16 KB"):
+        plain = summarize(results[label]["plain UDP"])
+        ours = summarize(results[label]["homarpc udp"])
+        ratios = {"median": ratio(ours.median, plain.median),
+                  "p99": ratio(ours.p99, plain.p99)}  # fmt: skip
+        verdicts = "; ".join(
+            f"{k} {LATENCY_TARGETS[k].verdict(v)}" for k, v in ratios.items()
+        ) if label == "64 B" else ""  # fmt: skip
+        rows.append([
+            label, format_duration(plain.median), format_duration(plain.p99),
+            format_duration(ours.median), format_duration(ours.p99),
+            f"{ratios['median']:.2f}x", f"{ratios['p99']:.2f}x", verdicts,
+        ])  # fmt: skip
+    return rows
+
+
+def report(results: dict[str, Any]) -> str:
+    """The human-readable summary: latency table, 1 MB rate, SRPT, loss."""
+    header = ["round trip", "plain med", "plain p99", "homa med", "homa p99",
+              "ratio med", "ratio p99", "target"]  # fmt: skip
+    lines = [table(header, _latency_rows(results)), ""]
+    big: Summary = summarize(results["1,000,000 B"]["homarpc udp"])
+    each_way = 2 * LARGE / big.median
+    lines.append(
+        f"1,000,000 B: median {format_duration(big.median)}, p99 "
+        f"{format_duration(big.p99)} = {format_rate(each_way)} each way "
+        f"({RATE_TARGET.verdict(each_way).replace('300000000', '300 MB/s')})"
+    )
+    srpt = results["srpt"]
+    lines.append(
+        f"SRPT: 64 B issued behind 2 x 1,000,000 B: median "
+        f"{format_duration(srpt['small']['median'])} vs the big ones' "
+        f"{format_duration(srpt['big']['median'])}; 64 B first in "
+        f"{srpt['small_first']}/{srpt['trials']} trials"
+    )
+    lines.append(_loss_line(results.get("loss")))
+    return "\n".join(lines)
+
+
+def _loss_line(loss: dict[str, Any] | None) -> str:
+    if loss is None:
+        return "loss: not run (--no-loss)"
+    if "skipped" in loss:
+        return f"loss: skipped ({loss['skipped']})"
+    ok = (loss["completed_once"] == loss["count"] and loss["executed_once"] == loss["count"]
+          and not loss["wrong_bytes"] and not loss["failed"])  # fmt: skip
+    retransmitted = (loss["client_engine"].get("retransmitted_packets", 0)
+                     + loss["server_engine"].get("retransmitted_packets", 0))  # fmt: skip
+    return (
+        f"loss 5%: {loss['completed_once']:,}/{loss['count']:,} RPCs completed exactly "
+        f"once, {loss['executed_once']:,} executed exactly once, "
+        f"{len(loss['wrong_bytes'])} with wrong bytes, {len(loss['failed'])} failed, in "
+        f"{loss['seconds']:.1f} s; {loss['datagrams_dropped_by_nft']:,} datagrams "
+        f"dropped, {retransmitted:,} packets retransmitted: {'met' if ok else 'MISSED'}"
+    )
+
+
+def _summary_json(results: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for label in ("64 B", "16 KB", "1,000,000 B"):
+        out[label] = {n: summarize(s).as_dict() for n, s in results[label].items()}
+    out["srpt"] = results["srpt"]
+    if "loss" in results:
+        out["loss"] = results["loss"]
+    return out
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", nargs="?", default="run", choices=["run", "_serve"])
+    parser.add_argument("kind", nargs="?", choices=["plain", "homa"])
+    parser.add_argument("--quick", action="store_true", help="smoke run, < ~15 s")
+    parser.add_argument("--no-loss", action="store_true", help="skip the 5%% loss run")
+    parser.add_argument("--loss-rpcs", type=int, help="RPCs in the loss run")
+    parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+    parser.add_argument("--plot", metavar="PNG", help="64 B latency CDF (matplotlib)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.mode == "_serve":
+        (serve_plain if args.kind == "plain" else serve_homa)(HOST)
+        return 0
+    budget = QUICK if args.quick else FULL
+    if args.loss_rpcs:
+        budget = dataclasses.replace(budget, loss_rpcs=args.loss_rpcs)
+    progress = Progress()
+    started = time.monotonic()
+    results = measure(budget, progress, with_loss=not args.no_loss)
+    print(f"\nmeasured in {time.monotonic() - started:.1f} s on {os.cpu_count()} CPUs "
+          f"(loopback, two processes)\n")  # fmt: skip
+    print(report(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(_summary_json(results), indent=2))
+    if args.plot and not plot_cdf(results["64 B"], args.plot, xlabel="64 B round trip (µs)"):
+        print("--plot skipped: matplotlib is not installed", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""The UDP socket under the embedded Homa transport: options, sizes, ICMP errors.
+
+Layer: transport (udp backend). Imports: stdlib only.
+
+Everything here is about one kernel UDP socket and nothing about Homa: how big its
+buffers are (what the kernel actually grants, since ``net.core.rmem_max`` caps an
+unprivileged request), how large a datagram the path to a peer carries, and how ICMP
+errors reach us (``IP_RECVERR`` queues them on the socket's error queue, read with
+``MSG_ERRQUEUE``; they name the destination that could not be reached).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import socket
+import struct
+
+__all__ = [
+    "IcmpError",
+    "SocketSizes",
+    "datagram_size_for_mtu",
+    "open_udp_socket",
+    "path_datagram_size",
+    "read_icmp_errors",
+    "resolve",
+    "set_dont_fragment",
+    "smallest_interface_mtu",
+]
+
+# Linux constants the socket module does not export (linux/in.h, linux/in6.h).
+IP_MTU_DISCOVER = 10
+IP_RECVERR = 11
+IP_MTU = 14
+IP_PMTUDISC_DO = 2
+IPV6_MTU_DISCOVER = 23
+IPV6_MTU = 24
+IPV6_RECVERR = 25
+IPV6_PMTUDISC_DO = 2
+MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
+
+# struct sock_extended_err (linux/errqueue.h), native byte order.
+_EXTENDED_ERR = struct.Struct("=IBBBBII")
+_ORIGIN_ICMP = 2
+_ORIGIN_ICMP6 = 3
+_ICMP_DEST_UNREACH = 3
+_ICMP_PROT_UNREACH = 2
+_ICMP_PORT_UNREACH = 3
+_ICMP_FRAG_NEEDED = 4
+_ICMP6_DST_UNREACH = 1
+_ICMP6_PORT_UNREACH = 4
+
+#: Bytes of IP + UDP header per datagram, by address family.
+_HEADER_BYTES: dict[int, int] = {socket.AF_INET: 20 + 8, socket.AF_INET6: 40 + 8}
+_IFF_UP = 0x1
+_IFF_LOOPBACK = 0x8
+#: The largest UDP payload IPv4 can carry at all (65,535 - 20 - 8).
+_MAX_UDP_PAYLOAD = 65_507
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SocketSizes:
+    """Buffer sizes as the kernel reports them after our request (bytes)."""
+
+    rcvbuf: int
+    sndbuf: int
+
+    @property
+    def usable_receive_bytes(self) -> int:
+        """Payload bytes the receive queue holds before the kernel drops datagrams.
+
+        Linux reports double what it accounts for payload (the other half covers
+        sk_buff overhead), so half the reported size is what may be in flight.
+        """
+        return self.rcvbuf // 2
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IcmpError:
+    """One ICMP error from the error queue: ``dest`` could not be reached."""
+
+    dest: tuple[str, int]
+    errno: int
+
+
+def resolve(family: int, host: str, port: int) -> tuple[str, int]:
+    """``(host, port)`` with ``host`` as the numeric address the kernel reports.
+
+    Raises:
+        OSError: the name does not resolve for this family.
+    """
+    infos = socket.getaddrinfo(host, port, family, socket.SOCK_DGRAM)
+    address = infos[0][4]
+    return str(address[0]), int(address[1])
+
+
+def open_udp_socket(
+    host: str, port: int, buffer_bytes: int
+) -> tuple[socket.socket, SocketSizes]:
+    """A bound UDP socket with large buffers and ICMP error reporting turned on.
+
+    The socket stays *blocking* so that ``sendto`` waits for buffer space instead of
+    dropping our own datagrams; reads pass ``MSG_DONTWAIT``.
+
+    Raises:
+        OSError: the address does not resolve or cannot be bound.
+    """
+    family = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0][0]
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+        sizes = _set_buffers(sock, buffer_bytes)
+        sock.bind(resolve(family, host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock, sizes
+
+
+def _set_buffers(sock: socket.socket, buffer_bytes: int) -> SocketSizes:
+    """Ask for ``buffer_bytes`` each way; return what the kernel granted."""
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        sock.setsockopt(socket.SOL_SOCKET, option, buffer_bytes)
+    return SocketSizes(
+        rcvbuf=sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
+        sndbuf=sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
+    )
+
+
+def path_datagram_size(family: int, peer: tuple[str, int]) -> int:
+    """The largest UDP payload the route to ``peer`` carries unfragmented.
+
+    Asks the kernel for the route's MTU through a connected throw-away socket
+    (65,536 on loopback, 1,500 on common Ethernet) and subtracts the IP and UDP
+    headers. Falls back to a conservative 1,500-byte MTU when the kernel will not say.
+    """
+    level, option = (
+        (socket.IPPROTO_IPV6, IPV6_MTU)
+        if family == socket.AF_INET6
+        else (socket.IPPROTO_IP, IP_MTU)
+    )
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect(peer)
+            mtu = probe.getsockopt(level, option)
+    except OSError:
+        mtu = 1500
+    return datagram_size_for_mtu(family, mtu)
+
+
+def smallest_interface_mtu(sys_class_net: str = "/sys/class/net") -> int | None:
+    """The smallest MTU among this host's non-loopback interfaces that are up.
+
+    That is the most a datagram to an unknown remote peer can carry unfragmented;
+    None when only loopback is up (e.g. inside a fresh network namespace).
+    """
+    mtus: list[int] = []
+    try:
+        names = os.listdir(sys_class_net)
+    except OSError:
+        return None
+    for name in names:
+        try:
+            with open(os.path.join(sys_class_net, name, "flags")) as flags_file:
+                flags = int(flags_file.read(), 16)
+            with open(os.path.join(sys_class_net, name, "mtu")) as mtu_file:
+                mtu = int(mtu_file.read())
+        except (OSError, ValueError):
+            continue
+        if flags & _IFF_UP and not flags & _IFF_LOOPBACK:
+            mtus.append(mtu)
+    return min(mtus, default=None)
+
+
+def datagram_size_for_mtu(family: int, mtu: int) -> int:
+    """The UDP payload that fills one ``mtu``-byte IP packet."""
+    return min(mtu - _HEADER_BYTES[family], _MAX_UDP_PAYLOAD)
+
+
+def set_dont_fragment(sock: socket.socket) -> None:
+    """Refuse IP fragmentation, so an oversized datagram fails (EMSGSIZE) visibly."""
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+
+
+def read_icmp_errors(sock: socket.socket, limit: int = 64) -> list[IcmpError]:
+    """Drain the socket's error queue into ``IcmpError``s (never blocks, never raises).
+
+    Only "destination unreachable" matters to Homa; it is mapped as the kernel module
+    maps it: port unreachable -> ENOTCONN (no Homa socket there), protocol
+    unreachable -> EPROTONOSUPPORT, anything else -> EHOSTUNREACH. Local errors and
+    "fragmentation needed" are dropped (the RPC recovers by retransmission).
+    """
+    found: list[IcmpError] = []
+    for _ in range(limit):
+        try:
+            _, ancillary, _, address = sock.recvmsg(
+                0, 512, MSG_ERRQUEUE | socket.MSG_DONTWAIT
+            )
+        except OSError:  # empty queue (EAGAIN) or the socket is gone
+            break
+        for _level, _type, data in ancillary:
+            err = _unreachable_errno(data)
+            if err is not None and isinstance(address, tuple):
+                found.append(IcmpError((str(address[0]), int(address[1])), err))
+    return found
+
+
+def _unreachable_errno(data: bytes) -> int | None:
+    """The Homa errno for one ``sock_extended_err``, or None if it is not fatal."""
+    if len(data) < _EXTENDED_ERR.size:
+        return None
+    _err, origin, icmp_type, code, _pad, _info, _data = _EXTENDED_ERR.unpack_from(data)
+    if origin == _ORIGIN_ICMP and icmp_type == _ICMP_DEST_UNREACH:
+        if code == _ICMP_PORT_UNREACH:
+            return errno.ENOTCONN
+        if code == _ICMP_PROT_UNREACH:
+            return errno.EPROTONOSUPPORT
+        return None if code == _ICMP_FRAG_NEEDED else errno.EHOSTUNREACH
+    if origin == _ORIGIN_ICMP6 and icmp_type == _ICMP6_DST_UNREACH:
+        return errno.ENOTCONN if code == _ICMP6_PORT_UNREACH else errno.EHOSTUNREACH
+    return None

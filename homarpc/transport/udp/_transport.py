@@ -1,0 +1,508 @@
+"""``UdpTransport``: the sans-IO Homa engine driven over one real UDP socket.
+
+Layer: transport (udp backend). Imports: stdlib, ``transport._base``,
+``transport.errors``, ``transport.engine``, ``transport.udp._sockets``.
+
+Theory of operation
+-------------------
+One lock guards the engine and the queue of finished messages. There is no I/O
+thread on the fast path; every thread that calls in does the I/O its call needs:
+
+* ``send``/``reply``/``abort`` run the engine under the lock and then transmit the
+  datagrams it wants sent *from the calling thread* (no hand-off, no wake-up).
+* ``recv`` is leader/follower. The first thread to find the queue empty becomes the
+  *leader*: it waits on an epoll set (the socket plus a wake-up eventfd) no longer
+  than the engine's next timer, reads datagrams with ``MSG_DONTWAIT``, feeds them to
+  the engine, runs due timers, transmits replies (grants, acks), and returns the
+  first finished message itself. Further messages go to the queue, where *followers*
+  (waiting on a condition) take them; when the leader leaves, one follower takes
+  over. So a request or response reaches the application from the very thread that
+  read it off the socket.
+* ``fileno()`` is the epoll set itself: it polls readable when a datagram or an ICMP
+  error waits on the socket, or when the queue is non-empty (the eventfd is kept set
+  exactly while it is), which is what an asyncio loop needs. Such a caller polls with
+  ``recv(timeout=0)`` and also calls it by ``next_deadline()``.
+* Timers still run when no thread is in ``recv`` (a client that only sends, a loop
+  that stopped polling): a helper thread, started lazily by the first ``send`` or
+  ``reply``, wakes at the engine's timer (or every ``_HELPER_PERIOD`` while a leader
+  is active, since the leader runs timers itself), and, when no leader is active,
+  reads the socket and runs the timers in its place. It exits after
+  ``_HELPER_IDLE_EXIT`` seconds with nothing to do and is restarted on demand.
+
+The socket is blocking for ``sendto`` (a full send buffer makes the sender wait
+rather than drop our own datagrams) and non-blocking for reads (``MSG_DONTWAIT``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import select
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import ClassVar
+
+from .._base import MAX_MESSAGE_LENGTH, Address, Buffer, Message, Transport
+from ..engine import (
+    HomaConfig,
+    HomaEngine,
+    RequestReceived,
+    ResponseReceived,
+    RpcFailed,
+)
+from ..engine.errors import LocalProtocolError as EngineProtocolError
+from ..engine.stats import EngineStats
+from ..errors import (
+    LocalProtocolError,
+    MessageTooLongError,
+    PeerUnreachableError,
+    TransportClosedError,
+    error_from_errno,
+)
+from ._sockets import SocketSizes, read_icmp_errors, resolve
+
+__all__ = ["UdpTransport"]
+
+#: Most datagrams one pass reads before it runs timers and returns to its caller.
+_READ_BATCH = 64
+#: Longest a leader sleeps in epoll without looking at the clock (also bounds how
+#: late a timer can be if a wake-up is lost).
+_MAX_POLL = 0.5
+#: How often the helper thread looks in; it acts only if nobody else has driven
+#: the socket and the timers for this long.
+_HELPER_PERIOD = 0.01
+#: The helper thread exits after the engine has had no timer for this long.
+_HELPER_IDLE_EXIT = 2.0
+#: Resolved destination addresses kept (user spelling -> numeric address).
+_MAX_RESOLVED = 1024
+
+_monotonic = time.monotonic
+
+
+class UdpTransport(Transport):
+    """A Homa message socket in user space over UDP. Open it with
+    ``open_udp_transport``."""
+
+    kind: ClassVar[str] = "udp"
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        sizes: SocketSizes,
+        config: HomaConfig,
+        *,
+        server: bool,
+        busy_poll: float = 0.0,
+    ) -> None:
+        self._sock = sock
+        self._is_v6 = sock.family == socket.AF_INET6
+        self.socket_sizes = sizes
+        self.config = config
+        self.busy_poll = busy_poll
+        self.max_message_length = min(config.max_message_length, MAX_MESSAGE_LENGTH)
+        self._local: Address = sock.getsockname()[:2]
+        self._engine = HomaEngine(config, self._local[1], random.Random(), server=server)
+        self._bufsize = config.max_datagram + 1  # one spare byte exposes oversize
+        self._lock = threading.Lock()
+        self._followers = threading.Condition(self._lock)
+        self._followers_waiting = 0
+        self._helper_wake = threading.Condition(self._lock)
+        self._helper_running = False
+        self._queue: deque[Message] = deque()
+        self._closed = False
+        self._fds_released = False
+        self._has_leader = False
+        self._leader_wakes_at = 0.0
+        self._last_service = 0.0
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._wake_set = False
+        self._epoll = select.epoll()
+        self._epoll.register(sock.fileno(), select.EPOLLIN)
+        self._epoll.register(self._wake_fd, select.EPOLLIN)
+        self._resolved: dict[Address, Address] = {}
+        self.icmp_errors = 0
+        self.send_errors = 0
+
+    # -- the contract --------------------------------------------------------------
+
+    @property
+    def local_addr(self) -> Address:
+        return self._local
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def stats(self) -> EngineStats:
+        """The engine's counters: datagrams, retransmissions, drops by reason."""
+        return self._engine.stats
+
+    def send(self, dest: Address, payload: Buffer, cookie: int = 0) -> int:
+        data = self._checked(payload)
+        peer = self._resolved.get(dest) or self._resolve(dest)
+        with self._lock:
+            self._raise_if_closed()
+            now = _monotonic()
+            rpc_id = self._engine.send_request(peer, data, cookie, now)
+            out = self._after_call(now)
+        self._transmit(out)
+        if not self._helper_running:
+            self._start_helper()
+        return rpc_id
+
+    def reply(self, dest: Address, rpc_id: int, payload: Buffer) -> None:
+        data = self._checked(payload)
+        if rpc_id & 1 == 0:
+            raise LocalProtocolError(f"{rpc_id} is a client RPC id, not a request")
+        with self._lock:
+            self._raise_if_closed()
+            now = _monotonic()
+            try:
+                self._engine.send_response(rpc_id, data, now)
+            except EngineProtocolError:
+                return  # answered already: ignored, like a reply to a vanished RPC
+            out = self._after_call(now)
+        self._transmit(out)
+        if not self._helper_running:
+            self._start_helper()
+
+    def abort(self, rpc_id: int = 0, error: int = 0) -> None:
+        with self._lock:
+            self._raise_if_closed()
+            now = _monotonic()
+            self._engine.abort(rpc_id, error, now)
+            out = self._after_call(now)
+        self._transmit(out)
+
+    def recv(self, timeout: float | None = None) -> Message | None:
+        deadline = None if timeout is None else _monotonic() + timeout
+        with self._lock:
+            while True:
+                self._raise_if_closed()
+                if self._queue:
+                    return self._pop()
+                if not self._has_leader:
+                    break
+                remaining = None if deadline is None else deadline - _monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._followers_waiting += 1
+                try:
+                    self._followers.wait(remaining)
+                finally:
+                    self._followers_waiting -= 1
+            self._has_leader = True
+        try:
+            return self._lead(deadline)
+        finally:
+            self._step_down()
+
+    def fileno(self) -> int:
+        return self._epoll.fileno()
+
+    def next_deadline(self) -> float | None:
+        with self._lock:
+            return None if self._closed else self._engine.get_timer()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.clear()
+            self._followers.notify_all()
+            self._helper_wake.notify_all()
+            self._signal()  # wakes a leader in epoll, and event loops polling fileno()
+            if not self._has_leader:
+                self._release_fds()
+
+    # -- leader ---------------------------------------------------------------------
+
+    def _lead(self, deadline: float | None) -> Message | None:
+        """Drive the socket and the timers until a message is ready or time is up.
+
+        Like the kernel's ``poll_usecs``, the leader first polls the socket without
+        sleeping for ``busy_poll`` seconds: a reply that comes back within that
+        time is read without a sleep and a wake-up, which cost more than the whole
+        round trip when the peer runs on another CPU.
+        """
+        spin_until = _monotonic() + self.busy_poll
+        sock_fd = self._sock.fileno()
+        while True:
+            message = self._service()
+            if message is not None:
+                return message
+            with self._lock:
+                self._raise_if_closed()
+                if self._queue:  # another thread queued something meanwhile
+                    return self._pop()
+                now = _monotonic()
+                if deadline is not None and now >= deadline:
+                    return None
+                spinning = now < spin_until
+                if not spinning:
+                    if self._wake_set:
+                        self._clear_signal()  # we are awake: the wake-up is spent
+                    wait = self._poll_timeout(now, deadline)
+                    self._leader_wakes_at = now + wait
+            if spinning:
+                os.sched_yield()  # a peer on this CPU gets to run and answer
+                continue
+            for fd, mask in self._epoll.poll(wait):
+                if fd == sock_fd and mask & select.EPOLLERR:
+                    self._read_icmp_errors()
+
+    def _poll_timeout(self, now: float, deadline: float | None) -> float:
+        """Seconds the leader may sleep: until the caller's deadline, the engine's
+        next timer, or ``_MAX_POLL``, whichever comes first."""
+        wake = now + _MAX_POLL if deadline is None else min(deadline, now + _MAX_POLL)
+        timer = self._engine.get_timer()
+        if timer is not None and timer < wake:
+            wake = timer
+        return max(0.0, wake - now)
+
+    def _step_down(self) -> None:
+        with self._lock:
+            self._has_leader = False
+            self._leader_wakes_at = 0.0
+            self._last_service = _monotonic()
+            if self._closed:
+                self._release_fds()
+            elif self._followers_waiting:
+                self._followers.notify()  # one follower takes over the socket
+
+    # -- one pass over the socket and the timers --------------------------------------
+
+    def _service(self) -> Message | None:
+        """Read waiting datagrams, stopping at the first finished message; run due
+        timers; transmit. Returns that message (any others are queued).
+
+        Called only by the thread holding the leader role, without the lock.
+        """
+        engine, lock = self._engine, self._lock
+        recvfrom, bufsize, is_v6 = self._sock.recvfrom, self._bufsize, self._is_v6
+        for _ in range(_READ_BATCH):
+            try:
+                data, addr = recvfrom(bufsize, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            except OSError:
+                if self._closed:
+                    return None
+                self._read_icmp_errors()
+                continue
+            with lock:
+                now = _monotonic()
+                engine.receive_datagram(data, addr[:2] if is_v6 else addr, now)
+                timer = engine.get_timer()
+                if timer is not None and timer <= now:
+                    engine.handle_timer(now)
+                out = engine.datagrams_to_send(now)
+                first = self._take_events()
+            if out:
+                self._transmit(out)
+            if first is not None:
+                return first
+        timer = engine.get_timer()
+        if timer is None or timer > _monotonic():
+            return None
+        with lock:
+            now = _monotonic()
+            engine.handle_timer(now)
+            out = engine.datagrams_to_send(now)
+            first = self._take_events()
+        self._transmit(out)
+        return first
+
+    def _read_icmp_errors(self) -> None:
+        """Feed ICMP "unreachable" errors queued on the socket to the engine."""
+        errors = read_icmp_errors(self._sock)
+        if not errors:
+            return
+        with self._lock:
+            now = _monotonic()
+            for error in errors:
+                self.icmp_errors += 1
+                self._engine.receive_icmp_error(error.dest, error.errno, now)
+            out = self._after_call(now)
+        self._transmit(out)
+
+    # -- events and the queue (all under the lock) -------------------------------------
+
+    def _take_events(self) -> Message | None:
+        """The engine's first new event as a message for the caller; the rest are
+        queued for other threads."""
+        next_event = self._engine.next_event
+        event = next_event()
+        if event is None:
+            return None
+        first = _to_message(event)
+        event = next_event()
+        while event is not None:
+            self._enqueue(_to_message(event))
+            event = next_event()
+        return first
+
+    def _enqueue(self, message: Message) -> None:
+        if not self._queue:
+            self._signal()  # level-triggered readiness for event loops
+        self._queue.append(message)
+        if self._followers_waiting:
+            self._followers.notify()
+
+    def _pop(self) -> Message:
+        message = self._queue.popleft()
+        if not self._queue and self._wake_set:
+            self._clear_signal()
+        return message
+
+    def _after_call(self, now: float) -> list[tuple[bytes, Address]]:
+        """After an engine input from an API call: queue its events, wake a leader
+        whose sleep would overrun the engine's timer; the datagrams to send."""
+        out = self._engine.datagrams_to_send(now)
+        message = self._take_events()
+        if message is not None:
+            self._enqueue(message)
+        if self._has_leader:
+            timer = self._engine.get_timer()
+            if timer is not None and timer < self._leader_wakes_at:
+                self._signal()
+        return out
+
+    def _signal(self) -> None:
+        if not self._wake_set and not self._fds_released:
+            self._wake_set = True
+            os.eventfd_write(self._wake_fd, 1)
+
+    def _clear_signal(self) -> None:
+        self._wake_set = False
+        try:
+            os.eventfd_read(self._wake_fd)
+        except BlockingIOError:
+            pass
+
+    # -- transmission ---------------------------------------------------------------
+
+    def _transmit(self, datagrams: list[tuple[bytes, Address]]) -> None:
+        """Send from the calling thread; a failed send fails that peer's RPCs."""
+        sendto = self._sock.sendto
+        for data, peer in datagrams:
+            try:
+                sendto(data, peer)
+            except OSError as exc:
+                if self._closed:
+                    raise TransportClosedError("transport is closed") from None
+                self._on_send_error(peer, exc)
+
+    def _on_send_error(self, peer: Address, exc: OSError) -> None:
+        """No route, refused, or a datagram the path cannot carry: the kernel's
+        answer is final for this peer, so its RPCs fail now instead of timing out."""
+        self.send_errors += 1
+        if exc.errno is None:
+            return
+        with self._lock:
+            now = _monotonic()
+            self._engine.receive_icmp_error(peer, exc.errno, now)
+            out = self._after_call(now)
+        self._transmit(out)
+
+    # -- helper thread: timers when nobody is in recv() -------------------------------
+
+    def _start_helper(self) -> None:
+        with self._lock:
+            if self._closed or self._helper_running:
+                return
+            self._helper_running = True
+        name = f"homarpc-udp-timers-{self._local[1]}"
+        threading.Thread(target=self._run_helper, name=name, daemon=True).start()
+
+    def _run_helper(self) -> None:
+        """Every ``_HELPER_PERIOD``, stand in for a leader if nobody has driven the
+        socket and timers meanwhile; exit once the engine has been idle a while."""
+        idle_since = _monotonic()
+        while True:
+            with self._lock:
+                self._helper_wake.wait(_HELPER_PERIOD)
+                now = _monotonic()
+                if self._engine.get_timer() is not None:
+                    idle_since = now
+                if self._closed or now - idle_since >= _HELPER_IDLE_EXIT:
+                    self._helper_running = False
+                    return
+                if self._has_leader or now - self._last_service < _HELPER_PERIOD:
+                    continue
+                self._has_leader = True
+            try:
+                message = self._service()
+                if message is not None:
+                    with self._lock:
+                        self._enqueue(message)
+            finally:
+                self._step_down()
+
+    # -- small helpers ----------------------------------------------------------------
+
+    def _release_fds(self) -> None:
+        """Under the lock, once no thread can be inside the socket or epoll."""
+        if self._fds_released:
+            return
+        self._fds_released = True
+        self._epoll.close()
+        os.close(self._wake_fd)
+        self._sock.close()
+
+    def _raise_if_closed(self) -> None:
+        if self._closed:
+            raise TransportClosedError("transport is closed")
+
+    def _checked(self, payload: Buffer) -> bytes:
+        if self._closed:
+            raise TransportClosedError("transport is closed")
+        if len(payload) > self.max_message_length:
+            raise MessageTooLongError(
+                f"message of {len(payload)} bytes exceeds the Homa limit of "
+                f"{self.max_message_length} bytes"
+            )
+        # The engine slices packets from the payload lazily, so it must not change.
+        return payload if type(payload) is bytes else bytes(payload)
+
+    def _resolve(self, dest: Address) -> Address:
+        """``dest`` as the numeric address datagrams from it will carry (cached)."""
+        try:
+            resolved = resolve(self._sock.family, dest[0], dest[1])
+        except (OSError, UnicodeError) as exc:
+            raise PeerUnreachableError(
+                message=f"cannot resolve {dest[0]!r} for this socket's family: {exc}"
+            ) from None
+        if len(self._resolved) >= _MAX_RESOLVED:
+            self._resolved.clear()
+        self._resolved[dest] = resolved
+        return resolved
+
+
+def _request(event: RequestReceived) -> Message:
+    return Message(event.rpc_id, 0, event.peer, True, event.payload)
+
+
+def _response(event: ResponseReceived) -> Message:
+    return Message(event.rpc_id, event.cookie, event.peer, False, event.payload)
+
+
+def _failure(event: RpcFailed) -> Message:
+    error = error_from_errno(event.errno, f"peer {event.peer[0]}:{event.peer[1]}")
+    return Message(event.rpc_id, event.cookie, event.peer, False, b"", error)
+
+
+_CONVERTERS: dict[type, Callable[..., Message]] = {
+    RequestReceived: _request,
+    ResponseReceived: _response,
+    RpcFailed: _failure,
+}
+
+
+def _to_message(event: RequestReceived | ResponseReceived | RpcFailed) -> Message:
+    return _CONVERTERS[type(event)](event)
