@@ -32,19 +32,13 @@ def _memory() -> Backend:
 
 
 def _udp() -> Backend:
+    # Always available: a missing or broken udp backend must fail here, not skip.
     def make(local: Address, server: bool) -> Transport:
         from homarpc.transport.udp import open_udp_transport
 
         return open_udp_transport(local, server=server)
 
-    def skip() -> str | None:
-        try:
-            import homarpc.transport.udp  # noqa: F401
-        except ImportError as exc:  # the backend is not built yet
-            return f"udp backend not importable: {exc}"
-        return None
-
-    return Backend("udp", make, skip)
+    return Backend("udp", make, lambda: None)
 
 
 def _kernel() -> Backend:
