@@ -20,7 +20,7 @@ from ._interfaces import ServicerContext
 from ._serving import ServerCallCore
 from ._sync import Waiter
 from .metadata import Metadatum, check_metadata, format_peer
-from .status import MetadataTuple, Status, StatusCode
+from .status import MetadataTuple, Status, StatusCode, as_status_code
 
 __all__ = ["Context", "run_call"]
 
@@ -91,6 +91,7 @@ class Context(ServicerContext):
         return self._trailing
 
     def abort(self, code: StatusCode, details: str) -> NoReturn:
+        code = as_status_code(code)
         if code is StatusCode.OK:
             log.error("abort() called with StatusCode.OK; returning UNKNOWN instead")
             code = StatusCode.UNKNOWN
@@ -102,7 +103,7 @@ class Context(ServicerContext):
         self.abort(status.code, status.details)
 
     def set_code(self, code: StatusCode) -> None:
-        self._code = code
+        self._code = as_status_code(code)
 
     def set_details(self, details: str) -> None:
         self._details = details

@@ -19,6 +19,7 @@ __all__ = [
     "RpcError",
     "Status",
     "StatusCode",
+    "as_status_code",
     "code_from_int",
 ]
 
@@ -59,6 +60,22 @@ _BY_INT = {member.value[0]: member for member in StatusCode}
 def code_from_int(number: int) -> StatusCode:
     """The ``StatusCode`` for a wire integer; out-of-range numbers become UNKNOWN."""
     return _BY_INT.get(number, StatusCode.UNKNOWN)
+
+
+def as_status_code(code: object) -> StatusCode:
+    """``code`` as our ``StatusCode``; grpcio's ``grpc.StatusCode`` (same ``(int, str)``
+    values) is accepted too, so servicers written for grpcio run unchanged.
+
+    Raises:
+        TypeError: ``code`` is not a status code.
+    """
+    if isinstance(code, StatusCode):
+        return code
+    value = getattr(code, "value", None)
+    for member in StatusCode:
+        if member.value == value:
+            return member
+    raise TypeError(f"{code!r} is not a status code")
 
 
 class Status(NamedTuple):
