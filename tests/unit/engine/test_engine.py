@@ -1,0 +1,180 @@
+"""The engine's API, end to end over a perfect network, and its local errors."""
+
+from __future__ import annotations
+
+import errno
+import random
+
+import pytest
+
+from homarpc.transport.engine import (
+    HomaConfig,
+    HomaEngine,
+    LocalProtocolError,
+    RequestReceived,
+    ResponseReceived,
+    RpcFailed,
+)
+from homarpc.transport.engine import wire
+
+from .helpers import CLIENT, SERVER, EnginePair
+
+
+@pytest.mark.parametrize("size", [0, 1, 64, 49_999, 50_000, 50_001, 1_000_000])
+def test_roundtrip_returns_the_exact_bytes(size):
+    pair = EnginePair()
+    request = random.Random(size).randbytes(size)
+    event = pair.roundtrip(request, cookie=77)
+    assert event.payload == request[::-1]
+    assert event.cookie == 77 and event.peer == SERVER
+    (served,) = pair.requests
+    assert served.payload == request and served.peer == CLIENT
+    pair.settle()
+
+
+def test_client_ids_are_even_random_and_distinct_per_endpoint():
+    a = HomaEngine(HomaConfig(), 1, random.Random(1))
+    b = HomaEngine(HomaConfig(), 1, random.Random(2))
+    ids_a = [a.send_request(SERVER, b"x", 0, 0.0) for _ in range(3)]
+    ids_b = [b.send_request(SERVER, b"x", 0, 0.0) for _ in range(3)]
+    assert all(i % 2 == 0 and i > 0 for i in ids_a + ids_b)
+    assert ids_a[1] - ids_a[0] == 2 and ids_a[0] != ids_b[0]
+
+
+def test_server_rpc_id_is_client_id_with_low_bit_set():
+    pair = EnginePair()
+    rpc_id = pair.client.send_request(SERVER, b"hi", 0, 0.0)
+    pair.transfer()
+    assert pair.requests[0].rpc_id == rpc_id | 1
+
+
+def test_payload_over_the_limit_is_refused_at_once():
+    engine = HomaEngine(HomaConfig(max_message_length=10), 1, random.Random(0))
+    with pytest.raises(ValueError, match="exceeds"):
+        engine.send_request(SERVER, bytes(11), 0, 0.0)
+    assert engine.rpc_count == 0
+
+
+def test_replying_twice_is_a_local_protocol_error():
+    pair = EnginePair()
+    pair.auto_reply = False
+    pair.client.send_request(SERVER, b"q", 0, 0.0)
+    pair.transfer()
+    rpc_id = pair.requests[0].rpc_id
+    pair.server.send_response(rpc_id, b"a", 0.0)
+    with pytest.raises(LocalProtocolError, match="cannot take reply"):
+        pair.server.send_response(rpc_id, b"b", 0.0)
+    pair.transfer()
+    assert [e.payload for e in pair.client_events] == [b"a"]  # type: ignore[union-attr]
+
+
+def test_replying_to_an_unknown_id_is_ignored():
+    pair = EnginePair()
+    pair.server.send_response(12345, b"late", 0.0)
+    assert pair.server.datagrams_to_send(0.0) == []
+
+
+def test_abort_one_with_errno_reports_failure_and_forgets_it():
+    pair = EnginePair()
+    pair.auto_reply = False
+    rpc_id = pair.client.send_request(SERVER, b"q", 5, 0.0)
+    pair.client.abort(rpc_id, errno.ECANCELED, 0.0)
+    assert pair.client.next_event() == RpcFailed(rpc_id, 5, SERVER, errno.ECANCELED)
+    assert pair.client.rpc_count == 0
+    pair.client.abort(rpc_id, errno.ECANCELED, 0.0)  # unknown now: no-op
+    assert pair.client.next_event() is None
+
+
+def test_abort_all_silently():
+    pair = EnginePair()
+    for _ in range(3):
+        pair.client.send_request(SERVER, b"q", 0, 0.0)
+    pair.client.abort(0, 0, 0.0)
+    assert pair.client.rpc_count == 0 and pair.client.next_event() is None
+
+
+def test_abort_of_a_server_rpc_forgets_it():
+    pair = EnginePair()
+    pair.auto_reply = False
+    pair.client.send_request(SERVER, b"q", 0, 0.0)
+    pair.transfer()
+    pair.server.abort(pair.requests[0].rpc_id, 0, 0.0)
+    assert pair.server.rpc_count == 0
+
+
+def test_icmp_error_fails_rpcs_to_that_peer_only():
+    pair = EnginePair()
+    doomed = pair.client.send_request(SERVER, b"q", 1, 0.0)
+    other = ("127.0.0.1", 6_000)
+    kept = pair.client.send_request(other, b"q", 2, 0.0)
+    pair.client.receive_icmp_error(SERVER, errno.ECONNREFUSED, 0.0)
+    assert pair.client.next_event() == RpcFailed(doomed, 1, SERVER, errno.ECONNREFUSED)
+    assert pair.client.next_event() is None
+    assert pair.client.rpc_count == 1 and kept
+
+
+def test_silent_server_times_out_with_etimedout():
+    config = HomaConfig(timeout_ticks=20)
+    pair = EnginePair(config)
+    rpc_id = pair.client.send_request(SERVER, b"q", 3, 0.0)
+    pair.tick(25, lose=lambda d: True)
+    assert pair.client_events == [RpcFailed(rpc_id, 3, SERVER, errno.ETIMEDOUT)]
+    assert pair.client.stats.resends_sent >= 3
+
+
+def test_timer_is_armed_only_while_there_is_state():
+    pair = EnginePair()
+    assert pair.client.get_timer() is None
+    pair.client.send_request(SERVER, b"q", 0, 0.0)
+    assert pair.client.get_timer() == pytest.approx(pair.config.tick)
+    pair.transfer()
+    pair.settle()
+    assert pair.client.get_timer() is None and pair.server.get_timer() is None
+
+
+def test_one_slow_timer_call_ages_rpcs_by_one_tick_only():
+    config = HomaConfig(timeout_ticks=5)
+    pair = EnginePair(config)
+    pair.client.send_request(SERVER, b"q", 0, 0.0)
+    pair.client.datagrams_to_send(0.0)  # lost
+    pair.client.handle_timer(10.0)  # ten thousand ticks late: still one tick
+    assert pair.client.rpc_count == 1 and pair.client.next_event() is None
+
+
+def test_srpt_sends_the_short_message_first():
+    config = HomaConfig(unsched_bytes=50_000)
+    engine = HomaEngine(config, CLIENT[1], random.Random(0))
+    engine.send_request(SERVER, bytes(1_000_000), 0, 0.0)
+    engine.send_request(SERVER, bytes(1_000_000), 0, 0.0)
+    short = engine.send_request(SERVER, b"s" * 64, 0, 0.0)
+    first = engine.datagrams_to_send(0.0, max_datagrams=1)
+    (data, _), = first
+    assert wire.unpack_common(data).sender_id == short
+    assert len(data) == wire.DATA_HEADER_LENGTH + 64
+
+
+def test_max_datagrams_limits_data_but_not_control():
+    pair = EnginePair(HomaConfig(max_datagram=1_000, unsched_bytes=4_000))
+    pair.client.send_request(SERVER, bytes(10_000), 0, 0.0)
+    assert len(pair.client.datagrams_to_send(0.0, max_datagrams=2)) == 2
+    assert len(pair.client.datagrams_to_send(0.0)) == 3  # the rest of 4,000 unscheduled
+
+
+def test_events_are_frozen():
+    event = ResponseReceived(2, 0, SERVER, b"")
+    with pytest.raises(AttributeError):
+        event.rpc_id = 4  # type: ignore[misc]
+    assert isinstance(RequestReceived(3, CLIENT, b""), RequestReceived)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"max_datagram": 56}, {"max_datagram": 70_000}, {"unsched_bytes": 0},
+        {"overcommit": 0}, {"tick": 0.0}, {"wire_tag": 1 << 24},
+        {"max_message_length": -1},
+    ],
+)  # fmt: skip
+def test_config_rejects_nonsense(changes):
+    with pytest.raises(ValueError):
+        HomaConfig(**changes)
