@@ -32,6 +32,8 @@ import socket as _socket
 import threading
 import time
 from collections import Counter, deque
+from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import ClassVar
 
 from .._base import Address, Buffer, Message, Transport
@@ -68,23 +70,15 @@ _IOV = _ffi.ffi.typeof("struct iovec *")
 _ABORT_ARGS = _ffi.ffi.typeof("struct homa_abort_args *")
 
 
+@dataclass(frozen=True, slots=True)
 class HomaInfo:
     """What ``HOMAIOCINFO`` reports about a socket (G8b and later)."""
 
-    __slots__ = ("bpool_avail_bytes", "error_msg", "num_rpcs", "port")
-
-    def __init__(self, bpool_avail_bytes: int, port: int, num_rpcs: int, error_msg: str):
-        self.bpool_avail_bytes = bpool_avail_bytes
-        self.port = port
-        self.num_rpcs = num_rpcs
-        #: The module's text for the last error it saw on this socket.
-        self.error_msg = error_msg
-
-    def __repr__(self) -> str:
-        return (
-            f"<HomaInfo port={self.port} rpcs={self.num_rpcs} "
-            f"pool_free={self.bpool_avail_bytes} last_error={self.error_msg!r}>"
-        )
+    bpool_avail_bytes: int
+    port: int
+    num_rpcs: int
+    #: The module's text for the last error it saw on this socket.
+    error_msg: str
 
 
 class HomaSocket(Transport):
@@ -126,17 +120,15 @@ class HomaSocket(Transport):
         #: "G8c", "G4a", ...: the generation this socket speaks.
         self.generation = detection.generation
         self._family = family_of(local[0])
-        self._sock = _open(system, self._family, abi.protocol)
-        try:
+        with ExitStack() as undo:  # on failure: close the socket, then unmap the pool
             self._pool = BufferPool(pool_bytes)
+            undo.callback(self._pool.close)
+            self._sock = _open(system, self._family, abi.protocol)
+            undo.callback(self._sock.close)
             self._set_up(local, server)
-        except BaseException:
-            self._sock.close()
-            if hasattr(self, "_pool"):
-                self._pool.close()
-            raise
-        self._fd = self._sock.fileno()
-        self._local = self._resolve_local(local)
+            self._fd = self._sock.fileno()
+            self._local = self._resolve_local(local)
+            undo.pop_all()
         self._receiver = Receiver(abi, system.lib, self._pool)
         self._lock = threading.Lock()
         self._closed = False
