@@ -53,6 +53,9 @@ class Results:
 @click.argument("method", required=False)
 @click.option("--proto", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The .proto declaring METHOD (with TARGET).")
+@click.option("-I", "--proto-path", "include", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Import directory for --proto (repeatable).")
 @click.option("-d", "--data", default="{}", show_default=True,
               help="Request JSON for METHOD.")
 @click.option("-c", "--concurrency", default=4, show_default=True,
@@ -70,6 +73,7 @@ def bench(
     target: str | None,
     method: str | None,
     proto: Path | None,
+    include: tuple[Path, ...],
     data: str,
     concurrency: int,
     count: int,
@@ -88,7 +92,7 @@ def bench(
     """
     if plot is not None:
         _require_matplotlib()
-    with _endpoint(target, method, proto, data, payload, transport) as (
+    with _endpoint(target, method, proto, include, data, payload, transport) as (
         call_once, label
     ):
         click.echo(f"homarpc bench: {label}, concurrency {concurrency}, "
@@ -102,8 +106,8 @@ def bench(
 
 @contextmanager
 def _endpoint(
-    target: str | None, method: str | None, proto: Path | None, data: str,
-    payload: int, transport: str | None,
+    target: str | None, method: str | None, proto: Path | None,
+    include: tuple[Path, ...], data: str, payload: int, transport: str | None,
 ) -> Iterator[tuple[Callable[[], Any], str]]:
     """A no-argument function making one call, and what it calls, for the workers."""
     if target is None:
@@ -115,7 +119,7 @@ def _endpoint(
         return
     if method is None or proto is None:
         fail("with TARGET, give METHOD and --proto too (or no TARGET for the echo test)")
-    info = find_method(proto, (), method)
+    info = find_method(proto, include, method)
     if info.cardinality != "unary_unary":
         fail(f"bench drives unary methods; {info.path} is {info.cardinality}")
     request = parse_requests(data, info)[0]

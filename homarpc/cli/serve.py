@@ -1,18 +1,22 @@
 """``homarpc serve module:Servicer``: run servicers without writing a server script.
 
-Layer: cli. Imports: click, the public ``homarpc`` API.
+Layer: cli. Imports: click, asyncio, the public ``homarpc`` and ``homarpc.aio`` API.
 
 The target names a servicer class (instantiated with no arguments), an instance,
 or a factory function returning one servicer or a list of them. Each servicer is
 registered with the ``add_<Base>_to_server`` function generated beside the
 ``<Base>Servicer`` class it inherits from (by homarpc's codegen or grpcio-tools').
+Servicers with ``async def`` methods run on a ``homarpc.aio`` server, others on a
+blocking server with ``--workers`` handler threads.
 SIGINT and SIGTERM stop the server, letting calls in flight finish within
 ``--grace`` seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import inspect
 import signal
 import sys
 import threading
@@ -24,6 +28,7 @@ from typing import Any
 import click
 
 import homarpc
+import homarpc.aio
 
 from ._common import fail, transport_option
 
@@ -35,7 +40,9 @@ Registrar = Callable[[Any, Any], None]
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=50051, show_default=True, help="Port (0 picks one).")
 @transport_option
-@click.option("--workers", default=10, show_default=True, help="Handler threads.")
+@click.option(
+    "--workers", default=10, show_default=True, help="Handler threads (blocking servicers)."
+)
 @click.option(
     "--grace", default=5.0, show_default=True, help="Seconds calls may finish in on stop."
 )
@@ -63,20 +70,56 @@ def serve(
     """
     sys.path.insert(0, str(app_dir.resolve()))
     servicers = [servicer for target in targets for servicer in load_servicers(target)]
+    if any(has_async_methods(servicer) for servicer in servicers):
+        asyncio.run(_serve_async(servicers, host, port, transport, grace))
+        return
     server = homarpc.server(max_workers=workers, transport=transport)
     names = [register(servicer, server) for servicer in servicers]
     bound = bind(server, host, port)
     stop_requested = _stop_on_signals()
     server.start()
-    click.echo(
-        f"homarpc: serving {', '.join(names)} on {_join(host, bound)} "
-        f"(transport {transport or 'auto'}); Ctrl-C stops",
-    )
+    _announce(names, host, bound, transport, "threads")
     while not stop_requested.wait(0.5):  # a timed wait lets signal handlers run
         pass
     click.echo(f"homarpc: stopping (grace {grace:g} s)")
     server.stop(grace).wait()
     click.echo("homarpc: stopped")
+
+
+async def _serve_async(
+    servicers: list[Any], host: str, port: int, transport: str | None, grace: float
+) -> None:
+    """Serve on a ``homarpc.aio`` server: some servicer methods are ``async def``."""
+    server = homarpc.aio.server(transport=transport)
+    names = [register(servicer, server) for servicer in servicers]
+    bound = bind(server, host, port)
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop_requested.set)
+    await server.start()
+    _announce(names, host, bound, transport, "asyncio")
+    await stop_requested.wait()
+    click.echo(f"homarpc: stopping (grace {grace:g} s)")
+    await server.stop(grace)
+    click.echo("homarpc: stopped")
+
+
+def _announce(
+    names: list[str], host: str, port: int, transport: str | None, runner: str
+) -> None:
+    click.echo(
+        f"homarpc: serving {', '.join(names)} on {_join(host, port)} "
+        f"(transport {transport or 'auto'}, {runner}); Ctrl-C stops"
+    )
+
+
+def has_async_methods(servicer: Any) -> bool:
+    """True when a method the servicer defines is ``async def`` (or an async generator)."""
+    return any(
+        inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member)
+        for _, member in inspect.getmembers(type(servicer), inspect.isfunction)
+    )
 
 
 def load_servicers(target: str) -> list[Any]:
@@ -124,7 +167,7 @@ def _instantiate(target: str, found: Any) -> Any:
         fail(f"{target}() failed: {error}; give a factory that takes no arguments")
 
 
-def register(servicer: Any, server: homarpc.Server) -> str:
+def register(servicer: Any, server: homarpc.Server | homarpc.aio.Server) -> str:
     """Add ``servicer`` to ``server`` with its generated ``add_..._to_server``."""
     registrars = _registrars(type(servicer))
     if not registrars:
@@ -148,7 +191,7 @@ def _registrars(cls: type) -> list[tuple[str, Registrar]]:
     return found
 
 
-def bind(server: homarpc.Server, host: str, port: int) -> int:
+def bind(server: homarpc.Server | homarpc.aio.Server, host: str, port: int) -> int:
     try:
         return server.add_insecure_port(_join(host, port))
     except RuntimeError as error:

@@ -57,6 +57,11 @@ class Notebook(notes_pb2_homarpc.NotebookServicer):
 
 def make():
     return [Notebook()]
+
+
+class AsyncNotebook(notes_pb2_homarpc.NotebookServicer):
+    async def Add(self, request, context):
+        return notes_pb2.Receipt(count=len(request.tags))
 """
 
 
@@ -74,9 +79,9 @@ def _homarpc(*args: str, cwd: Path, **kwargs) -> subprocess.Popen[str]:
     return subprocess.Popen(command, cwd=cwd, text=True, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def server(app_dir: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
-    process = _homarpc("serve", "notes_app:make", "--port", "0", "--transport", "udp",
+def _start(app_dir: Path, target: str, runner: str) -> tuple[int, subprocess.Popen[str]]:
+    """``homarpc serve target`` on a free port; the port from its banner."""
+    process = _homarpc("serve", target, "--port", "0", "--transport", "udp",
                        "--grace", "1", cwd=app_dir,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()
@@ -87,11 +92,26 @@ def server(app_dir: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
         banner = lines.get(timeout=30)
     except queue.Empty:
         banner = ""
-    match = re.search(r"serving Notebook on 127\.0\.0\.1:(\d+) \(transport udp\)", banner)
+    pattern = rf"serving Notebook on 127\.0\.0\.1:(\d+) \(transport udp, {runner}\)"
+    match = re.search(pattern, banner)
     if match is None:
         process.kill()
         pytest.fail(f"no serving banner: {banner!r} {process.communicate()[1]}")
-    yield int(match.group(1)), process
+    return int(match.group(1)), process
+
+
+def _stop(process: subprocess.Popen[str], signum: int) -> str:
+    """Signal ``homarpc serve`` and return its stdout once it has exited cleanly."""
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    return stdout
+
+
+@pytest.fixture(scope="module")
+def server(app_dir: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    port, process = _start(app_dir, "notes_app:make", "threads")
+    yield port, process
     if process.poll() is None:
         process.kill()
         process.communicate()
@@ -145,7 +165,14 @@ def test_serve_refuses_a_port_in_use_with_a_fix(server, app_dir):
 
 def test_serve_stops_cleanly_on_sigterm(server):
     _, process = server
-    process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=30)
-    assert process.returncode == 0, stderr
-    assert "homarpc: stopped" in stdout
+    assert "homarpc: stopped" in _stop(process, signal.SIGTERM)
+
+
+def test_serve_runs_async_servicers_on_an_asyncio_server(app_dir):
+    port, process = _start(app_dir, "notes_app:AsyncNotebook", "asyncio")
+    try:
+        result = _call(app_dir, port, "notes.v1.Notebook/Add", '{"tags": ["a", "b"]}')
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == {"count": 2}
+    finally:
+        assert "homarpc: stopped" in _stop(process, signal.SIGINT)
