@@ -26,6 +26,7 @@ __all__ = [
     "RecvmsgFlag",
     "SendmsgFlag",
     "SockOpt",
+    "make_abi",
 ]
 
 HOMA_MAX_MESSAGE_LENGTH = 1_000_000
@@ -85,3 +86,27 @@ class Abi:
     #: In-struct flag for a non-blocking receive; G4a-era kernels before 2024-07-16
     #: ignore ``MSG_DONTWAIT``. Empty where ``MSG_DONTWAIT`` is enough.
     nonblocking_flag: RecvmsgFlag
+
+
+def make_abi(
+    name: str,
+    protocol: IpProto,
+    ffi: cffi.FFI,
+    *,
+    server_option: SockOpt | None,
+    recv_flags: RecvmsgFlag = RecvmsgFlag(0),
+    nonblocking_flag: RecvmsgFlag = RecvmsgFlag(0),
+) -> Abi:
+    """An ``Abi`` whose struct types are ``ffi``'s ``homa_sendmsg_args`` and
+    ``homa_recvmsg_args`` (each generation declares its own)."""
+    return Abi(
+        name=name,
+        protocol=protocol,
+        ffi=ffi,
+        sendmsg_args=ffi.typeof("struct homa_sendmsg_args *"),
+        recvmsg_args=ffi.typeof("struct homa_recvmsg_args *"),
+        recv_controllen=ffi.sizeof("struct homa_recvmsg_args"),
+        server_option=server_option,
+        recv_flags=recv_flags,
+        nonblocking_flag=nonblocking_flag,
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import cffi
 
 from . import _ffi
-from .abi import HOMA_MAX_BPAGES, Abi, IpProto, RecvmsgFlag, SockOpt
+from .abi import HOMA_MAX_BPAGES, IpProto, RecvmsgFlag, make_abi
 
 __all__ = ["ABI", "EXPECTED_LAYOUT", "LAYOUT_PROBLEMS", "ffi"]
 
@@ -63,14 +63,11 @@ EXPECTED_LAYOUT: dict[str, tuple[int, dict[str, int]]] = {
 
 LAYOUT_PROBLEMS = _ffi.check_layout(ffi, EXPECTED_LAYOUT)
 
-ABI = Abi(
-    name="G4a",
-    protocol=IpProto.HOMA_PRE_2024,
-    ffi=ffi,
-    sendmsg_args=ffi.typeof("struct homa_sendmsg_args *"),
-    recvmsg_args=ffi.typeof("struct homa_recvmsg_args *"),
-    recv_controllen=ffi.sizeof("struct homa_recvmsg_args"),
-    server_option=None,
+ABI = make_abi(
+    "G4a",
+    IpProto.HOMA_PRE_2024,
+    ffi,
+    server_option=None,  # every G4a socket accepts requests
     recv_flags=RecvmsgFlag.REQUEST | RecvmsgFlag.RESPONSE,
     nonblocking_flag=RecvmsgFlag.NONBLOCKING,
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import cffi
 
 from . import _ffi
-from .abi import HOMA_MAX_BPAGES, Abi, IpProto, RecvmsgFlag, SockOpt
+from .abi import HOMA_MAX_BPAGES, IpProto, SockOpt, make_abi
 from .ioctl import INFO_ARGS_SIZE
 
 __all__ = ["ABI", "ERROR_MSG_SIZE", "EXPECTED_LAYOUT", "LAYOUT_PROBLEMS", "ffi"]
@@ -120,14 +120,4 @@ EXPECTED_LAYOUT: dict[str, tuple[int, dict[str, int]]] = {
 
 LAYOUT_PROBLEMS = _ffi.check_layout(ffi, EXPECTED_LAYOUT)
 
-ABI = Abi(
-    name="G8",
-    protocol=IpProto.HOMA,
-    ffi=ffi,
-    sendmsg_args=ffi.typeof("struct homa_sendmsg_args *"),
-    recvmsg_args=ffi.typeof("struct homa_recvmsg_args *"),
-    recv_controllen=ffi.sizeof("struct homa_recvmsg_args"),
-    server_option=SockOpt.SERVER,
-    recv_flags=RecvmsgFlag(0),
-    nonblocking_flag=RecvmsgFlag(0),
-)
+ABI = make_abi("G8", IpProto.HOMA, ffi, server_option=SockOpt.SERVER)
