@@ -70,6 +70,10 @@ log = logging.getLogger("homarpc.client")
 
 #: Default flow-control window, in frames, per call and direction.
 DEFAULT_WINDOW = 8
+#: Frames at least this large count as large for the flow-control windows ...
+_LARGE_FRAME = 256 * 1024
+#: ... which then allow this many in flight per call and direction.
+_LARGE_WINDOW = 2
 #: Longest sleep of the receive thread between deadline checks.
 _TICK = 0.25
 
@@ -100,7 +104,11 @@ class ClientCallCore:
         self._notify = notify
         self._lock = threading.Lock()
         self._window = endpoint.window
-        self._poll_target = self._window if response_streaming else 1
+        self._response_streaming = response_streaming
+        # Server streams start with a small poll window and widen it once a frame
+        # has shown the messages are small; one large frame narrows it for good.
+        self._heard_small = False
+        self._saw_only_small = True
         self._send_seq = 1
         self._pending: deque[Frame] = deque()
         self._data_out = 0
@@ -223,7 +231,7 @@ class ClientCallCore:
     def _flush(self) -> list[Frame]:
         """Frames to send now that the window allows (call under the lock)."""
         sends: list[Frame] = []
-        while self._pending and self._data_out < self._window:
+        while self._pending and self._data_out < self._data_window():
             frame = self._pending.popleft()
             if frame.flags & Flags.POLL:
                 self._polls_out += 1
@@ -232,10 +240,26 @@ class ClientCallCore:
             sends.append(frame)
         if self.code is None:
             unread = len(self._messages) + len(self._inbound)
-            for _ in range(self._poll_target - unread - self._polls_out):
+            for _ in range(self._poll_target() - unread - self._polls_out):
                 self._polls_out += 1
                 sends.append(Frame(self.call_id, 0, Flags.POLL))
         return sends
+
+    def _data_window(self) -> int:
+        """Requests in flight allowed for the next frame: fewer when it is large, so
+        a call keeps about ``_LARGE_WINDOW`` MB in flight, not ``window`` MB."""
+        if len(self._pending[0].payload) >= _LARGE_FRAME:
+            return _LARGE_WINDOW
+        return self._window
+
+    def _poll_target(self) -> int:
+        """Polls to keep out, before subtracting unread messages."""
+        if not self._response_streaming:
+            # One for the response; a second while a split one is arriving.
+            return _LARGE_WINDOW if self._assembler.is_partial else 1
+        if self._heard_small and self._saw_only_small:
+            return self._window
+        return _LARGE_WINDOW
 
     def _transmit(self, frames: list[Frame]) -> None:
         for frame in frames:
@@ -317,6 +341,10 @@ class ClientCallCore:
             self._finish(StatusCode.INTERNAL, str(exc))
 
     def _apply(self, frame: Frame) -> None:
+        if self._saw_only_small and len(frame.payload) >= _LARGE_FRAME:
+            self._saw_only_small = False
+        elif not self._heard_small:
+            self._heard_small = len(frame.payload) < _LARGE_FRAME
         if frame.metadata is not None and self.initial_metadata is None:
             self.initial_metadata = frame.metadata
         if frame.flags & Flags.MESSAGE:

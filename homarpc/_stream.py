@@ -93,6 +93,11 @@ class Assembler:
         self._chunks: list[bytes] = []
         self._size = 0
 
+    @property
+    def is_partial(self) -> bool:
+        """True while some chunks of a message have arrived but not its last."""
+        return bool(self._chunks)
+
     def add(self, chunk: bytes, is_last: bool) -> bytes | None:
         """Add one chunk; return the whole message when ``is_last``.
 

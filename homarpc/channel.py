@@ -83,7 +83,7 @@ class Channel:
         self.target = target
         self._targets = _Targets(addresses)
         max_receive, self._max_send = message_limits(options)
-        local_host = "::" if ":" in addresses[0][0] else "0.0.0.0"
+        local_host = _local_host(addresses)
         link = open_transport(kind or transport, (local_host, 0), server=False,
                               **dict(transport_options or {}))
         self._endpoint = ClientEndpoint(link, max_receive_message_length=max_receive)
@@ -183,6 +183,15 @@ class Channel:
             raise RpcError(StatusCode.RESOURCE_EXHAUSTED,
                            f"Sent message larger than max ({len(payload)} vs. "
                            f"{self._max_send})")
+
+
+def _local_host(addresses: list[tuple[str, int]]) -> str:
+    """Bind to loopback when every server is local (the udp backend then uses
+    loopback's large datagrams); else to any address of the right family."""
+    is_v6 = ":" in addresses[0][0]
+    if all(host.startswith("127.") or host == "::1" for host, _ in addresses):
+        return "::1" if is_v6 else "127.0.0.1"
+    return "::" if is_v6 else "0.0.0.0"
 
 
 class _MultiCallable(Generic[RequestT, ResponseT]):

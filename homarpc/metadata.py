@@ -53,7 +53,9 @@ def check_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> list[M
     checked: list[Metadatum] = []
     for entry in metadata:
         key, value = entry
-        if not isinstance(key, str) or not key or not _KEY_CHARS.issuperset(key):
+        if not isinstance(key, str):
+            raise RpcError(StatusCode.INTERNAL, "Invalid metadata")
+        if not key or not _KEY_CHARS.issuperset(key):
             raise RpcError(StatusCode.INTERNAL, "Invalid metadata")
         checked.append(Metadatum(key, _checked_value(key, value)))
     return checked
