@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import socket
 from dataclasses import dataclass
+from typing import cast
 
 from ..errors import TransportClosedError
 from . import _ffi
@@ -60,6 +61,8 @@ class Receiver:
         self._ffi = abi.ffi
         self._lib = lib
         self._pool = pool
+        self._name_type = abi.ffi.typeof(f"char[{_NAME_BYTES}]")
+        self._has_peer_copy = "peer_addr" in dict(abi.recvmsg_args.item.fields)
 
     def receive(self, fd: int, nonblocking: bool) -> Received | Failed | None:
         """One recvmsg. ``None``: nothing yet (EAGAIN, EINTR): call again.
@@ -68,12 +71,13 @@ class Receiver:
             TransportClosedError: the socket was shut down.
         """
         args = self._control_block(nonblocking)
-        name = self._ffi.new("char[]", _NAME_BYTES)
+        name = self._ffi.new(self._name_type)
         msg = _ffi.new_msghdr(name, SOCKADDR_IN6_SIZE, args, self._abi.recv_controllen)
         flags = socket.MSG_DONTWAIT if nonblocking else 0
         length = self._lib.recvmsg(fd, msg, flags)
         err = self._ffi.errno if length < 0 else 0
-        listed = [args.bpage_offsets[i] for i in range(min(args.num_bpages, 16))]
+        count = min(args.num_bpages, HOMA_MAX_BPAGES)
+        listed = cast(list[int], self._ffi.unpack(args.bpage_offsets, count))
         if length < 0:
             self._pool.requeue(listed)
             return self._failed(args, err)
@@ -84,8 +88,9 @@ class Receiver:
     def _control_block(self, nonblocking: bool) -> CData:
         args: CData = self._ffi.new(self._abi.recvmsg_args)
         handbacks = self._pool.take_handbacks(HOMA_MAX_BPAGES)
-        args.num_bpages = len(handbacks)
-        args.bpage_offsets[0 : len(handbacks)] = handbacks
+        if handbacks:
+            args.num_bpages = len(handbacks)
+            args.bpage_offsets[0 : len(handbacks)] = handbacks
         if self._abi.recv_flags:
             extra = self._abi.nonblocking_flag if nonblocking else 0
             args.flags = self._abi.recv_flags | extra
@@ -99,8 +104,8 @@ class Receiver:
         return Failed(args.id, args.completion_cookie, err)
 
     def _peer(self, name: CData, namelen: int, args: CData) -> tuple[str, int] | None:
-        raw = bytes(self._ffi.buffer(name, min(namelen, _NAME_BYTES)))
-        if namelen == 0 and hasattr(args, "peer_addr"):  # G4a also copies it here
+        raw = self._ffi.buffer(name, min(namelen, _NAME_BYTES))[:]
+        if namelen == 0 and self._has_peer_copy:  # G4a also copies it here
             raw = bytes(self._ffi.buffer(self._ffi.addressof(args, "peer_addr")))
         try:
             return decode_sockaddr(raw)
