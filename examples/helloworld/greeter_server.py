@@ -1,7 +1,7 @@
 """The helloworld server: one unary method, SayHello.
 
-Run it with ``python examples/helloworld/greeter_server.py`` (port 50051) and call it with
-``python examples/helloworld/greeter_client.py``, or from the CLI:
+Run it with ``python examples/helloworld/greeter_server.py`` (port 50051) and call
+it with ``python examples/helloworld/greeter_client.py``, or from the CLI:
 ``homarpc call 127.0.0.1:50051 helloworld.Greeter/SayHello --proto
 protos/helloworld.proto -d '{"name": "you"}'``.
 """

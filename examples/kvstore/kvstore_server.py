@@ -50,7 +50,10 @@ class KeyValueStore(kvstore_pb2_homarpc.KeyValueStoreServicer):
         with self._lock:
             current = self._entries.get(request.key)
             version = current.version if current is not None else 0
-            if request.HasField("expected_version") and request.expected_version != version:
+            if (
+                request.HasField("expected_version")
+                and request.expected_version != version
+            ):
                 context.abort(
                     homarpc.StatusCode.FAILED_PRECONDITION,
                     f"{request.key!r} is at version {version}, "
@@ -62,7 +65,9 @@ class KeyValueStore(kvstore_pb2_homarpc.KeyValueStoreServicer):
             self._publish(pb.Event(kind=pb.Event.PUT, entry=entry))
         return entry
 
-    def Delete(self, request: pb.DeleteRequest, context: homarpc.ServicerContext) -> Empty:
+    def Delete(
+        self, request: pb.DeleteRequest, context: homarpc.ServicerContext
+    ) -> Empty:
         with self._lock:
             entry = self._entries.pop(request.key, None)
             if entry is not None:
@@ -75,7 +80,11 @@ class KeyValueStore(kvstore_pb2_homarpc.KeyValueStoreServicer):
         self, request: pb.ListRequest, context: homarpc.ServicerContext
     ) -> Iterator[pb.Entry]:
         with self._lock:
-            found = [e for k, e in sorted(self._entries.items()) if k.startswith(request.prefix)]
+            found = [
+                e
+                for k, e in sorted(self._entries.items())
+                if k.startswith(request.prefix)
+            ]
         yield from found
 
     def Watch(
@@ -84,9 +93,15 @@ class KeyValueStore(kvstore_pb2_homarpc.KeyValueStoreServicer):
         events: queue.SimpleQueue[pb.Event] = queue.SimpleQueue()
         watcher = (request.prefix, events)
         with self._lock:  # snapshot and subscribe at once: no change falls between
-            existing = [
-                e for k, e in sorted(self._entries.items()) if k.startswith(request.prefix)
-            ] if request.include_existing else []
+            existing = (
+                [
+                    e
+                    for k, e in sorted(self._entries.items())
+                    if k.startswith(request.prefix)
+                ]
+                if request.include_existing
+                else []
+            )
             self._watchers.append(watcher)
         try:
             for entry in existing:

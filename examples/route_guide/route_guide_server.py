@@ -48,7 +48,10 @@ def distance_m(start: pb.Point, end: pb.Point) -> float:
     lat1, lat2 = math.radians(start.latitude / E7), math.radians(end.latitude / E7)
     d_lat = lat2 - lat1
     d_lon = math.radians((end.longitude - start.longitude) / E7)
-    a = math.sin(d_lat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(d_lon / 2) ** 2
+    a = (
+        math.sin(d_lat / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin(d_lon / 2) ** 2
+    )
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
 
 

@@ -94,9 +94,15 @@ def _load_pool(
     with tempfile.TemporaryDirectory(prefix="homarpc-cli-") as scratch:
         out = os.path.join(scratch, "set.pb")
         status = protoc.main(
-            ["protoc", *(f"-I{root}" for root in roots), f"-I{well_known_types_dir()}",
-             f"--descriptor_set_out={out}", "--include_imports", str(proto)]
-        )  # fmt: skip
+            [
+                "protoc",
+                *(f"-I{root}" for root in roots),
+                f"-I{well_known_types_dir()}",
+                f"--descriptor_set_out={out}",
+                "--include_imports",
+                str(proto),
+            ]
+        )
         if status != 0:
             fail(f"protoc could not compile {proto} (its message is above)")
         descriptors = FileDescriptorSet.FromString(Path(out).read_bytes())

@@ -51,23 +51,56 @@ class Results:
 @click.command()
 @click.argument("target", required=False)
 @click.argument("method", required=False)
-@click.option("--proto", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The .proto declaring METHOD (with TARGET).")
-@click.option("-I", "--proto-path", "include", multiple=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Import directory for --proto (repeatable).")
-@click.option("-d", "--data", default="{}", show_default=True,
-              help="Request JSON for METHOD.")
-@click.option("-c", "--concurrency", default=4, show_default=True,
-              type=click.IntRange(1, 1024), help="Calls in flight at once.")
-@click.option("-n", "--count", default=2000, show_default=True,
-              type=click.IntRange(1), help="Calls to make (unless --duration).")
-@click.option("-z", "--duration", type=click.FloatRange(min=0.1),
-              help="Seconds to run for, instead of --count.")
-@click.option("--payload", default=64, show_default=True, type=click.IntRange(0),
-              help="Echo payload in bytes (without TARGET).")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write a latency histogram PNG here (needs matplotlib).")
+@click.option(
+    "--proto",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The .proto declaring METHOD (with TARGET).",
+)
+@click.option(
+    "-I",
+    "--proto-path",
+    "include",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Import directory for --proto (repeatable).",
+)
+@click.option(
+    "-d", "--data", default="{}", show_default=True, help="Request JSON for METHOD."
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 1024),
+    help="Calls in flight at once.",
+)
+@click.option(
+    "-n",
+    "--count",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Calls to make (unless --duration).",
+)
+@click.option(
+    "-z",
+    "--duration",
+    type=click.FloatRange(min=0.1),
+    help="Seconds to run for, instead of --count.",
+)
+@click.option(
+    "--payload",
+    default=64,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Echo payload in bytes (without TARGET).",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a latency histogram PNG here (needs matplotlib).",
+)
 @transport_option
 def bench(
     target: str | None,
@@ -93,10 +126,13 @@ def bench(
     if plot is not None:
         _require_matplotlib()
     with _endpoint(target, method, proto, include, data, payload, transport) as (
-        call_once, label
+        call_once,
+        label,
     ):
-        click.echo(f"homarpc bench: {label}, concurrency {concurrency}, "
-                   + (f"{duration:g} s" if duration else f"{count} calls"))
+        click.echo(
+            f"homarpc bench: {label}, concurrency {concurrency}, "
+            + (f"{duration:g} s" if duration else f"{count} calls")
+        )
         results = run_load(call_once, concurrency, count, duration)
     click.echo(report(results))
     if plot is not None:
@@ -106,19 +142,28 @@ def bench(
 
 @contextmanager
 def _endpoint(
-    target: str | None, method: str | None, proto: Path | None,
-    include: tuple[Path, ...], data: str, payload: int, transport: str | None,
+    target: str | None,
+    method: str | None,
+    proto: Path | None,
+    include: tuple[Path, ...],
+    data: str,
+    payload: int,
+    transport: str | None,
 ) -> Iterator[tuple[Callable[[], Any], str]]:
     """A no-argument function making one call, and what it calls, for the workers."""
     if target is None:
-        with _echo_server(transport) as address:
-            with open_channel(address, transport) as channel:
-                echo = channel.unary_unary(f"/{ECHO_SERVICE}/Echo")
-                body = b"x" * payload
-                yield (lambda: echo(body, timeout=10)), f"echo {payload} B at {address}"
+        with (
+            _echo_server(transport) as address,
+            open_channel(address, transport) as channel,
+        ):
+            echo = channel.unary_unary(f"/{ECHO_SERVICE}/Echo")
+            body = b"x" * payload
+            yield (lambda: echo(body, timeout=10)), f"echo {payload} B at {address}"
         return
     if method is None or proto is None:
-        fail("with TARGET, give METHOD and --proto too (or no TARGET for the echo test)")
+        fail(
+            "with TARGET, give METHOD and --proto too (or no TARGET for the echo test)"
+        )
     info = find_method(proto, include, method)
     if info.cardinality != "unary_unary":
         fail(f"bench drives unary methods; {info.path} is {info.cardinality}")
@@ -184,7 +229,9 @@ def run_load(
     return results
 
 
-def _show_progress(workers: Sequence[threading.Thread], results: Results, began: float) -> None:
+def _show_progress(
+    workers: Sequence[threading.Thread], results: Results, began: float
+) -> None:
     """Wait for the workers, redrawing one progress line on a terminal."""
     live = sys.stderr.isatty()
     for thread in workers:
@@ -236,8 +283,13 @@ def report(results: Results) -> str:
     columns = ["min", *(f"p{p:g}" for p in PERCENTILES), "max", "mean"]
     values = [good[0], *(percentile(good, p) for p in PERCENTILES), good[-1]]
     values.append(round(sum(good) / len(good)))
-    lines += ["", "latency (µs)", "  ".join(f"{c:>8}" for c in columns),
-              "  ".join(f"{v / 1000:>8.1f}" for v in values), ""]
+    lines += [
+        "",
+        "latency (µs)",
+        "  ".join(f"{c:>8}" for c in columns),
+        "  ".join(f"{v / 1000:>8.1f}" for v in values),
+        "",
+    ]
     peak = max(n for _, n in histogram(good))
     for bound, n in histogram(good):
         bar = "■" * round(40 * n / peak)

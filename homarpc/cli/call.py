@@ -82,7 +82,9 @@ def call(
         try:
             responses = invoke(channel, info, requests, timeout, metadata)
             for response in responses:
-                click.echo(_to_json(response, pretty=not info.descriptor.server_streaming))
+                click.echo(
+                    _to_json(response, pretty=not info.descriptor.server_streaming)
+                )
         except homarpc.RpcError as error:
             fail(_describe_error(error, target))
 
@@ -118,7 +120,7 @@ def parse_requests(text: str, info: MethodInfo) -> list[Any]:
         try:
             value, position = decoder.raw_decode(text, position)
         except json.JSONDecodeError as error:
-            fail(f"request is not JSON ({error}); quote it: -d '{{\"name\": \"x\"}}'")
+            fail(f'request is not JSON ({error}); quote it: -d \'{{"name": "x"}}\'')
         values.append(value)
         position = _skip_space(text, position)
     name = info.request_class.DESCRIPTOR.full_name

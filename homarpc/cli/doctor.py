@@ -60,8 +60,12 @@ def check_udp() -> Check:
     try:
         took = loopback_round_trip("udp")
     except (OSError, HomaError) as error:
-        return Check("udp", "--", f"embedded Homa over UDP failed: {error}",
-                     "check that 127.0.0.1 is up and UDP is not filtered")  # fmt: skip
+        return Check(
+            "udp",
+            "--",
+            f"embedded Homa over UDP failed: {error}",
+            "check that 127.0.0.1 is up and UDP is not filtered",
+        )
     return Check("udp", "ok", f"embedded Homa over UDP: loopback round trip {took}")
 
 
@@ -71,31 +75,48 @@ def check_kernel() -> Check:
     reason = kernel.unavailable_reason()
     if reason is not None:
         return Check(
-            "kernel", "--", reason,
+            "kernel",
+            "--",
+            reason,
             "to use it, build and load the module (github.com/PlatformLab/HomaModule: "
             "make && sudo insmod homa.ko), then run homarpc doctor again",
-        )  # fmt: skip
+        )
     try:
         took = loopback_round_trip("kernel")
     except (OSError, HomaError) as error:
-        return Check("kernel", "warn", f"module loaded ({kernel.abi_generation()}) but "
-                     f"a loopback call failed: {error}", "see dmesg for Homa messages")  # fmt: skip
-    return Check("kernel", "ok", f"Homa module, ABI generation "
-                 f"{kernel.abi_generation()}: loopback round trip {took}")  # fmt: skip
+        return Check(
+            "kernel",
+            "warn",
+            f"module loaded ({kernel.abi_generation()}) but "
+            f"a loopback call failed: {error}",
+            "see dmesg for Homa messages",
+        )
+    return Check(
+        "kernel",
+        "ok",
+        f"Homa module, ABI generation "
+        f"{kernel.abi_generation()}: loopback round trip {took}",
+    )
 
 
 def check_buffers() -> Check:
-    limits = {name: _read_int(PROC_NET_CORE / name) for name in ("rmem_max", "wmem_max")}
-    shown = ", ".join(f"net.core.{n} {v if v is not None else '?'}" for n, v in limits.items())
+    limits = {
+        name: _read_int(PROC_NET_CORE / name) for name in ("rmem_max", "wmem_max")
+    }
+    shown = ", ".join(
+        f"net.core.{n} {v if v is not None else '?'}" for n, v in limits.items()
+    )
     small = [n for n, v in limits.items() if v is not None and v < WANTED_BUFFER]
     if not small:
         return Check("buffers", "ok", shown)
     settings = " ".join(f"net.core.{n}={WANTED_BUFFER}" for n in small)
     return Check(
-        "buffers", "warn", f"{shown}: UDP socket buffers are capped below 4 MiB, "
+        "buffers",
+        "warn",
+        f"{shown}: UDP socket buffers are capped below 4 MiB, "
         "which limits throughput and long messages on the embedded transport",
         f"sudo sysctl -w {settings}",
-    )  # fmt: skip
+    )
 
 
 def check_selection() -> Check:
@@ -121,7 +142,9 @@ def loopback_round_trip(kind: str) -> str:
         server.reply(request.peer, request.id, b"pong")
         response = client.recv(ROUND_TRIP_TIMEOUT_S)
         if response is None or response.error is not None:
-            raise HomaError(f"no response ({response.error if response else 'timeout'})")
+            raise HomaError(
+                f"no response ({response.error if response else 'timeout'})"
+            )
         return f"{(time.perf_counter() - began) * 1000:.2f} ms"
     finally:
         client.close()

@@ -19,7 +19,7 @@ from ..codegen import compile_protos
     "include",
     multiple=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Directory to search for imports (repeatable; default: each file's directory).",
+    help="Import directory (repeatable; default: each file's directory).",
 )
 @click.option(
     "-o",

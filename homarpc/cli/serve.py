@@ -41,10 +41,16 @@ Registrar = Callable[[Any, Any], None]
 @click.option("--port", default=50051, show_default=True, help="Port (0 picks one).")
 @transport_option
 @click.option(
-    "--workers", default=10, show_default=True, help="Handler threads (blocking servicers)."
+    "--workers",
+    default=10,
+    show_default=True,
+    help="Handler threads (blocking servicers).",
 )
 @click.option(
-    "--grace", default=5.0, show_default=True, help="Seconds calls may finish in on stop."
+    "--grace",
+    default=5.0,
+    show_default=True,
+    help="Seconds calls may finish in on stop.",
 )
 @click.option(
     "--app-dir",
@@ -115,7 +121,7 @@ def _announce(
 
 
 def has_async_methods(servicer: Any) -> bool:
-    """True when a method the servicer defines is ``async def`` (or an async generator)."""
+    """True when a method of the servicer is ``async def`` or an async generator."""
     return any(
         inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member)
         for _, member in inspect.getmembers(type(servicer), inspect.isfunction)
@@ -175,9 +181,9 @@ def register(servicer: Any, server: homarpc.Server | homarpc.aio.Server) -> str:
             f"{type(servicer).__name__} does not inherit a generated servicer; "
             "subclass XServicer from your *_pb2_homarpc.py (or *_pb2_grpc.py)"
         )
-    for base_name, add in registrars:
+    for _, add in registrars:
         add(servicer, server)
-    return ", ".join(base_name.removesuffix("Servicer") for base_name, _ in registrars)
+    return ", ".join(name.removesuffix("Servicer") for name, _ in registrars)
 
 
 def _registrars(cls: type) -> list[tuple[str, Registrar]]:

@@ -1,4 +1,4 @@
-"""homarpc code generation: ``.proto`` -> ``_pb2.py``, ``_pb2.pyi``, ``_pb2_homarpc.py``.
+"""homarpc code generation: ``.proto`` to ``_pb2.py``, ``.pyi`` and ``_pb2_homarpc.py``.
 
 Layer: codegen. Imports no transport, no asyncio and no RPC runtime, so the plugin
 runs anywhere protoc does.

@@ -62,7 +62,7 @@ def module_name(proto_name: str) -> str:
 
 
 def module_alias(module: str) -> str:
-    """grpcio-tools' import alias for a ``_pb2`` module (``a_b.c_pb2`` -> ``a__b_dot_c__pb2``)."""
+    """grpcio-tools' import alias: ``a_b.c_pb2`` becomes ``a__b_dot_c__pb2``."""
     return module.replace("_", "__").replace(".", "_dot_")
 
 
@@ -215,7 +215,9 @@ def _lookup(types: dict[str, PythonRef], type_name: str, proto_name: str) -> Pyt
         ) from None
 
 
-def _index_types(files: Iterable[FileDescriptorProto]) -> Iterator[tuple[str, PythonRef]]:
+def _index_types(
+    files: Iterable[FileDescriptorProto],
+) -> Iterator[tuple[str, PythonRef]]:
     """Every message of every file: ``.pkg.Outer.Inner`` -> its ``PythonRef``."""
     for proto in files:
         prefix = f".{proto.package}" if proto.package else ""
@@ -244,7 +246,9 @@ def _comments(info: SourceCodeInfo) -> dict[tuple[int, ...], str]:
 
 
 def _tidy(comment: str) -> str:
-    lines = [line.removeprefix(" ").rstrip() for line in comment.strip("\n").split("\n")]
+    lines = [
+        line.removeprefix(" ").rstrip() for line in comment.strip("\n").split("\n")
+    ]
     return "\n".join(lines).strip()
 
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 import os
 import sys
 
-from google.protobuf.message import DecodeError
 from google.protobuf.compiler.plugin_pb2 import (
     CodeGeneratorRequest,
     CodeGeneratorResponse,
 )
+from google.protobuf.message import DecodeError
 
 from .model import CodegenError, build_files
 from .render import render

@@ -119,9 +119,7 @@ def build_protos(
                 os.replace(made, target)
 
 
-def _is_fresh(
-    protos: Sequence[PathLike], roots: Sequence[Path], out_dir: Path
-) -> bool:
+def _is_fresh(protos: Sequence[PathLike], roots: Sequence[Path], out_dir: Path) -> bool:
     """True when every ``_pb2.py`` is newer than the protos and this code generator."""
     generator = Path(__file__).parent.glob("*.py")
     newest_input = max(Path(p).stat().st_mtime for p in [*protos, *generator])

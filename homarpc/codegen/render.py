@@ -28,13 +28,13 @@ INDENT = "    "
 #: Where generated lines wrap (ruff's and black's default).
 LINE_LENGTH = 88
 
-_PRELUDE = '''\
+_PRELUDE = """\
 from __future__ import annotations
 
 import typing
 
 import homarpc
-'''
+"""
 
 # Names only a type checker sees; at run time the module needs none of them.
 _TYPING_HELPERS = '''\
@@ -54,7 +54,9 @@ if typing.TYPE_CHECKING:
         """A request stream: iterated with ``for`` or ``async for``."""
 
     # Both contexts at once; their sync and async methods differ, hence the ignore.
-    class _ServicerContext(homarpc.aio.ServicerContext, homarpc.ServicerContext):  # type: ignore[misc]
+    class _ServicerContext(  # type: ignore[misc]
+        homarpc.aio.ServicerContext, homarpc.ServicerContext
+    ):
         """The context a servicer receives from a blocking or an asyncio server."""
 
     _MaybeAwaitable: typing.TypeAlias = typing.Union[_T, collections.abc.Awaitable[_T]]
@@ -227,12 +229,16 @@ def _add_to_server(service: Service) -> str:
 
 
 def _wrapped(opening: str, items: list[str], closing: str) -> list[str]:
-    """``opening`` + items + ``closing`` on one line if it fits, else one item a line."""
+    """``opening``, items, ``closing`` on one line if that fits, else an item a line."""
     line = opening + ", ".join(items) + closing
     if len(line) <= LINE_LENGTH:
         return [line]
     indent = opening[: len(opening) - len(opening.lstrip())] + INDENT
-    return [opening, *(f"{indent}{item}," for item in items), indent[: -len(INDENT)] + closing]
+    return [
+        opening,
+        *(f"{indent}{item}," for item in items),
+        indent[: -len(INDENT)] + closing,
+    ]
 
 
 def _expression(ref: PythonRef) -> str:

@@ -65,7 +65,9 @@ def test_protoc_names_a_missing_file():
 
 def test_doctor_reports_each_transport_with_a_status():
     result = run("doctor")
-    names = {line.split()[1] for line in result.output.splitlines()[1:] if "fix:" not in line}
+    names = {
+        line.split()[1] for line in result.output.splitlines()[1:] if "fix:" not in line
+    }
     assert {"udp", "kernel", "buffers", "auto"} <= names
     udp_line = next(line for line in result.output.splitlines() if " udp " in line)
     assert udp_line.split()[0] in {"ok", "--"}
@@ -76,7 +78,10 @@ def test_doctor_reports_each_transport_with_a_status():
     ("target", "fragments"),
     [
         ("greeter_server", ["is not MODULE:SERVICER"]),
-        ("no_such_module_xyz:Greeter", ["no module named 'no_such_module_xyz'", "--app-dir"]),
+        (
+            "no_such_module_xyz:Greeter",
+            ["no module named 'no_such_module_xyz'", "--app-dir"],
+        ),
         ("json:Greeter", ["module 'json' has no 'Greeter'"]),
         ("json:JSONDecoder", ["does not inherit a generated servicer", "subclass"]),
         ("json:loads", ["json:loads() failed", "factory that takes no arguments"]),
@@ -95,12 +100,28 @@ def test_serve_reports_an_import_that_raises(tmp_path):
 @pytest.mark.parametrize(
     ("method", "data", "fragments"),
     [
-        ("helloworld.Nope/SayHello", "{}", ["has no service helloworld.Nope", "helloworld.Greeter"]),
+        (
+            "helloworld.Nope/SayHello",
+            "{}",
+            ["has no service helloworld.Nope", "helloworld.Greeter"],
+        ),
         ("helloworld.Greeter/Shout", "{}", ["has no method Shout", "SayHello"]),
         ("SayHello", "{}", ["needs its service"]),
-        ("helloworld.Greeter/SayHello", "{name: x}", ["request is not JSON", "quote it"]),
-        ("helloworld.Greeter/SayHello", '{"nmae": "x"}', ["not a helloworld.HelloRequest", "nmae"]),
-        ("helloworld.Greeter/SayHello", '{"name": "a"} {"name": "b"}', ["takes one", "2 JSON values"]),
+        (
+            "helloworld.Greeter/SayHello",
+            "{name: x}",
+            ["request is not JSON", "quote it"],
+        ),
+        (
+            "helloworld.Greeter/SayHello",
+            '{"nmae": "x"}',
+            ["not a helloworld.HelloRequest", "nmae"],
+        ),
+        (
+            "helloworld.Greeter/SayHello",
+            '{"name": "a"} {"name": "b"}',
+            ["takes one", "2 JSON values"],
+        ),
     ],
 )
 def test_call_explains_a_bad_method_or_request(method, data, fragments):
@@ -109,14 +130,26 @@ def test_call_explains_a_bad_method_or_request(method, data, fragments):
 
 
 def test_call_explains_a_bad_header():
-    result = run("call", "127.0.0.1:1", "helloworld.Greeter/SayHello",
-                 "--proto", HELLO_PROTO, "-H", "no-colon")  # fmt: skip
+    result = run(
+        "call",
+        "127.0.0.1:1",
+        "helloworld.Greeter/SayHello",
+        "--proto",
+        HELLO_PROTO,
+        "-H",
+        "no-colon",
+    )
     assert_one_line_error(result, "'no-colon' is not 'key: value'")
 
 
 def test_bench_refuses_streaming_methods():
-    result = run("bench", "127.0.0.1:1", "routeguide.RouteGuide/ListFeatures",
-                 "--proto", ROUTE_PROTO)  # fmt: skip
+    result = run(
+        "bench",
+        "127.0.0.1:1",
+        "routeguide.RouteGuide/ListFeatures",
+        "--proto",
+        ROUTE_PROTO,
+    )
     assert_one_line_error(result, "bench drives unary methods", "unary_stream")
 
 
@@ -152,10 +185,15 @@ def test_report_shows_errors_and_percentiles():
         for i, line in enumerate(text.splitlines())
         if line.split()[:2] == ["min", "p50"]
     )
-    assert dict(zip(header.split(), map(float, row.split()))) == {
-        "min": 1.0, "p50": 2.0, "p90": 4.0, "p99": 4.0, "p99.9": 4.0, "max": 4.0,
+    assert dict(zip(header.split(), map(float, row.split()), strict=True)) == {
+        "min": 1.0,
+        "p50": 2.0,
+        "p90": 4.0,
+        "p99": 4.0,
+        "p99.9": 4.0,
+        "max": 4.0,
         "mean": 2.5,
-    }  # fmt: skip
+    }
 
 
 def test_report_without_a_single_success_says_so():
@@ -165,7 +203,9 @@ def test_report_without_a_single_success_says_so():
 
 
 def test_bench_measures_an_in_process_echo_server():
-    result = run("bench", "-n", "200", "-c", "4", "--payload", "100", "--transport", "udp")
+    result = run(
+        "bench", "-n", "200", "-c", "4", "--payload", "100", "--transport", "udp"
+    )
     assert result.exit_code == 0, result.output
     assert "echo 100 B at 127.0.0.1:" in result.output
     assert "calls       200 (no errors)" in result.output
@@ -179,12 +219,23 @@ def test_bench_plot_without_matplotlib_says_how_to_get_it(monkeypatch):
 
 
 def test_call_without_a_server_says_what_to_check():
-    result = run("call", "127.0.0.1:9", "helloworld.Greeter/SayHello", "--proto",
-                 HELLO_PROTO, "--transport", "udp", "--timeout", "2")  # fmt: skip
+    result = run(
+        "call",
+        "127.0.0.1:9",
+        "helloworld.Greeter/SayHello",
+        "--proto",
+        HELLO_PROTO,
+        "--transport",
+        "udp",
+        "--timeout",
+        "2",
+    )
     assert_one_line_error(result, "is a server listening on 127.0.0.1:9?")
 
 
 @pytest.mark.parametrize("command", ["call", "bench"])
 def test_a_target_without_a_port_is_explained(command):
-    result = run(command, "localhost", "helloworld.Greeter/SayHello", "--proto", HELLO_PROTO)
+    result = run(
+        command, "localhost", "helloworld.Greeter/SayHello", "--proto", HELLO_PROTO
+    )
     assert_one_line_error(result, "bad target 'localhost'", "host:port")

@@ -79,11 +79,23 @@ def _homarpc(*args: str, cwd: Path, **kwargs) -> subprocess.Popen[str]:
     return subprocess.Popen(command, cwd=cwd, text=True, **kwargs)
 
 
-def _start(app_dir: Path, target: str, runner: str) -> tuple[int, subprocess.Popen[str]]:
+def _start(
+    app_dir: Path, target: str, runner: str
+) -> tuple[int, subprocess.Popen[str]]:
     """``homarpc serve target`` on a free port; the port from its banner."""
-    process = _homarpc("serve", target, "--port", "0", "--transport", "udp",
-                       "--grace", "1", cwd=app_dir,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    process = _homarpc(
+        "serve",
+        target,
+        "--port",
+        "0",
+        "--transport",
+        "udp",
+        "--grace",
+        "1",
+        cwd=app_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     lines: queue.Queue[str] = queue.Queue()
     assert process.stdout is not None
     stdout = process.stdout
@@ -117,19 +129,39 @@ def server(app_dir: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
         process.communicate()
 
 
-def _call(app_dir: Path, port: int, method: str, data: str) -> subprocess.CompletedProcess[str]:
+def _call(
+    app_dir: Path, port: int, method: str, data: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from homarpc.cli import main; main()", "call",
-         f"127.0.0.1:{port}", method, "--proto", "notes.proto", "--transport", "udp",
-         "-d", data],
-        cwd=app_dir, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from homarpc.cli import main; main()",
+            "call",
+            f"127.0.0.1:{port}",
+            method,
+            "--proto",
+            "notes.proto",
+            "--transport",
+            "udp",
+            "-d",
+            data,
+        ],
+        cwd=app_dir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_call_sends_json_and_prints_json(server, app_dir):
     port, _ = server
-    result = _call(app_dir, port, "notes.v1.Notebook/Add",
-                   '{"title": "homa", "tags": ["net", "rpc"]}')  # fmt: skip
+    result = _call(
+        app_dir,
+        port,
+        "notes.v1.Notebook/Add",
+        '{"title": "homa", "tags": ["net", "rpc"]}',
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"count": 1}
 
@@ -155,8 +187,17 @@ def test_call_prints_the_servers_status_in_one_line(server, app_dir):
 
 def test_serve_refuses_a_port_in_use_with_a_fix(server, app_dir):
     port, _ = server
-    second = _homarpc("serve", "notes_app:make", "--port", str(port), "--transport",
-                      "udp", cwd=app_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    second = _homarpc(
+        "serve",
+        "notes_app:make",
+        "--port",
+        str(port),
+        "--transport",
+        "udp",
+        cwd=app_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     _, stderr = second.communicate(timeout=30)
     assert second.returncode == 1
     assert "Traceback" not in stderr

@@ -2,9 +2,9 @@
 
 Each ``cases/<case>/`` holds ``protos/`` (the import root) and ``expected/``, the
 ``_pb2_homarpc.py`` files they must produce, saved as ``<name>.golden`` so that
-linters, type checkers and test collection leave them alone. A new case directory is picked up
-automatically. After an intended change to the generator, rewrite the golden files
-with ``HOMARPC_UPDATE_GOLDEN=1 pytest tests/codegen`` and review the diff.
+linters, type checkers and test collection leave them alone. A new case directory is
+picked up automatically. After an intended change to the generator, rewrite the
+golden files with ``HOMARPC_UPDATE_GOLDEN=1 pytest tests/codegen`` and review the diff.
 """
 
 from __future__ import annotations

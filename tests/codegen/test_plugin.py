@@ -49,7 +49,9 @@ def test_only_hard_keywords_are_renamed(name, python):
     assert pythonize(name) == python
 
 
-def _request_with_services(*names: str, input_type: str = ".p.M") -> CodeGeneratorRequest:
+def _request_with_services(
+    *names: str, input_type: str = ".p.M"
+) -> CodeGeneratorRequest:
     proto = FileDescriptorProto(name="p.proto", package="p")
     proto.message_type.add(name="M")
     for name in names:
@@ -97,10 +99,15 @@ def test_protoc_runs_the_installed_plugin_and_it_dumps_the_request(tmp_path):
     dump = tmp_path / "request.bin"
     protos = sorted(str(p.relative_to(REPO)) for p in PROTOS.glob("*.proto"))
     result = _run(
-        sys.executable, "-m", "grpc_tools.protoc", "-Iprotos",
-        f"--plugin=protoc-gen-homarpc={PLUGIN}", f"--homarpc_out={tmp_path}", *protos,
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        "-Iprotos",
+        f"--plugin=protoc-gen-homarpc={PLUGIN}",
+        f"--homarpc_out={tmp_path}",
+        *protos,
         env={**os.environ, DUMP_ENV_VAR: str(dump)},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr.decode()
     for golden in GOLDEN.glob("*.golden"):
         assert (tmp_path / golden.stem).read_text() == golden.read_text()
@@ -118,9 +125,15 @@ def test_the_plugin_explains_garbage_on_stdin_in_one_line():
 
 def test_python_m_codegen_writes_messages_types_and_stubs(tmp_path):
     result = _run(
-        sys.executable, "-m", "homarpc.codegen", "-I", "protos", "-o", str(tmp_path),
+        sys.executable,
+        "-m",
+        "homarpc.codegen",
+        "-I",
+        "protos",
+        "-o",
+        str(tmp_path),
         "protos/route_guide.proto",
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "route_guide_pb2.py",
@@ -134,7 +147,9 @@ def test_python_m_codegen_writes_messages_types_and_stubs(tmp_path):
 def test_a_bad_proto_gets_protocs_message_and_a_failing_status(tmp_path):
     bad = tmp_path / "bad.proto"
     bad.write_text('syntax = "proto3";\nmessage M { strng name = 1; }\n')
-    result = _run(sys.executable, "-m", "homarpc.codegen", "-o", str(tmp_path), str(bad))
+    result = _run(
+        sys.executable, "-m", "homarpc.codegen", "-o", str(tmp_path), str(bad)
+    )
     stderr = result.stderr.decode()
     assert result.returncode != 0
     assert '"strng" is not defined' in stderr
@@ -146,7 +161,10 @@ def test_compile_protos_resolves_well_known_types_and_imports(tmp_path):
     status = compile_protos([PROTOS / "kvstore.proto"], [PROTOS], tmp_path)
     assert status == 0
     stubs = (tmp_path / "kvstore_pb2_homarpc.py").read_text()
-    assert "from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2" in stubs
+    assert (
+        "from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2"
+        in stubs
+    )
 
 
 def test_build_protos_rebuilds_only_when_an_input_is_newer(tmp_path):

@@ -20,14 +20,18 @@ PROTOS = Path(__file__).resolve().parents[2] / "protos"
 
 
 @pytest.fixture(scope="module")
-def rg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModuleType, ModuleType]]:
+def rg(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ModuleType, ModuleType]]:
     """``route_guide_pb2`` and ``route_guide_pb2_homarpc``, freshly generated."""
     out = tmp_path_factory.mktemp("generated")
     assert compile_protos([PROTOS / "route_guide.proto"], [PROTOS], out) == 0
     sys.path.insert(0, str(out))
     try:
-        yield (importlib.import_module("route_guide_pb2"),
-               importlib.import_module("route_guide_pb2_homarpc"))  # fmt: skip
+        yield (
+            importlib.import_module("route_guide_pb2"),
+            importlib.import_module("route_guide_pb2_homarpc"),
+        )
     finally:
         sys.path.remove(str(out))
         for name in ("route_guide_pb2", "route_guide_pb2_homarpc"):
@@ -65,7 +69,9 @@ def _rectangle(pb, count: int):
 def test_blocking_stub_and_servicer(rg):
     pb, stubs = rg
     servicer = _servicer(pb, stubs, asynchronous=False)
-    with homarpc.testing.channel_for(stubs.add_RouteGuideServicer_to_server, servicer) as ch:
+    with homarpc.testing.channel_for(
+        stubs.add_RouteGuideServicer_to_server, servicer
+    ) as ch:
         stub = stubs.RouteGuideStub(ch)
         names = [f.name for f in stub.ListFeatures(_rectangle(pb, 3), timeout=5)]
         assert names == ["f0", "f1", "f2"]
@@ -84,7 +90,9 @@ def test_blocking_stub_and_servicer(rg):
 async def test_async_stub_and_async_servicer(rg):
     pb, stubs = rg
     server = homarpc.aio.server(transport="udp")
-    stubs.add_RouteGuideServicer_to_server(_servicer(pb, stubs, asynchronous=True), server)
+    stubs.add_RouteGuideServicer_to_server(
+        _servicer(pb, stubs, asynchronous=True), server
+    )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:

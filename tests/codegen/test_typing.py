@@ -30,10 +30,22 @@ def _mypy(paths: list[Path], pb2_modules: list[str], scratch: Path, cache: Path)
         f"[mypy-{','.join(pb2_modules)}]\nignore_errors = True\n"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", str(config),
-         "--cache-dir", str(cache), "--no-error-summary", *map(str, paths)],
-        capture_output=True, text=True, timeout=240, cwd=scratch,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(config),
+            "--cache-dir",
+            str(cache),
+            "--no-error-summary",
+            *map(str, paths),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=scratch,
+    )
     return result.stdout + result.stderr
 
 
@@ -78,8 +90,13 @@ def test_the_examples_pass_strict_mypy(tmp_path, mypy_cache):
     examples = REPO / "examples"
     for proto in ("helloworld", "route_guide", "kvstore"):
         build_protos([PROTOS / f"{proto}.proto"], out=examples / proto)
-    sources = [p for p in sorted(examples.glob("*/*.py")) if not p.name.endswith("_pb2.py")]
+    sources = [
+        p for p in sorted(examples.glob("*/*.py")) if not p.name.endswith("_pb2.py")
+    ]
     output = _mypy(
-        sources, ["helloworld_pb2", "route_guide_pb2", "kvstore_pb2"], tmp_path, mypy_cache
+        sources,
+        ["helloworld_pb2", "route_guide_pb2", "kvstore_pb2"],
+        tmp_path,
+        mypy_cache,
     )
     assert ": error:" not in output, output

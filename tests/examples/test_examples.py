@@ -32,15 +32,23 @@ def _first_line(stream: IO[str], timeout: float) -> str:
 
 @pytest.fixture
 def serve():
-    """Start ``examples/<script>`` on a free port; yield the port; stop it with SIGINT."""
+    """Start ``examples/<script>`` on a free port, yield the port, stop with SIGINT."""
     started: list[subprocess.Popen[str]] = []
 
     def start(script: str) -> int:
         server = subprocess.Popen(
-            [sys.executable, str(EXAMPLES / script), "--address", "127.0.0.1:0",
-             "--transport", "udp"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(EXAMPLES / script),
+                "--address",
+                "127.0.0.1:0",
+                "--transport",
+                "udp",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         started.append(server)
         assert server.stdout is not None
         line = _first_line(server.stdout, STARTUP_TIMEOUT_S)
@@ -66,10 +74,18 @@ def _stderr_if_dead(process: subprocess.Popen[str]) -> str:
 
 def _client(script: str, port: int) -> list[str]:
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / script), "--target", f"127.0.0.1:{port}",
-         "--transport", "udp"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(EXAMPLES / script),
+            "--target",
+            f"127.0.0.1:{port}",
+            "--transport",
+            "udp",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 
@@ -77,8 +93,10 @@ def _client(script: str, port: int) -> list[str]:
 def test_the_readme_demo_serves_and_calls_over_udp():
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / "helloworld" / "demo.py")],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "client: received 'Hello, homarpc!'" in result.stdout.splitlines()
 
@@ -96,9 +114,9 @@ def test_route_guide_makes_all_four_kinds_of_call(serve):
     assert lines == [
         "GetFeature(488583700, 22944810): Eiffel Tower, Paris",
         "GetFeature(0, 0): no feature",
-        "ListFeatures(Paris): 7 features: Arc de Triomphe, Paris, Eiffel Tower, Paris, "
-        "Gare du Nord, Paris, Louvre Museum, Paris, Notre-Dame, Paris, Pantheon, Paris, "
-        "Sacre-Coeur, Paris",
+        "ListFeatures(Paris): 7 features: Arc de Triomphe, Paris, Eiffel Tower, "
+        "Paris, Gare du Nord, Paris, Louvre Museum, Paris, Notre-Dame, Paris, "
+        "Pantheon, Paris, Sacre-Coeur, Paris",
         f"RecordRoute: 4 points, 4 features, {_walk_length_m()} m",
         "RouteChat: received ['first', 'second']",
     ]
@@ -107,12 +125,18 @@ def test_route_guide_makes_all_four_kinds_of_call(serve):
 def _walk_length_m() -> int:
     """The client's walk (Eiffel Tower -> Arc -> Louvre -> Notre-Dame), measured
     with the spherical law of cosines rather than the server's haversine."""
-    walk = [(48.85837, 2.294481), (48.87378, 2.295005), (48.860611, 2.337644),
-            (48.85296, 2.349902)]  # fmt: skip
+    walk = [
+        (48.85837, 2.294481),
+        (48.87378, 2.295005),
+        (48.860611, 2.337644),
+        (48.85296, 2.349902),
+    ]
     total = 0.0
     for (lat1, lon1), (lat2, lon2) in itertools.pairwise(walk):
         p1, p2, dl = math.radians(lat1), math.radians(lat2), math.radians(lon2 - lon1)
-        cosine = math.sin(p1) * math.sin(p2) + math.cos(p1) * math.cos(p2) * math.cos(dl)
+        cosine = math.sin(p1) * math.sin(p2) + math.cos(p1) * math.cos(p2) * math.cos(
+            dl
+        )
         total += 6_371_000 * math.acos(cosine)
     return round(total)
 

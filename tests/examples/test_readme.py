@@ -33,13 +33,19 @@ def test_the_quick_start_generates_serves_and_calls(tmp_path):
     protos = REPO / "protos"
     generated = subprocess.run(
         [*homarpc, "protoc", "-I", str(protos), str(protos / "helloworld.proto")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert generated.returncode == 0, generated.stderr
     (tmp_path / "quickstart.py").write_text(_quickstart_block())
     result = subprocess.run(
-        [sys.executable, "quickstart.py"], cwd=tmp_path, capture_output=True, text=True,
+        [sys.executable, "quickstart.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
         timeout=60,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "Hello, you!\n"

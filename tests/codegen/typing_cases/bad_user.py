@@ -11,7 +11,9 @@ import homarpc
 
 class WrongRequest(helloworld_pb2_homarpc.GreeterServicer):
     def SayHello(
-        self, request: route_guide_pb2.Point, context: homarpc.ServicerContext  # error: override
+        self,
+        request: route_guide_pb2.Point,  # error: override
+        context: homarpc.ServicerContext,
     ) -> helloworld_pb2.HelloReply:
         return helloworld_pb2.HelloReply()
 
@@ -31,4 +33,5 @@ def call(channel: homarpc.Channel) -> int:
 
 
 def not_a_server() -> None:
-    helloworld_pb2_homarpc.add_GreeterServicer_to_server(object(), "server")  # error: arg-type
+    add = helloworld_pb2_homarpc.add_GreeterServicer_to_server
+    add(object(), "server")  # error: arg-type

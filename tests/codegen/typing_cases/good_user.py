@@ -42,7 +42,9 @@ class Guide(route_guide_pb2_homarpc.RouteGuideServicer):
         request_iterator: Iterator[route_guide_pb2.Point],
         context: homarpc.ServicerContext,
     ) -> route_guide_pb2.RouteSummary:
-        return route_guide_pb2.RouteSummary(point_count=sum(1 for _ in request_iterator))
+        return route_guide_pb2.RouteSummary(
+            point_count=sum(1 for _ in request_iterator)
+        )
 
 
 class AsyncGuide(route_guide_pb2_homarpc.RouteGuideServicer):
