@@ -40,6 +40,10 @@ class HomaConfig:
         max_message_length: largest message accepted or sent (kernel: 1,000,000).
         tombstone_ticks: how long a finished server RPC's id is remembered so that a
             delayed duplicate request is not executed twice (0 = 2 x timeout_ticks).
+        max_rx_buffer: total bytes of reassembly buffers for partly received
+            messages; the first packet of a message that would exceed it is dropped
+            (its sender tries again later), so a flood of bogus first packets
+            cannot exhaust memory.
         max_gaps: the most holes a message being received may have; packets that
             would make more are dropped (bounds work per packet against bad peers).
         wire_tag: 24-bit tag in the common header's three unused bytes; datagrams
@@ -57,6 +61,7 @@ class HomaConfig:
     request_ack_ticks: int = 2
     max_message_length: int = 1_000_000
     tombstone_ticks: int = 0
+    max_rx_buffer: int = 64_000_000
     max_gaps: int = 256
     wire_tag: int = 0x48_52_55  # "HRU": homarpc, UDP mode
 
@@ -66,7 +71,7 @@ class HomaConfig:
         if self.max_datagram > 65_507:
             raise ValueError("max_datagram cannot exceed 65,507 bytes (IPv4 UDP limit)")
         for name in ("unsched_bytes", "max_incoming", "overcommit", "resend_ticks",
-                     "resend_interval", "timeout_ticks", "max_gaps"):  # fmt: skip
+                     "resend_interval", "timeout_ticks", "max_gaps", "max_rx_buffer"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if not 0 <= self.max_message_length <= 0xFFFFFFFE:

@@ -95,6 +95,7 @@ class HomaEngine:
             config.max_incoming, config.overcommit, self._seg
         )
         self._grants_dirty = False
+        self._rx_buffered = 0  # bytes of reassembly buffers in use
         self._ticks = 0
         self._next_tick: float | None = None
         self._handlers: dict[int, _Handler] = {
@@ -347,11 +348,9 @@ class HomaEngine:
             if offset == 0 and len(data) - _HEADER == length:  # whole message at once
                 self._message_complete(rpc, bytes(data[_HEADER:]))
                 return
-            self._seq += 1
-            msgin = rpc.msgin = IncomingMessage(length, incoming, self._seq)
-            self._grants.add(rpc)
-            if rpc.is_client:
-                rpc.process(RpcInput.RESPONSE_DATA)
+            msgin = self._attach_incoming(rpc, length, incoming)
+            if msgin is None:
+                return
         elif msgin.length != length:
             self._drop("length_mismatch")
             return
@@ -363,11 +362,33 @@ class HomaEngine:
         elif added == 0 and len(data) > _HEADER:
             self._drop("duplicate")
         elif msgin.is_complete:
-            self._grants.remove(rpc)
-            rpc.msgin = None
-            self._grants_dirty = True
+            self._detach_incoming(rpc)
             self._message_complete(rpc, bytes(msgin.buffer))
         else:
+            self._grants_dirty = True
+
+    def _attach_incoming(self, rpc: Rpc, length: int, incoming: int) -> IncomingMessage | None:
+        """Start reassembling ``rpc``'s incoming message, if buffer space allows."""
+        if self._rx_buffered + length > self.config.max_rx_buffer:
+            self._drop("no_buffer")  # the sender will try again when asked
+            if not rpc.is_client:
+                self._free_server(rpc, RpcInput.ABORT)
+            return None
+        self._seq += 1
+        msgin = rpc.msgin = IncomingMessage(length, incoming, self._seq)
+        self._rx_buffered += length
+        self._grants.add(rpc)
+        if rpc.is_client:
+            rpc.process(RpcInput.RESPONSE_DATA)
+        return msgin
+
+    def _detach_incoming(self, rpc: Rpc) -> None:
+        """Stop tracking ``rpc``'s incoming message (complete, or abandoned)."""
+        msgin = rpc.msgin
+        if msgin is not None:
+            rpc.msgin = None
+            self._rx_buffered -= msgin.length
+            self._grants.remove(rpc)
             self._grants_dirty = True
 
     def _message_complete(self, rpc: Rpc, payload: bytes) -> None:
@@ -440,9 +461,7 @@ class HomaEngine:
             self._free_server(rpc, RpcInput.ABORT)
         elif rpc.msgout is not None:
             self.stats.restarts += 1  # the server lost our request: start over
-            if rpc.msgin is not None:
-                self._grants.remove(rpc)
-                rpc.msgin = None
+            self._detach_incoming(rpc)
             rpc.process(RpcInput.RESTART)
             rpc.msgout.restart(self.config.unsched_bytes)
             self._sender.queue(rpc)
@@ -591,20 +610,14 @@ class HomaEngine:
 
     def _forget_client(self, rpc: Rpc) -> None:
         del self._clients[rpc.id]
-        if rpc.msgin is not None:
-            self._grants.remove(rpc)
-            rpc.msgin = None
-            self._grants_dirty = True
+        self._detach_incoming(rpc)
 
     def _free_server(self, rpc: Rpc, event: RpcInput) -> None:
         rpc.process(event)
         key = (rpc.peer, rpc.client_id)
         del self._servers[key]
         del self._server_ids[rpc.id]
-        if rpc.msgin is not None:
-            self._grants.remove(rpc)
-            rpc.msgin = None
-            self._grants_dirty = True
+        self._detach_incoming(rpc)
         if rpc.delivered:
             self._tombstones.add(key, self._ticks + self.config.tombstone_lifetime)
 

@@ -37,6 +37,8 @@ __all__ = ["TRANSITIONS", "Rpc", "RpcInput", "RpcState"]
 class RpcState(enum.Enum):
     """The kernel's RPC states (``homa_rpc.h``)."""
 
+    __hash__ = object.__hash__  # members are singletons; Enum's own hash is slow
+
     OUTGOING = "outgoing"
     INCOMING = "incoming"
     IN_SERVICE = "in_service"
@@ -45,6 +47,8 @@ class RpcState(enum.Enum):
 
 class RpcInput(enum.Enum):
     """What can happen to an RPC."""
+
+    __hash__ = object.__hash__
 
     RESPONSE_DATA = "response_data"
     RESPONSE_COMPLETE = "response_complete"

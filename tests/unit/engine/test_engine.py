@@ -178,3 +178,34 @@ def test_events_are_frozen():
 def test_config_rejects_nonsense(changes):
     with pytest.raises(ValueError):
         HomaConfig(**changes)
+
+
+def _first_packet(sender_id: int, length: int, chunk: int) -> bytes:
+    fields = wire.DataHeader(length, chunk, 0, 0, 0, 0, offset=0)
+    header = wire.pack_data_header(CLIENT[1], SERVER[1], sender_id, HomaConfig().wire_tag, fields)
+    return header + bytes(chunk)
+
+
+def test_bogus_first_packets_cannot_exhaust_reassembly_memory():
+    config = HomaConfig(max_rx_buffer=100_000, timeout_ticks=10)
+    pair = EnginePair(config)
+    for i in range(10):
+        pair.server.receive_datagram(_first_packet(2 * i + 2, 50_000, 1_000), CLIENT, 0.0)
+    assert pair.server.rpc_count == 2
+    assert pair.server.stats.dropped["no_buffer"] == 8
+    pair.tick(config.timeout_ticks + 1)  # the senders never come back
+    assert pair.server.rpc_count == 0
+    assert pair.roundtrip(b"x" * 60_000).payload == b"x" * 60_000  # space is back
+
+
+def test_datagrams_with_a_foreign_tag_port_or_source_are_dropped():
+    pair = EnginePair()
+    good = _first_packet(2, 10, 10)
+    foreign_tag = good[:8] + b"\0\0\0" + good[11:]
+    pair.server.receive_datagram(foreign_tag, CLIENT, 0.0)
+    pair.server.receive_datagram(good, ("127.0.0.1", 1), 0.0)  # sport != UDP port
+    wrong_port = HomaEngine(HomaConfig(), 7, random.Random(0), server=True)
+    wrong_port.receive_datagram(good, CLIENT, 0.0)
+    assert pair.server.stats.dropped == {"bad_tag": 1, "spoofed": 1}
+    assert wrong_port.stats.dropped == {"wrong_port": 1}
+    assert pair.server.rpc_count == 0
