@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 from google.protobuf import descriptor_pool, message_factory
@@ -23,6 +24,8 @@ from ..codegen.protoc import well_known_types_dir
 
 TRANSPORTS = ("auto", "udp", "kernel")
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 transport_option = click.option(
     "--transport",
     type=click.Choice(TRANSPORTS),
@@ -30,6 +33,28 @@ transport_option = click.option(
     help="Homa backend (default: $HOMARPC_TRANSPORT, else auto: the kernel "
     "module when loaded, else embedded UDP).",
 )
+
+
+def include_option(help: str) -> Callable[[F], F]:
+    """``-I/--proto-path DIR`` (repeatable), passed as ``include``."""
+    return click.option(
+        "-I",
+        "--proto-path",
+        "include",
+        multiple=True,
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help=help,
+    )
+
+
+def proto_option(*, required: bool, help: str) -> Callable[[F], F]:
+    """``--proto FILE``: the ``.proto`` declaring the method called."""
+    return click.option(
+        "--proto",
+        required=required,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help=help,
+    )
 
 
 def fail(message: str) -> NoReturn:

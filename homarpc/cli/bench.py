@@ -28,7 +28,14 @@ import click
 
 import homarpc
 
-from ._common import fail, find_method, open_channel, transport_option
+from ._common import (
+    fail,
+    find_method,
+    include_option,
+    open_channel,
+    proto_option,
+    transport_option,
+)
 from .call import parse_requests
 
 ECHO_SERVICE = "homarpc.bench.Echo"
@@ -51,19 +58,8 @@ class Results:
 @click.command()
 @click.argument("target", required=False)
 @click.argument("method", required=False)
-@click.option(
-    "--proto",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The .proto declaring METHOD (with TARGET).",
-)
-@click.option(
-    "-I",
-    "--proto-path",
-    "include",
-    multiple=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Import directory for --proto (repeatable).",
-)
+@proto_option(required=False, help="The .proto declaring METHOD (with TARGET).")
+@include_option("Import directory for --proto (repeatable).")
 @click.option(
     "-d", "--data", default="{}", show_default=True, help="Request JSON for METHOD."
 )

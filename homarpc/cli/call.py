@@ -22,26 +22,22 @@ from google.protobuf import json_format
 
 import homarpc
 
-from ._common import MethodInfo, fail, find_method, open_channel, transport_option
+from ._common import (
+    MethodInfo,
+    fail,
+    find_method,
+    include_option,
+    open_channel,
+    proto_option,
+    transport_option,
+)
 
 
 @click.command()
 @click.argument("target")
 @click.argument("method")
-@click.option(
-    "--proto",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The .proto file declaring the service.",
-)
-@click.option(
-    "-I",
-    "--proto-path",
-    "include",
-    multiple=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Import directory for --proto (repeatable; default: its directory).",
-)
+@proto_option(required=True, help="The .proto file declaring the service.")
+@include_option("Import directory for --proto (repeatable; default: its directory).")
 @click.option(
     "-d",
     "--data",

@@ -1,6 +1,6 @@
 """``homarpc protoc``: the same as ``python -m homarpc.codegen``.
 
-Layer: cli. Imports: click, ``homarpc.codegen``.
+Layer: cli. Imports: click, ``homarpc.codegen``, ``cli._common``.
 """
 
 from __future__ import annotations
@@ -10,17 +10,11 @@ from pathlib import Path
 import click
 
 from ..codegen import compile_protos
+from ._common import include_option
 
 
 @click.command()
-@click.option(
-    "-I",
-    "--proto-path",
-    "include",
-    multiple=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Import directory (repeatable; default: each file's directory).",
-)
+@include_option("Import directory (repeatable; default: each file's directory).")
 @click.option(
     "-o",
     "--out",
