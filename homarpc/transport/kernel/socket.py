@@ -48,7 +48,7 @@ from ..errors import (
 )
 from . import _ffi
 from ._addr import encode_sockaddr, family_of, is_wildcard
-from ._ffi import CData, System, real_system
+from ._ffi import CData, System, raise_oserror, real_system
 from ._receive import Failed, Received, Receiver
 from .abi import (
     HOMA_MAX_BPAGES,
@@ -224,7 +224,7 @@ class HomaSocket(Transport):
     def abort(self, rpc_id: int = 0, error: int = 0) -> None:
         if error < 0:
             raise ValueError(f"error must be a positive errno or 0, not {error}")
-        with self._in_use():
+        with self._in_use("abort"):
             if self._ioctls.abort is None:
                 self._abort_locally(rpc_id, error)
                 return
@@ -233,7 +233,7 @@ class HomaSocket(Transport):
                 err = self._ffi.errno
                 if err == errno.EINVAL and rpc_id:
                     return  # not (or no longer) a client RPC of ours: a no-op
-                self._raise(err, "abort")
+                raise_oserror("HOMAIOCABORT")
             if not error:
                 self._forget(rpc_id)
 
@@ -261,10 +261,10 @@ class HomaSocket(Transport):
         """``HOMAIOCINFO`` (G8b and later); ``None`` where the module has no such call."""
         if self._ioctls.info is None:
             return None
-        with self._in_use():
+        with self._in_use("HOMAIOCINFO"):
             arg: CData = self._ffi.new("struct homa_info *")
             if self._lib.ioctl(self._fd, self._ioctls.info, arg) < 0:
-                self._raise(self._ffi.errno, "HOMAIOCINFO")
+                raise_oserror("HOMAIOCINFO")
             text = bytes(self._ffi.buffer(arg.error_msg)).split(b"\0", 1)[0]
             return HomaInfo(
                 arg.bpool_avail_bytes, arg.port, arg.num_rpcs, text.decode(errors="replace")
@@ -274,9 +274,9 @@ class HomaSocket(Transport):
         """``HOMAIOCFREEZE``: freeze the module's time trace (a debugging aid)."""
         if self._ioctls.freeze is None:
             raise HomaError("this Homa module has no HOMAIOCFREEZE")
-        with self._in_use():
+        with self._in_use("HOMAIOCFREEZE"):
             if self._lib.ioctl(self._fd, self._ioctls.freeze, _ffi.ffi.NULL) < 0:
-                self._raise(self._ffi.errno, "HOMAIOCFREEZE")
+                raise_oserror("HOMAIOCFREEZE")
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"at {self._local}"
@@ -300,11 +300,11 @@ class HomaSocket(Transport):
         iov = _ffi.ffi.new(_IOV, {"iov_base": data, "iov_len": view.nbytes})
         msg = _ffi.new_msghdr(name_c, len(name), args, 0)
         msg.msg_iov, msg.msg_iovlen = iov, 1
-        with self._in_use():
+        with self._in_use(f"{what} to {dest}"):
             while self._lib.sendmsg(self._fd, msg, 0) < 0:
                 err = self._ffi.errno
                 if err != errno.EINTR:
-                    self._raise(err, f"{what} to {dest}")
+                    raise_oserror(what)
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -352,7 +352,7 @@ class HomaSocket(Transport):
 
     def _failure(self, failed: Failed) -> Message | None:
         if failed.rpc_id == 0:
-            self._raise(failed.errno, "recvmsg")
+            raise OSError(failed.errno, os.strerror(failed.errno))
         if failed.rpc_id & 1:
             self.stats["dropped_server_rpc_failures"] += 1  # nothing is owed for it
             return None
@@ -403,8 +403,8 @@ class HomaSocket(Transport):
 
     # -- lifetime ----------------------------------------------------------------------
 
-    def _in_use(self) -> _InUse:
-        return _InUse(self)
+    def _in_use(self, what: str = "recvmsg") -> _InUse:
+        return _InUse(self, what)
 
     def _enter(self) -> None:
         with self._lock:
@@ -428,9 +428,6 @@ class HomaSocket(Transport):
         self._sock.close()
         self._pool.close()  # after the socket: the kernel never unmaps the region
 
-    def _raise(self, err: int, what: str) -> None:
-        raise _transport_error(err, what, self._last_error_text())
-
     def _last_error_text(self) -> str:
         try:
             info = self.info() if not self._closed else None
@@ -440,18 +437,31 @@ class HomaSocket(Transport):
 
 
 class _InUse:
-    """Counts a call using the fd, so ``close()`` defers closing it until the last."""
+    """One call using the fd: the boundary where OSErrors become transport errors.
 
-    __slots__ = ("_socket",)
+    It counts the call, so ``close()`` defers closing the fd until the last one
+    returns, and it translates an ``OSError`` raised inside into the matching
+    ``HomaError``, with the module's own text for it where the module can tell.
+    """
 
-    def __init__(self, sock: HomaSocket) -> None:
+    __slots__ = ("_socket", "_what")
+
+    def __init__(self, sock: HomaSocket, what: str) -> None:
         self._socket = sock
+        self._what = what
 
     def __enter__(self) -> None:
         self._socket._enter()
 
-    def __exit__(self, *exc_info: object) -> None:
-        self._socket._leave()
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        try:
+            if isinstance(exc, OSError) and exc.errno is not None:
+                text = self._socket._last_error_text()
+                raise _transport_error(exc.errno, self._what, text) from exc
+        finally:
+            self._socket._leave()
 
 
 def _usable_abi(detection: Detection) -> Abi:

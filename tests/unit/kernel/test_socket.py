@@ -315,3 +315,21 @@ def _catch(call):
         return call()
     except BaseException as exc:
         return exc
+
+
+def test_failed_local_calls_become_typed_errors_with_the_modules_text():
+    fake = FakeKernel("G8c")
+    sock = HomaSocket(("127.0.0.1", 0), pool_bytes=POOL, system=fake.system())
+    try:
+        fake.reject_next_recv = errno.EINVAL
+        with pytest.raises(LocalProtocolError) as caught:
+            sock.recv(0)
+        assert str(caught.value) == (
+            "recvmsg failed: EINVAL (Invalid argument) (the Homa module says: ok)"
+        )
+        assert isinstance(caught.value.__cause__, OSError)
+        _fake_socket(fake, sock).shutdown(2)  # shut down behind our back
+        with pytest.raises(TransportClosedError, match="ESHUTDOWN"):
+            sock.send(("127.0.0.1", 1), b"x", 1)
+    finally:
+        sock.close()
