@@ -29,14 +29,28 @@ import gc
 import importlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
+from pathlib import Path
 from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
+
+from _stats import (  # noqa: E402
+    Progress,
+    Target,
+    format_duration,
+    median,
+    percentile,
+    plot_cdf,
+    ratio,
+    table,
+)
 
 SERVICE = "bench.Echo"
 METHOD = f"/{SERVICE}/Echo"
@@ -47,10 +61,10 @@ FRAMEWORKS = ("grpcio", "homarpc")
 #: The targets from issue 4: homarpc / grpcio must be at most (or, for calls/s,
 #: at least) these ratios.
 TARGETS = {
-    "unary64_median": ("<=", 0.25),
-    "unary64_p99": ("<=", 0.25),
-    "unary1m_median": ("<=", 0.5),
-    "concurrent_calls_per_s": (">=", 2.0),
+    "unary64_median": Target("<=", 0.25),
+    "unary64_p99": Target("<=", 0.25),
+    "unary1m_median": Target("<=", 0.5),
+    "concurrent_calls_per_s": Target(">=", 2.0),
 }
 
 
@@ -66,7 +80,7 @@ class Budget:
     concurrent_seconds: float
 
 
-FULL = Budget(300, 5000, 10.0, 60, 6.0, 5.0)
+FULL = Budget(300, 20000, 12.0, 100, 8.0, 5.0)
 QUICK = Budget(100, 1000, 2.0, 10, 1.5, 1.5)
 
 
@@ -128,31 +142,6 @@ class ServerProcess:
         self.close()
 
 
-# -- progress ----------------------------------------------------------------------
-
-
-class Progress:
-    """One live status line on stderr (rewritten in place on a terminal)."""
-
-    def __init__(self) -> None:
-        self._tty = sys.stderr.isatty()
-        self._last = 0.0
-
-    def show(self, text: str, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last < (0.2 if self._tty else 2.0):
-            return
-        self._last = now
-        end = "" if self._tty else "\n"
-        prefix = "\r\033[K" if self._tty else ""
-        print(f"{prefix}{text}", end=end, file=sys.stderr, flush=True)
-
-    def done(self, text: str) -> None:
-        self.show(text, force=True)
-        if self._tty:
-            print(file=sys.stderr, flush=True)
-
-
 # -- client workloads ----------------------------------------------------------------
 
 
@@ -175,7 +164,9 @@ def sequential_latencies(
         if start > stop_at:
             break
         progress.show(f"{label}: {len(latencies)}/{count} calls")
-    progress.done(f"{label}: {len(latencies)} calls, median {_us(_median(latencies))}")
+    progress.done(
+        f"{label}: {len(latencies)} calls, median {format_duration(median(latencies))}"
+    )
     return latencies
 
 
@@ -252,82 +243,51 @@ def measure(
             channel.close()
     return {
         "name": name,
-        "unary64_median": _median(small),
-        "unary64_p99": _percentile(small, 99),
+        "unary64_median": median(small),
+        "unary64_p99": percentile(small, 99),
         "unary64_samples": small,
-        "unary1m_median": _median(large),
+        "unary1m_median": median(large),
         "unary1m_samples": len(large),
         "concurrent_calls_per_s": rate,
     }
 
 
-# -- statistics and reporting ------------------------------------------------------
+# -- reporting ---------------------------------------------------------------------
 
 
-def _median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
+def _rate(value: float) -> str:
+    return f"{value:,.0f}/s"
 
 
-def _percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile (no interpolation: a p99 is a latency that happened)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * pct // 100))  # ceil without float error
-    return ordered[int(rank) - 1]
-
-
-def _us(seconds: float) -> str:
-    return f"{seconds * 1e6:,.0f} µs" if seconds < 0.01 else f"{seconds * 1e3:,.2f} ms"
+ROWS = [
+    ("unary 64 B median", "unary64_median", format_duration),
+    ("unary 64 B p99", "unary64_p99", format_duration),
+    ("unary 1,000,000 B median", "unary1m_median", format_duration),
+    (f"{CALLERS} callers, 64 B", "concurrent_calls_per_s", _rate),
+]
 
 
 def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
     """homarpc / grpcio for every target metric."""
     ours, theirs = results["homarpc"], results["grpcio"]
-    return {key: ours[key] / theirs[key] for key in TARGETS}
+    return {key: ratio(ours[key], theirs[key]) for key in TARGETS}
 
 
 def report(results: dict[str, dict[str, Any]]) -> str:
     """The result table, with the ratio and verdict for each target."""
+    found = ratios(results)
     rows = [
-        ("unary 64 B median", "unary64_median", _us),
-        ("unary 64 B p99", "unary64_p99", _us),
-        ("unary 1,000,000 B median", "unary1m_median", _us),
-        (f"{CALLERS} callers, 64 B", "concurrent_calls_per_s", lambda v: f"{v:,.0f}/s"),
+        [
+            title,
+            fmt(results["grpcio"][key]),
+            fmt(results["homarpc"][key]),
+            f"{found[key]:.2f}x",
+            TARGETS[key].verdict(found[key]),
+        ]
+        for title, key, fmt in ROWS
     ]
-    ours = results["homarpc"]["name"]
-    lines = [f"{'metric':<26}{'grpcio':>14}{ours:>16}{'ratio':>8}  target"]
-    for title, key, fmt in rows:
-        ratio = results["homarpc"][key] / results["grpcio"][key]
-        sense, bound = TARGETS[key]
-        met = ratio <= bound if sense == "<=" else ratio >= bound
-        lines.append(
-            f"{title:<26}{fmt(results['grpcio'][key]):>14}"
-            f"{fmt(results['homarpc'][key]):>16}{ratio:>7.2f}x  "
-            f"{sense} {bound}x {'met' if met else 'MISSED'}"
-        )
-    return "\n".join(lines)
-
-
-def plot(results: dict[str, dict[str, Any]], path: str) -> bool:
-    """Write a latency CDF of the 64 B workload; False when matplotlib is absent."""
-    try:
-        pyplot = importlib.import_module("matplotlib.pyplot")
-    except ImportError:
-        return False
-    figure, axes = pyplot.subplots(figsize=(7, 4))
-    for result in results.values():
-        samples = sorted(s * 1e6 for s in result["unary64_samples"])
-        fractions = [(i + 1) / len(samples) for i in range(len(samples))]
-        axes.plot(samples, fractions, label=result["name"])
-    axes.set_xscale("log")
-    axes.set_xlabel("unary 64 B echo latency (µs)")
-    axes.set_ylabel("fraction of calls")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    return True
+    header = ["metric", "grpcio", results["homarpc"]["name"], "ratio", "target"]
+    return table(header, rows)
 
 
 # -- command line --------------------------------------------------------------------
@@ -368,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{key}: {value}")
     if args.json:
         _write_json(args.json, results)
-    if args.plot and not plot(results, args.plot):
+    series = {r["name"]: r["unary64_samples"] for r in results.values()}
+    xlabel = "unary 64 B echo latency (µs)"
+    if args.plot and not plot_cdf(series, args.plot, xlabel=xlabel):
         print("--plot skipped: matplotlib is not installed", file=sys.stderr)
     return 0
 
