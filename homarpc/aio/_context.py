@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from .._serving import ServerCallCore
 from ..metadata import Metadatum, check_metadata, format_peer
-from ..status import Status, StatusCode
+from ..status import Status, StatusCode, as_status_code
 from ._bridge import call_in_loop
 from ._errors import EOF, AbortError
 from ._metadata import MetadataLike
@@ -121,7 +121,7 @@ class ServicerContext:
         Raises:
             ValueError: ``code`` is OK (grpcio refuses that too).
         """
-        status = _coerce_code(code)
+        status = as_status_code(code)
         if status is StatusCode.OK:
             raise ValueError("abort() needs a status code other than OK")
         self._code, self._details = status, details
@@ -133,7 +133,7 @@ class ServicerContext:
         await self.abort(status.code, status.details, status.trailing_metadata)
 
     def set_code(self, code: StatusCode) -> None:
-        self._code = _coerce_code(code)
+        self._code = as_status_code(code)
 
     def set_details(self, details: str) -> None:
         self._details = details
@@ -196,13 +196,3 @@ class ServicerContext:
     def __repr__(self) -> str:
         return f"<aio.ServicerContext {self._core.method} from {self.peer()}>"
 
-
-def _coerce_code(code: Any) -> StatusCode:
-    """Our ``StatusCode``, also from grpcio's enum (same ``(int, str)`` values)."""
-    if isinstance(code, StatusCode):
-        return code
-    value = getattr(code, "value", None)
-    for member in StatusCode:
-        if member.value == value:
-            return member
-    raise TypeError(f"{code!r} is not a status code")
