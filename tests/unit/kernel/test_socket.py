@@ -333,3 +333,25 @@ def test_failed_local_calls_become_typed_errors_with_the_modules_text():
             sock.send(("127.0.0.1", 1), b"x", 1)
     finally:
         sock.close()
+
+
+def test_an_outcome_that_beats_send_home_is_neither_lost_nor_leaked():
+    fake = FakeKernel("G8c")
+    client = HomaSocket(("127.0.0.1", 0), pool_bytes=POOL, system=fake.system())
+    early = []
+    real_sendmsg = fake.sendmsg
+
+    def sendmsg_then_race(fd, msg, flags):
+        result = real_sendmsg(fd, msg, flags)
+        early.append(client.recv(0))  # another thread takes the failure first
+        return result
+
+    fake.sendmsg = sendmsg_then_race
+    try:
+        rpc_id = client.send(("127.0.0.1", 4321), b"x", 31)  # nobody there: ENOTCONN
+        (failed,) = early
+        assert (failed.id, failed.cookie) == (rpc_id, 31)
+        assert isinstance(failed.error, PeerUnreachableError)
+        assert client._outgoing == {} and client._early == set()
+    finally:
+        client.close()
