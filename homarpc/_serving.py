@@ -248,12 +248,17 @@ class ServerCallCore:
             if not self._inbound.add(frame.seq, (rpc_id, frame)):
                 self._release(rpc_id, is_poll)  # a duplicate
                 return
-            for ready_id, ready in self._inbound.ready():
-                self._apply(ready_id, ready)
-        except MessageTooLargeError as exc:
-            self._fail_locked(StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except FlowControlError as exc:
+            self._release(rpc_id, is_poll)
             self._fail_locked(StatusCode.RESOURCE_EXHAUSTED, str(exc))
+            return
+        for ready_id, ready in self._inbound.ready():
+            try:
+                self._apply(ready_id, ready)
+            except MessageTooLargeError as exc:
+                self._release(ready_id, bool(ready.flags & Flags.POLL))
+                self._fail_locked(StatusCode.RESOURCE_EXHAUSTED, str(exc))
+                return
 
     def _apply(self, rpc_id: int, frame: Frame) -> None:
         is_poll = bool(frame.flags & Flags.POLL)
