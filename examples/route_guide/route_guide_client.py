@@ -35,9 +35,13 @@ def get_feature(stub: route_guide_pb2_homarpc.RouteGuideStub) -> None:
         print(f"GetFeature({latitude}, {longitude}): {name}")
 
 
+def paris() -> pb.Rectangle:
+    """A rectangle around central Paris."""
+    return pb.Rectangle(lo=point(488000000, 22000000), hi=point(490000000, 24000000))
+
+
 def list_features(stub: route_guide_pb2_homarpc.RouteGuideStub) -> None:
-    paris = pb.Rectangle(lo=point(488000000, 22000000), hi=point(490000000, 24000000))
-    names = sorted(feature.name for feature in stub.ListFeatures(paris, timeout=5))
+    names = sorted(feature.name for feature in stub.ListFeatures(paris(), timeout=5))
     print(f"ListFeatures(Paris): {len(names)} features: {', '.join(names)}")
 
 
@@ -49,14 +53,15 @@ def record_route(stub: route_guide_pb2_homarpc.RouteGuideStub) -> None:
     )
 
 
-def _notes() -> Iterator[pb.RouteNote]:
+def notes() -> Iterator[pb.RouteNote]:
+    """Four notes at two places, two each: a second visit hears the first one."""
     for index, message in enumerate(["first", "second", "third", "fourth"]):
         where = point(*WALK[index % 2])  # two places, visited twice each
         yield pb.RouteNote(location=where, message=message)
 
 
 def route_chat(stub: route_guide_pb2_homarpc.RouteGuideStub) -> None:
-    replies = [note.message for note in stub.RouteChat(_notes(), timeout=5)]
+    replies = [note.message for note in stub.RouteChat(notes(), timeout=5)]
     print(f"RouteChat: received {replies}")
 
 

@@ -108,9 +108,12 @@ def test_helloworld_client_greets_the_server(serve):
     ]
 
 
-def test_route_guide_makes_all_four_kinds_of_call(serve):
+@pytest.mark.parametrize(
+    "client", ["route_guide_client.py", "route_guide_async_client.py"]
+)
+def test_route_guide_makes_all_four_kinds_of_call(serve, client):
     port = serve("route_guide/route_guide_server.py")
-    lines = _client("route_guide/route_guide_client.py", port)
+    lines = _client(f"route_guide/{client}", port)
     assert lines == [
         "GetFeature(488583700, 22944810): Eiffel Tower, Paris",
         "GetFeature(0, 0): no feature",
