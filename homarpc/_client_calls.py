@@ -66,6 +66,7 @@ class _CallState(Call, Future):
             replacement = self._start(self._on_notify, self._attempt)
             if replacement is not None:
                 self._core = replacement
+                replacement.start()
                 return
         for waiter in tuple(self._waiters):
             waiter.wake()

@@ -1,0 +1,195 @@
+"""Interceptors, several targets, the testing helper, and bad input on the wire."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+
+import pytest
+
+import homarpc
+from homarpc import StatusCode
+from homarpc.testing import ChannelFor, channel_for
+from homarpc.transport import open_transport
+
+from .conftest import Rig, method
+from .service import SERVICE, TestService
+
+TIMEOUT = 10.0
+
+
+class _Details(collections.namedtuple(
+        "_Details", "method timeout metadata credentials wait_for_ready compression"),
+        homarpc.ClientCallDetails):
+    pass
+
+
+class _AddMetadata(homarpc.UnaryUnaryClientInterceptor,
+                   homarpc.UnaryStreamClientInterceptor):
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.seen: list[str] = []
+
+    def _rewrite(self, details):
+        self.seen.append(details.method)
+        metadata = [*(details.metadata or ()), (self.key, "1")]
+        return _Details(details.method, details.timeout, metadata, None, None, None)
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._rewrite(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        return continuation(self._rewrite(client_call_details), request)
+
+
+def test_client_interceptors_run_in_order_and_can_rewrite(memory_rig: Rig):
+    _, channel = memory_rig.pair()
+    first, second = _AddMetadata("x-first"), _AddMetadata("x-second")
+    intercepted = homarpc.intercept_channel(channel, first, second)
+    response, call = intercepted.unary_unary(method("Echo")).with_call(
+        b"hi", timeout=TIMEOUT, metadata=[("x-do", "md")])
+    assert response == b"hi"
+    keys = [key for key, _ in call.initial_metadata()]
+    assert keys == ["initial", "x-do", "x-first", "x-second"]
+    assert len(list(intercepted.unary_stream(method("Count"))(b"2:4", timeout=TIMEOUT))) == 2
+    assert first.seen == second.seen == [method("Echo"), method("Count")]
+
+
+def test_client_interceptors_see_failures_as_outcomes(memory_rig: Rig):
+    _, channel = memory_rig.pair()
+    outcomes = []
+
+    class Observe(homarpc.UnaryUnaryClientInterceptor):
+        def intercept_unary_unary(self, continuation, client_call_details, request):
+            outcome = continuation(client_call_details, request)
+            outcomes.append(outcome.code())
+            return outcome
+
+    intercepted = homarpc.intercept_channel(channel, Observe())
+    with pytest.raises(homarpc.RpcError):
+        intercepted.unary_unary(method("Echo"))(b"", timeout=TIMEOUT,
+                                                metadata=[("x-do", "raise")])
+    assert outcomes == [StatusCode.UNKNOWN]
+
+
+def test_server_interceptors_wrap_lookup_in_order(memory_rig: Rig):
+    order = []
+
+    class Gate(homarpc.ServerInterceptor):
+        def __init__(self, name: str, refuse: str | None = None) -> None:
+            self.name, self.refuse = name, refuse
+
+        def intercept_service(self, continuation, handler_call_details):
+            order.append(self.name)
+            if handler_call_details.method == self.refuse:
+                return None
+            return continuation(handler_call_details)
+
+    service = TestService()
+    _, port = memory_rig.server(service, interceptors=[
+        Gate("outer"), Gate("inner", refuse=method("Count"))])
+    channel = memory_rig.channel(port)
+    assert channel.unary_unary(method("Echo"))(b"ok", timeout=TIMEOUT) == b"ok"
+    assert order == ["outer", "inner"]
+    with pytest.raises(homarpc.RpcError) as caught:
+        list(channel.unary_stream(method("Count"))(b"1", timeout=TIMEOUT))
+    assert caught.value.code() is StatusCode.UNIMPLEMENTED
+
+
+def test_calls_spread_round_robin_over_several_servers(rig: Rig):
+    services = [TestService(), TestService()]
+    ports = [rig.server(s)[1] for s in services]
+    channel = rig.channel(",".join(f"127.0.0.1:{p}" for p in ports))
+    echo = channel.unary_unary(method("Echo"))
+    for index in range(10):
+        assert echo(b"%d" % index, timeout=TIMEOUT) == b"%d" % index
+    assert [s.calls for s in services] == [5, 5]
+
+
+def test_calls_fail_over_from_a_server_that_is_not_there(memory_rig: Rig):
+    service = TestService()
+    _, port = memory_rig.server(service)
+    dead = memory_rig.network.open(("127.0.0.1", 0), server=True)
+    dead_port = dead.local_addr[1]
+    dead.close()
+    channel = memory_rig.channel(f"127.0.0.1:{dead_port},127.0.0.1:{port}")
+    echo = channel.unary_unary(method("Echo"))
+    assert [echo(b"x", timeout=TIMEOUT) for _ in range(6)] == [b"x"] * 6
+    assert service.calls == 6
+
+
+def test_no_server_at_all_is_unavailable(rig: Rig):
+    probe = open_transport(rig.kind, ("127.0.0.1", 0), server=True,
+                           **rig.transport_options)
+    port = probe.local_addr[1]
+    probe.close()
+    channel = rig.channel(port)
+    started = time.monotonic()
+    with pytest.raises(homarpc.RpcError) as caught:
+        channel.unary_unary(method("Echo"))(b"", timeout=5.0)
+    assert caught.value.code() in (StatusCode.UNAVAILABLE, StatusCode.DEADLINE_EXCEEDED)
+    assert time.monotonic() - started < 6.0
+
+
+def test_a_closed_channel_fails_calls_with_unavailable(memory_rig: Rig):
+    _, channel = memory_rig.pair()
+    stream = channel.unary_stream(method("Forever"))(b"", timeout=TIMEOUT)
+    assert next(stream) == b"tick"
+    channel.close()
+    with pytest.raises(homarpc.RpcError) as caught:
+        list(stream)
+    assert caught.value.code() is StatusCode.UNAVAILABLE
+    with pytest.raises(homarpc.RpcError) as caught:
+        channel.unary_unary(method("Echo"))(b"", timeout=TIMEOUT)
+    assert caught.value.code() is StatusCode.UNAVAILABLE
+
+
+def test_malformed_requests_are_dropped_counted_and_answered(rig: Rig):
+    service = TestService()
+    server, port = rig.server(service)
+    raw = open_transport(rig.kind, ("127.0.0.1", 0), **rig.transport_options)
+    try:
+        for garbage in (b"\x07" * 3, b"\x02" + b"\x00" * 30, b"\x01" * 25):
+            raw.send(("127.0.0.1", port), garbage, 1)
+            answer = raw.recv(TIMEOUT)
+            assert answer is not None and answer.error is None and len(answer.payload) > 0
+    finally:
+        raw.close()
+    assert server._endpoints[0].malformed == 3
+    channel = rig.channel(port)
+    assert channel.unary_unary(method("Echo"))(b"still here", timeout=TIMEOUT) == (
+        b"still here")
+
+
+def test_channel_for_serves_a_servicer_without_ports():
+    def add_to_server(servicer: TestService, server: homarpc.Server) -> None:
+        server.add_generic_rpc_handlers((servicer.generic_handler(),))
+
+    service = TestService()
+    with channel_for(add_to_server, service) as channel:
+        assert channel.unary_unary(method("Echo"))(b"in-process", timeout=TIMEOUT) == (
+            b"in-process")
+    assert service.calls == 1
+    with ChannelFor([TestService().generic_handler()]) as channel:
+        assert list(channel.unary_stream(method("Count"))(b"2:4", timeout=TIMEOUT)) == [
+            b"\x00\x00\x00\x00", b"\x00\x00\x00\x01"]
+
+
+def test_registered_method_handlers_are_served(memory_rig: Rig):
+    server, port = memory_rig.server()
+    server.add_registered_method_handlers(SERVICE, {
+        "Echo": homarpc.unary_unary_rpc_method_handler(lambda r, c: r + b"!")})
+    assert memory_rig.channel(port).unary_unary(method("Echo"))(b"hi", timeout=TIMEOUT) == (
+        b"hi!")
+
+
+def test_subscribe_reports_ready_then_shutdown(memory_rig: Rig):
+    _, channel = memory_rig.pair()
+    states = []
+    seen = threading.Event()
+    channel.subscribe(lambda state: (states.append(state), seen.set()))
+    assert seen.wait(TIMEOUT)
+    channel.close()
+    assert states == [homarpc.ChannelConnectivity.READY,
+                      homarpc.ChannelConnectivity.SHUTDOWN]
