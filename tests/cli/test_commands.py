@@ -239,3 +239,27 @@ def test_a_target_without_a_port_is_explained(command):
         command, "localhost", "helloworld.Greeter/SayHello", "--proto", HELLO_PROTO
     )
     assert_one_line_error(result, "bad target 'localhost'", "host:port")
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_call_reads_the_request_from_a_file_or_stdin(tmp_path, source):
+    request = '{"surname": "x"}'  # read, parsed, and refused by field name
+    if source == "file":
+        (tmp_path / "request.json").write_text(request)
+        data, stdin = f"@{tmp_path / 'request.json'}", None
+    else:
+        data, stdin = "@-", request
+    result = CliRunner().invoke(
+        main,
+        ["call", "127.0.0.1:1", "helloworld.Greeter/SayHello", "--proto", HELLO_PROTO,
+         "-d", data],
+        input=stdin,
+    )  # fmt: skip
+    assert_one_line_error(result, "not a helloworld.HelloRequest", "surname")
+
+
+def test_call_names_an_unreadable_request_file(tmp_path):
+    missing = tmp_path / "missing.json"
+    result = run("call", "127.0.0.1:1", "helloworld.Greeter/SayHello", "--proto",
+                 HELLO_PROTO, "-d", f"@{missing}")  # fmt: skip
+    assert_one_line_error(result, f"cannot read {missing}")

@@ -181,3 +181,16 @@ def test_build_protos_rebuilds_only_when_an_input_is_newer(tmp_path):
     build_protos([proto], out)
     assert made.stat().st_mtime_ns != first + 10**9  # stale: rebuilt
     assert not [p for p in out.iterdir() if p.name.startswith(".homarpc-build-")]
+
+
+def test_a_codegen_refusal_fails_the_command_with_its_reason(tmp_path, capsys):
+    proto = tmp_path / "clash.proto"
+    proto.write_text(
+        'syntax = "proto3";\nmessage M {}\n'
+        "service Foo { rpc Do(M) returns (M); }\n"
+        "service FooAsync { rpc Do(M) returns (M); }\n"
+    )
+    assert compile_protos([proto], [tmp_path], tmp_path / "out") == 1
+    error = capsys.readouterr().err
+    assert "homarpc codegen: clash.proto: services Foo and FooAsync" in error
+    assert not list((tmp_path / "out").glob("*_homarpc.py"))
