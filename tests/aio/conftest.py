@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,11 +28,13 @@ class Handlers:
     def __init__(self) -> None:
         self.cancelled = asyncio.Event()
         self.seen_remaining: list[float | None] = []
+        self.blocking_threads: list[str] = []
 
     async def echo(self, request: bytes, context: aio.ServicerContext) -> bytes:
         return request
 
     def blocking_echo(self, request: bytes, context: Any) -> bytes:
+        self.blocking_threads.append(threading.current_thread().name)
         return request[::-1]
 
     async def abort(self, request: bytes, context: aio.ServicerContext) -> bytes:

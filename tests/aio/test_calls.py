@@ -123,3 +123,21 @@ async def test_write_after_done_writing_is_a_usage_error(channel: aio.Channel) -
     with pytest.raises(aio.UsageError):
         await call.write(b"late")
     assert await call.read() is aio.EOF
+
+
+def _dead_port() -> int:
+    """A local UDP port with nothing listening (bound, then released)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.asyncio
+async def test_unary_calls_fail_over_to_a_live_server(port: int, transport: str) -> None:
+    target = f"127.0.0.1:{_dead_port()},127.0.0.1:{port}"
+    async with aio.insecure_channel(target, transport=transport) as channel:
+        echo = channel.unary_unary(method("Echo"))
+        replies = [await echo(str(i).encode(), timeout=5) for i in range(4)]
+    assert replies == [b"0", b"1", b"2", b"3"]
