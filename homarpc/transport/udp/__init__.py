@@ -88,7 +88,10 @@ def fit_config(
       as in a fresh network namespace).
     * ``max_incoming``: at most half the receive buffer the kernel reports (the
       payload it holds before dropping), so granted bytes fit in the socket.
-    * ``unsched_bytes``: at most ``max_incoming``.
+    * ``unsched_bytes`` (which also bounds the data in one packet): at most
+      ``max_incoming / (overcommit + 1)``, the smallest grant window the receiver
+      uses, so a window always has room for a whole packet (a window smaller than
+      a packet would never be granted and the message would stall).
     """
     mtu = None if _is_loopback(bound_host) else smallest_interface_mtu()
     if mtu is None:
@@ -100,7 +103,7 @@ def fit_config(
         config,
         max_datagram=min(config.max_datagram, path),
         max_incoming=max_incoming,
-        unsched_bytes=min(config.unsched_bytes, max_incoming),
+        unsched_bytes=max(1, min(config.unsched_bytes, max_incoming // (config.overcommit + 1))),
     )
 
 
