@@ -6,8 +6,6 @@ a ``.proto`` given on the command line).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +14,10 @@ from typing import Any, NoReturn, TypeVar
 import click
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.descriptor import MethodDescriptor
-from google.protobuf.descriptor_pb2 import FileDescriptorSet
 
 import homarpc
 
-from ..codegen.protoc import well_known_types_dir
+from ..codegen.protoc import describe_protos
 
 TRANSPORTS = ("auto", "udp", "kernel")
 
@@ -112,25 +109,9 @@ def _load_pool(
     proto: Path, include: tuple[Path, ...]
 ) -> tuple[descriptor_pool.DescriptorPool, str]:
     """A pool holding ``proto`` and its imports, and the names of its services."""
-    # The bundled compiler (untyped), loaded only when a command needs a .proto.
-    from grpc_tools import protoc  # type: ignore[import-untyped]
-
-    roots = include or (proto.parent,)
-    with tempfile.TemporaryDirectory(prefix="homarpc-cli-") as scratch:
-        out = os.path.join(scratch, "set.pb")
-        status = protoc.main(
-            [
-                "protoc",
-                *(f"-I{root}" for root in roots),
-                f"-I{well_known_types_dir()}",
-                f"--descriptor_set_out={out}",
-                "--include_imports",
-                str(proto),
-            ]
-        )
-        if status != 0:
-            fail(f"protoc could not compile {proto} (its message is above)")
-        descriptors = FileDescriptorSet.FromString(Path(out).read_bytes())
+    descriptors = describe_protos([proto], include or (proto.parent,))
+    if isinstance(descriptors, int):
+        fail(f"protoc could not compile {proto} (its message is above)")
     pool = descriptor_pool.DescriptorPool()
     names = []
     for file in descriptors.file:

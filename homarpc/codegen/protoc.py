@@ -27,7 +27,7 @@ from google.protobuf.descriptor_pb2 import FileDescriptorSet
 from .model import module_name
 from .plugin import generate
 
-__all__ = ["build_protos", "compile_protos", "well_known_types_dir"]
+__all__ = ["build_protos", "compile_protos", "describe_protos", "well_known_types_dir"]
 
 PathLike = str | os.PathLike[str]
 
@@ -53,31 +53,20 @@ def compile_protos(
         0 on success; otherwise protoc's exit status (or 1 for a codegen error),
         with the reason already printed on stderr.
     """
-    # The bundled compiler (untyped), loaded only when compiling.
-    from grpc_tools import protoc  # type: ignore[import-untyped]
-
     roots = [Path(d) for d in include] or _parent_dirs(protos)
     Path(out).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="homarpc-protoc-") as scratch:
-        descriptors = Path(scratch, "descriptors.pb")
-        arguments = [
-            "protoc",
-            *(f"-I{root}" for root in roots),
-            f"-I{well_known_types_dir()}",
-            f"--python_out={out}",
-            f"--pyi_out={out}",
-            f"--descriptor_set_out={descriptors}",
-            "--include_imports",
-            "--include_source_info",
-            *(str(proto) for proto in protos),
-        ]
-        status = int(protoc.main(arguments))
-        if status != 0:
-            return status
-        descriptor_set = FileDescriptorSet.FromString(descriptors.read_bytes())
+    described = describe_protos(
+        protos,
+        roots,
+        f"--python_out={out}",
+        f"--pyi_out={out}",
+        "--include_source_info",
+    )
+    if isinstance(described, int):
+        return described
     request = CodeGeneratorRequest(
         file_to_generate=[_virtual_name(proto, roots) for proto in protos],
-        proto_file=descriptor_set.file,
+        proto_file=described.file,
     )
     response = generate(request)
     if response.error:
@@ -88,6 +77,38 @@ def compile_protos(
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(generated.content)
     return 0
+
+
+def describe_protos(
+    protos: Sequence[PathLike], include: Sequence[PathLike], *flags: str
+) -> FileDescriptorSet | int:
+    """Run protoc over ``protos`` (with extra ``flags``, e.g. ``--python_out``).
+
+    Returns:
+        The descriptors of ``protos`` and everything they import, dependencies
+        first; or protoc's exit status when it failed (its message is on stderr).
+    """
+    # The bundled compiler (untyped), loaded only when compiling.
+    from grpc_tools import protoc  # type: ignore[import-untyped]
+
+    with tempfile.TemporaryDirectory(prefix="homarpc-protoc-") as scratch:
+        descriptors = Path(scratch, "descriptors.pb")
+        status = int(
+            protoc.main(
+                [
+                    "protoc",
+                    *(f"-I{root}" for root in include),
+                    f"-I{well_known_types_dir()}",
+                    *flags,
+                    f"--descriptor_set_out={descriptors}",
+                    "--include_imports",
+                    *(str(proto) for proto in protos),
+                ]
+            )
+        )
+        if status != 0:
+            return status
+        return FileDescriptorSet.FromString(descriptors.read_bytes())
 
 
 def build_protos(
