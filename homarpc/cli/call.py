@@ -76,11 +76,10 @@ def call(
     metadata = [_header(h) for h in headers]
     with open_channel(target, transport) as channel:
         try:
-            responses = invoke(channel, info, requests, timeout, metadata)
-            for response in responses:
-                click.echo(
-                    _to_json(response, pretty=not info.descriptor.server_streaming)
-                )
+            pretty = not info.descriptor.server_streaming
+            for response in invoke(channel, info, requests, timeout, metadata):
+                click.echo(_to_json(response, pretty=pretty))
+                sys.stdout.flush()  # each streamed message reaches a pipe as it comes
         except homarpc.RpcError as error:
             fail(_describe_error(error, target))
 
