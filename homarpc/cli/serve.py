@@ -1,6 +1,7 @@
 """``homarpc serve module:Servicer``: run servicers without writing a server script.
 
-Layer: cli. Imports: click, asyncio, the public ``homarpc`` and ``homarpc.aio`` API.
+Layer: cli. Imports: click, asyncio, the public ``homarpc`` and ``homarpc.aio`` API,
+``homarpc.transport.choose_kind`` (to say which backend serves).
 
 The target names a servicer class (instantiated with no arguments), an instance,
 or a factory function returning one servicer or a list of them. Each servicer is
@@ -30,6 +31,7 @@ import click
 import homarpc
 import homarpc.aio
 
+from ..transport import ENV_VAR, choose_kind
 from ._common import fail, transport_option
 
 Registrar = Callable[[Any, Any], None]
@@ -76,6 +78,7 @@ def serve(
     """
     sys.path.insert(0, str(app_dir.resolve()))
     servicers = [servicer for target in targets for servicer in load_servicers(target)]
+    transport = _resolved(transport)
     if any(has_async_methods(servicer) for servicer in servicers):
         asyncio.run(_serve_async(servicers, host, port, transport, grace))
         return
@@ -116,8 +119,16 @@ def _announce(
 ) -> None:
     click.echo(
         f"homarpc: serving {', '.join(names)} on {_join(host, port)} "
-        f"(transport {transport or 'auto'}, {runner}); Ctrl-C stops"
+        f"(transport {transport}, {runner}); Ctrl-C stops"
     )
+
+
+def _resolved(transport: str | None) -> str:
+    """The backend ``transport`` (or ``$HOMARPC_TRANSPORT``, or auto) stands for."""
+    try:
+        return choose_kind(transport)
+    except ValueError as error:
+        fail(f"{error}; or leave {ENV_VAR} unset")
 
 
 def has_async_methods(servicer: Any) -> bool:

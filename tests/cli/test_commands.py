@@ -263,3 +263,9 @@ def test_call_names_an_unreadable_request_file(tmp_path):
     result = run("call", "127.0.0.1:1", "helloworld.Greeter/SayHello", "--proto",
                  HELLO_PROTO, "-d", f"@{missing}")  # fmt: skip
     assert_one_line_error(result, f"cannot read {missing}")
+
+
+def test_serve_names_a_bad_transport_variable(monkeypatch):
+    monkeypatch.setenv("HOMARPC_TRANSPORT", "carrier-pigeon")
+    result = run("serve", "json:JSONDecoder", "--port", "0")
+    assert_one_line_error(result, "unknown HOMARPC_TRANSPORT 'carrier-pigeon'", "unset")
