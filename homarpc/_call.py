@@ -74,6 +74,9 @@ DEFAULT_WINDOW = 8
 _LARGE_FRAME = 256 * 1024
 #: ... which then allow this many in flight per call and direction.
 _LARGE_WINDOW = 2
+#: Completion cookies are ``call_id << 2 | large << 1 | poll``.
+_POLL_BIT = 1
+_LARGE_BIT = 2
 #: Longest sleep of the receive thread between deadline checks.
 _TICK = 0.25
 
@@ -112,6 +115,7 @@ class ClientCallCore:
         self._send_seq = 1
         self._pending: deque[Frame] = deque()
         self._data_out = 0
+        self._large_out = 0
         self._polls_out = 0
         self._half_closed = False
         self._rpc_ids: set[int] = set()
@@ -231,12 +235,14 @@ class ClientCallCore:
     def _flush(self) -> list[Frame]:
         """Frames to send now that the window allows (call under the lock)."""
         sends: list[Frame] = []
-        while self._pending and self._data_out < self._data_window():
+        while self._pending and self._may_send(self._pending[0]):
             frame = self._pending.popleft()
             if frame.flags & Flags.POLL:
                 self._polls_out += 1
             else:
                 self._data_out += 1
+            if len(frame.payload) >= _LARGE_FRAME:
+                self._large_out += 1
             sends.append(frame)
         if self.code is None:
             unread = len(self._messages) + len(self._inbound)
@@ -245,12 +251,15 @@ class ClientCallCore:
                 sends.append(Frame(self.call_id, 0, Flags.POLL))
         return sends
 
-    def _data_window(self) -> int:
-        """Requests in flight allowed for the next frame: fewer when it is large, so
-        a call keeps about ``_LARGE_WINDOW`` MB in flight, not ``window`` MB."""
-        if len(self._pending[0].payload) >= _LARGE_FRAME:
-            return _LARGE_WINDOW
-        return self._window
+    def _may_send(self, frame: Frame) -> bool:
+        """Whether the windows let ``frame`` leave now: at most ``window`` data
+        requests, of which at most ``_LARGE_WINDOW`` large ones (counting a large
+        call start), so a call keeps about 2 MB in flight, not ``window`` MB."""
+        if frame.flags & Flags.POLL:
+            return True  # the call start: always first, alone
+        if self._data_out >= self._window:
+            return False
+        return len(frame.payload) < _LARGE_FRAME or self._large_out < _LARGE_WINDOW
 
     def _poll_target(self) -> int:
         """Polls to keep out, before subtracting unread messages."""
@@ -263,7 +272,8 @@ class ClientCallCore:
 
     def _transmit(self, frames: list[Frame]) -> None:
         for frame in frames:
-            cookie = self.call_id << 1 | bool(frame.flags & Flags.POLL)
+            cookie = (self.call_id << 2 | (len(frame.payload) >= _LARGE_FRAME) << 1
+                      | bool(frame.flags & Flags.POLL))
             try:
                 rpc_id = self._endpoint.transport.send(self.dest, encode_frame(frame), cookie)
             except TransportClosedError:
@@ -280,10 +290,10 @@ class ClientCallCore:
 
     # -- responses from the transport -------------------------------------------
 
-    def on_response(self, message: Message, is_poll: bool) -> None:
+    def on_response(self, message: Message) -> None:
         """Handle one response (or RPC failure) for this call; from the receive loop."""
         with self._lock:
-            self._account(message.id, is_poll)
+            self._account(message.id, message.cookie)
             if self.code is not None:
                 return
             self._absorb(message)
@@ -298,15 +308,18 @@ class ClientCallCore:
             self._abandon(abort_ids)
         self._notify()
 
-    def _account(self, rpc_id: int, is_poll: bool) -> None:
+    def _account(self, rpc_id: int, cookie: int) -> None:
+        """One of our requests was answered (the cookie says which kind)."""
         if rpc_id in self._rpc_ids:
             self._rpc_ids.discard(rpc_id)
         else:
             self._early_ids.add(rpc_id)
-        if is_poll:
+        if cookie & _POLL_BIT:
             self._polls_out -= 1
         else:
             self._data_out -= 1
+        if cookie & _LARGE_BIT:
+            self._large_out -= 1
 
     def _absorb(self, message: Message) -> None:
         """Apply one response (under the lock)."""
@@ -497,12 +510,12 @@ class ClientEndpoint:
 
     def _dispatch(self, message: Message) -> None:
         with self._lock:
-            core = self._calls.get(message.cookie >> 1)
+            core = self._calls.get(message.cookie >> 2)
         if core is None:
             message.release()  # a late answer for a finished call
             return
         try:
-            core.on_response(message, bool(message.cookie & 1))
+            core.on_response(message)
         except Exception:  # a bug must not kill the channel's only receiver
             log.exception("homarpc: error handling a response for call %d", core.call_id)
 

@@ -190,7 +190,19 @@ class _TooLarge(Exception):
 
 
 def run_call(core: ServerCallCore, lookup: Lookup, max_send: int) -> None:
-    """Find the handler for ``core`` and run it to completion (worker thread)."""
+    """Find the handler for ``core`` and run it to completion (worker thread).
+
+    Never raises: a bug anywhere here still ends the call (INTERNAL) with a log line,
+    instead of leaving the client to wait for its deadline.
+    """
+    try:
+        _run_call(core, lookup, max_send)
+    except Exception as exc:
+        log.exception("homarpc: internal error serving %s", core.method)
+        core.terminate(StatusCode.INTERNAL, f"internal error: {exc}")
+
+
+def _run_call(core: ServerCallCore, lookup: Lookup, max_send: int) -> None:
     waiter = Waiter()
     core.notify = waiter.wake
     try:

@@ -189,7 +189,7 @@ class ServerCallCore:
     def terminate(self, code: StatusCode, details: str, tell_client: bool = True) -> None:
         """End the call now (cancel, deadline, protocol trouble); handlers see it."""
         with self._lock:
-            if self.cancelled or self._closed:
+            if not self.is_active or self._closed:
                 return
             self.cancelled = True
             self._out.clear()

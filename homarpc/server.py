@@ -173,6 +173,11 @@ class Server:
         if not core.add_done_callback(self._call_ended):
             self._call_ended()
             return
+        self._dispatch(core)
+
+    def _dispatch(self, core: ServerCallCore) -> None:
+        """Run an admitted call (receive thread; must not block). ``homarpc.aio``
+        overrides this one method to hand calls to its event loop."""
         try:
             self._pool.submit(run_call, core, self._lookup, self._max_send)
         except RuntimeError:  # the pool was shut down under us
