@@ -68,6 +68,8 @@ __all__ = ["UdpTransport"]
 
 #: Most datagrams one pass reads before it runs timers and returns to its caller.
 _READ_BATCH = 64
+#: Longest due timers wait for the socket to drain (see ``_service``).
+_TIMER_GRACE = 0.02
 #: Longest a leader sleeps in epoll without looking at the clock (also bounds how
 #: late a timer can be if a wake-up is lost).
 _MAX_POLL = 0.5
@@ -279,16 +281,23 @@ class UdpTransport(Transport):
 
     def _service(self) -> Message | None:
         """Read waiting datagrams, stopping at the first finished message; run due
-        timers; transmit. Returns that message (any others are queued).
+        timers once the socket is drained; transmit. Returns that message (any
+        others are queued).
+
+        Timers wait for a drained socket because under overload they would only
+        add work (NEED_ACKs, RESENDs about data already queued in the socket);
+        ``_TIMER_GRACE`` bounds how long they can be put off.
 
         Called only by the thread holding the leader role, without the lock.
         """
         engine, lock = self._engine, self._lock
         recvfrom, bufsize, is_v6 = self._sock.recvfrom, self._bufsize, self._is_v6
+        drained = False
         for _ in range(_READ_BATCH):
             try:
                 data, addr = recvfrom(bufsize, socket.MSG_DONTWAIT)
             except BlockingIOError:
+                drained = True
                 break
             except OSError:
                 if self._closed:
@@ -298,9 +307,6 @@ class UdpTransport(Transport):
             with lock:
                 now = _monotonic()
                 engine.receive_datagram(data, addr[:2] if is_v6 else addr, now)
-                timer = engine.get_timer()
-                if timer is not None and timer <= now:
-                    engine.handle_timer(now)
                 out = engine.datagrams_to_send(now)
                 first = self._take_events()
             if out:
@@ -308,7 +314,10 @@ class UdpTransport(Transport):
             if first is not None:
                 return first
         timer = engine.get_timer()
-        if timer is None or timer > _monotonic():
+        if timer is None:
+            return None
+        now = _monotonic()
+        if timer > now or (not drained and now - timer < _TIMER_GRACE):
             return None
         with lock:
             now = _monotonic()
