@@ -7,12 +7,13 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from homarpc.transport.engine import HomaConfig, HomaEngine
-from homarpc.transport.engine import wire
+from homarpc.transport.engine import HomaConfig, HomaEngine, wire
 
 from ..unit.engine.helpers import CLIENT, SERVER, EnginePair
 
-SMALL = HomaConfig(max_datagram=600, unsched_bytes=2_000, max_incoming=8_000, timeout_ticks=20)
+SMALL = HomaConfig(
+    max_datagram=600, unsched_bytes=2_000, max_incoming=8_000, timeout_ticks=20
+)
 
 
 def _capture() -> list[tuple[bytes, tuple[str, int], tuple[str, int]]]:
@@ -37,7 +38,11 @@ TYPES = {d[11] for d, _, _ in CAPTURED}
 
 
 def test_the_capture_covers_the_protocol():
-    assert {wire.PacketType.DATA, wire.PacketType.GRANT, wire.PacketType.RESEND} <= TYPES
+    assert {
+        wire.PacketType.DATA,
+        wire.PacketType.GRANT,
+        wire.PacketType.RESEND,
+    } <= TYPES
     assert wire.PacketType.ACK in TYPES or wire.PacketType.NEED_ACK in TYPES
 
 
@@ -65,7 +70,11 @@ def mutated(draw: st.DrawFn) -> tuple[bytes, tuple[str, int], tuple[str, int]]:
             offset, size = draw(st.sampled_from(FIELDS))
             if offset + size <= len(packet):
                 top = 2 ** (8 * size) - 1
-                special = [v for v in (0, 1, 1_000_000, 1_000_001, top // 2 + 1, top) if v <= top]
+                special = [
+                    v
+                    for v in (0, 1, 1_000_000, 1_000_001, top // 2 + 1, top)
+                    if v <= top
+                ]
                 value = draw(st.sampled_from(special) | st.integers(0, top))
                 packet[offset : offset + size] = value.to_bytes(size, "big")
         elif kind == "truncate":
@@ -77,7 +86,9 @@ def mutated(draw: st.DrawFn) -> tuple[bytes, tuple[str, int], tuple[str, int]]:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(mutated(), min_size=1, max_size=8), st.booleans())
-def test_mutated_datagrams_never_raise_never_leak_and_never_block_others(junk, memoryviews):
+def test_mutated_datagrams_never_raise_never_leak_and_never_block_others(
+    junk, memoryviews
+):
     pair = EnginePair(SMALL)
     pair.client.send_request(SERVER, b"a" * 3_000, 9, 0.0)
     for data, src, dst in junk:
@@ -90,7 +101,9 @@ def test_mutated_datagrams_never_raise_never_leak_and_never_block_others(junk, m
     mine = [e for e in pair.client_events if getattr(e, "cookie", None) == 9]
     assert len(mine) == 1
     assert getattr(mine[0], "payload", None) in (b"a" * 3_000, None)
-    assert pair.client.stats.datagrams_received + pair.server.stats.datagrams_received > 0
+    assert (
+        pair.client.stats.datagrams_received + pair.server.stats.datagrams_received > 0
+    )
 
 
 @settings(max_examples=200, deadline=None)
@@ -99,7 +112,9 @@ def test_mutating_live_traffic_ends_every_rpc_once_and_leaks_nothing(data):
     pair = EnginePair(SMALL, seed=data.draw(st.integers(0, 3)))
     cookies = list(range(3))
     for cookie in cookies:
-        pair.client.send_request(SERVER, b"z" * data.draw(st.sampled_from([0, 700, 6_000])), cookie, 0.0)
+        pair.client.send_request(
+            SERVER, b"z" * data.draw(st.sampled_from([0, 700, 6_000])), cookie, 0.0
+        )
     for _ in range(data.draw(st.integers(1, 6))):
         batch = pair.pending()
         if not batch:
@@ -108,8 +123,16 @@ def test_mutating_live_traffic_ends_every_rpc_once_and_leaks_nothing(data):
             if data.draw(st.integers(0, 3)) == 0:
                 raw, src, dst = datagram
                 offset = data.draw(st.integers(0, max(0, len(raw) - 1)))
-                mutated_raw = raw[:offset] + bytes([data.draw(st.integers(0, 255))]) + raw[offset + 1 :]
-                datagram = (mutated_raw[: data.draw(st.integers(0, len(mutated_raw)))], src, dst)
+                mutated_raw = (
+                    raw[:offset]
+                    + bytes([data.draw(st.integers(0, 255))])
+                    + raw[offset + 1 :]
+                )
+                datagram = (
+                    mutated_raw[: data.draw(st.integers(0, len(mutated_raw)))],
+                    src,
+                    dst,
+                )
             pair.deliver(datagram)
     pair.tick(3 * SMALL.timeout_ticks)
     pair.settle(4 * SMALL.tombstone_lifetime)

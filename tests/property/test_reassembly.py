@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from hypothesis import given, settings
@@ -15,10 +16,18 @@ def pieces(draw: st.DrawFn) -> tuple[bytes, list[tuple[int, int]]]:
     """A message and ranges covering all of it, overlapping, repeated, shuffled."""
     length = draw(st.integers(1, 800))
     message = random.Random(draw(st.integers(0, 2**32))).randbytes(length)
-    cuts = sorted(draw(st.sets(st.integers(1, length - 1), max_size=20))) if length > 1 else []
+    cuts = (
+        sorted(draw(st.sets(st.integers(1, length - 1), max_size=20)))
+        if length > 1
+        else []
+    )
     bounds = [0, *cuts, length]
-    ranges = [(a, b) for a, b in zip(bounds, bounds[1:])]
-    extra = draw(st.lists(st.tuples(st.integers(0, length - 1), st.integers(1, 200)), max_size=10))
+    ranges = [(a, b) for a, b in itertools.pairwise(bounds)]
+    extra = draw(
+        st.lists(
+            st.tuples(st.integers(0, length - 1), st.integers(1, 200)), max_size=10
+        )
+    )
     ranges += [(a, min(length, a + n)) for a, n in extra]
     return message, draw(st.permutations(ranges))
 

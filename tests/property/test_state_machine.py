@@ -18,7 +18,9 @@ from homarpc.transport.engine import HomaConfig, ResponseReceived, RpcFailed
 
 from ..unit.engine.helpers import SERVER, Datagram, EnginePair
 
-CONFIG = HomaConfig(max_datagram=300, unsched_bytes=1_000, max_incoming=3_000, timeout_ticks=400)
+CONFIG = HomaConfig(
+    max_datagram=300, unsched_bytes=1_000, max_incoming=3_000, timeout_ticks=400
+)
 
 
 class LossyPair(RuleBasedStateMachine):
@@ -90,5 +92,7 @@ class LossyPair(RuleBasedStateMachine):
         assert len(self.pair.client_events) == len(self.sent)
 
 
-LossyPair.TestCase.settings = settings(max_examples=120, stateful_step_count=40, deadline=None)
+LossyPair.TestCase.settings = settings(
+    max_examples=120, stateful_step_count=40, deadline=None
+)
 test_lossy_pair = LossyPair.TestCase

@@ -29,8 +29,8 @@ from homarpc.transport.engine import (
     RequestReceived,
     ResponseReceived,
     RpcFailed,
+    wire,
 )
-from homarpc.transport.engine import wire
 
 Address = tuple[str, int]
 
@@ -137,7 +137,12 @@ class SimNetwork:
     ) -> None:
         self.rng = random.Random(seed)
         self.loss, self.duplicate, self.reorder = loss, duplicate, reorder
-        self.delay, self.jitter, self.bandwidth, self.icmp = delay, jitter, bandwidth, icmp
+        self.delay, self.jitter, self.bandwidth, self.icmp = (
+            delay,
+            jitter,
+            bandwidth,
+            icmp,
+        )
         self.now = 0.0
         self.nodes: dict[Address, Node] = {}
         self.calls: list[Call] = []
@@ -214,10 +219,10 @@ class SimNetwork:
         assert not busy, f"state left behind on {busy} at t={self.now:.3f}"
 
     def _next_time(self) -> float | None:
-        times = [self._queue[0][0]] if self._queue else []
-        for node in self.nodes.values():
-            if node.engine is not None and (timer := node.engine.get_timer()) is not None:
-                times.append(timer)
+        timers = [n.engine.get_timer() for n in self.nodes.values() if n.engine]
+        times = [t for t in timers if t is not None]
+        if self._queue:
+            times.append(self._queue[0][0])
         return min(times) if times else None
 
     def _step(self) -> None:
@@ -226,7 +231,11 @@ class SimNetwork:
             getattr(self, f"_do_{kind}")(item)
         for node in self.nodes.values():
             engine = node.engine
-            if engine is not None and (t := engine.get_timer()) is not None and t <= self.now:
+            if (
+                engine is not None
+                and (t := engine.get_timer()) is not None
+                and t <= self.now
+            ):
                 engine.handle_timer(self.now)
                 self._flush(node)
 
@@ -316,22 +325,33 @@ class SimNetwork:
             key = (event.peer, event.rpc_id)
             node.seen[key] += 1
             node.seen_ever[key] += 1
-            reply = (node.addr, node.incarnation, event.rpc_id, node.respond(event.payload))
+            reply = (
+                node.addr,
+                node.incarnation,
+                event.rpc_id,
+                node.respond(event.payload),
+            )
             self._schedule(self.now + node.service_time, "reply", reply)
         elif isinstance(event, ResponseReceived):
             call = self.calls[event.cookie]
-            assert call.response is None and call.errno is None, f"call {call.index} twice"
+            assert call.response is None and call.errno is None, (
+                f"call {call.index} twice"
+            )
             call.response, call.done_at = event.payload, self.now
         elif isinstance(event, RpcFailed):
             call = self.calls[event.cookie]
-            assert call.response is None and call.errno is None, f"call {call.index} twice"
+            assert call.response is None and call.errno is None, (
+                f"call {call.index} twice"
+            )
             call.errno, call.done_at = event.errno, self.now
 
     def _transmit(self, node: Node, packet: Packet) -> None:
         self.sent[packet.type] += 1
         departs = self.now
         if self.bandwidth is not None:
-            departs = max(self.now, node.link_free_at) + len(packet.data) / self.bandwidth
+            departs = (
+                max(self.now, node.link_free_at) + len(packet.data) / self.bandwidth
+            )
             node.link_free_at = departs
         if self._lost(packet):
             self.dropped[packet.type] += 1
@@ -350,7 +370,9 @@ class SimNetwork:
         return self.rng.random() < self.loss
 
     def _extra_delay(self) -> float:
-        return self.rng.random() * self.jitter if self.rng.random() < self.reorder else 0.0
+        return (
+            self.rng.random() * self.jitter if self.rng.random() < self.reorder else 0.0
+        )
 
     def _enqueue(self, packet: Packet, when: float) -> None:
         self._account(packet, +1)
@@ -381,7 +403,9 @@ class SimNetwork:
             allow_failures = bool(self.disrupted)
         for call in self.calls:
             if call.errno is not None:
-                assert allow_failures, f"call {call.index} failed with errno {call.errno}"
+                assert allow_failures, (
+                    f"call {call.index} failed with errno {call.errno}"
+                )
                 continue
             assert call.response is not None, f"call {call.index} never finished"
             assert call.response == call.expected, f"call {call.index}: wrong bytes"

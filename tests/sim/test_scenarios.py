@@ -45,7 +45,9 @@ def drop_first(
     return dropped
 
 
-def pair(config: HomaConfig = DEFAULT, **net_options: object) -> tuple[SimNetwork, tuple[str, int], tuple[str, int]]:
+def pair(
+    config: HomaConfig = DEFAULT, **net_options: object
+) -> tuple[SimNetwork, tuple[str, int], tuple[str, int]]:
     net = SimNetwork(**net_options)  # type: ignore[arg-type]
     client = net.add(40_001, config)
     server = net.add(5_000, config, server=True)
@@ -88,7 +90,9 @@ def response_data(packet: Packet) -> bool:
     return packet.type == PacketType.DATA and not packet.from_client
 
 
-@pytest.mark.parametrize("direction", [request_data, response_data], ids=["request", "response"])
+@pytest.mark.parametrize(
+    "direction", [request_data, response_data], ids=["request", "response"]
+)
 @pytest.mark.parametrize("which", ["first", "last", "all"])
 def test_lost_packets_are_recovered(direction, which):
     net, client, server = pair(SMALL)
@@ -96,9 +100,13 @@ def test_lost_packets_are_recovered(direction, which):
     if which == "first":
         lost = drop_first(net, 1, lambda p: direction(p) and p.offset == 0)
     elif which == "last":
-        lost = drop_first(net, 1, lambda p: direction(p) and p.offset + p.length == size)
+        lost = drop_first(
+            net, 1, lambda p: direction(p) and p.offset + p.length == size
+        )
     else:
-        lost = drop_first(net, 10**6, lambda p: direction(p) and p.src != p.dst and net.now < 0.003)
+        lost = drop_first(
+            net, 10**6, lambda p: direction(p) and p.src != p.dst and net.now < 0.003
+        )
     net.call(client, server, payload(1, size))
     finish(net)
     assert lost and net.completed()

@@ -15,6 +15,17 @@ from .wire import DATA_HEADER_LENGTH
 
 __all__ = ["HomaConfig"]
 
+_POSITIVE = (
+    "unsched_bytes",
+    "max_incoming",
+    "overcommit",
+    "resend_ticks",
+    "resend_interval",
+    "timeout_ticks",
+    "max_gaps",
+    "max_rx_buffer",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class HomaConfig:
@@ -70,8 +81,7 @@ class HomaConfig:
             raise ValueError(f"max_datagram must exceed {DATA_HEADER_LENGTH} bytes")
         if self.max_datagram > 65_507:
             raise ValueError("max_datagram cannot exceed 65,507 bytes (IPv4 UDP limit)")
-        for name in ("unsched_bytes", "max_incoming", "overcommit", "resend_ticks",
-                     "resend_interval", "timeout_ticks", "max_gaps", "max_rx_buffer"):  # fmt: skip
+        for name in _POSITIVE:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if not 0 <= self.max_message_length <= 0xFFFFFFFE:

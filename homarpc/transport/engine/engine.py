@@ -38,22 +38,21 @@ from . import wire
 from .config import HomaConfig
 from .events import Address, HomaEvent, RequestReceived, ResponseReceived, RpcFailed
 from .grants import GrantScheduler
-from .ledger import PendingAcks, ServerKey, Tombstones
+from .ledger import PendingAcks, Tombstones
 from .messages import IncomingMessage, OutgoingMessage
 from .rpc import Rpc, RpcInput, RpcState
 from .sender import SrptSender
 from .stats import EngineStats
+from .table import RpcTable
 from .writer import PacketWriter
 
 __all__ = ["HomaEngine"]
 
 _HEADER = wire.DATA_HEADER_LENGTH
-_ID_MASK = (1 << 64) - 1
 _OUTGOING = RpcState.OUTGOING
 _INCOMING = RpcState.INCOMING
-_IN_SERVICE = RpcState.IN_SERVICE
 
-_Handler = Callable[[bytes | memoryview, Address, int], None]
+_Handler = Callable[[wire.Readable, Address, int], None]
 
 
 class HomaEngine:
@@ -78,22 +77,16 @@ class HomaEngine:
         self.local_port = local_port
         self.is_server = server
         self.stats = EngineStats()
-        self._rng = rng
-        self._next_id = (rng.getrandbits(62) << 1) or 2
         self._tag = ((config.wire_tag >> 16) & 0xFF, config.wire_tag & 0xFFFF)
         self._seg = config.data_per_packet
-        self._clients: dict[int, Rpc] = {}
-        self._servers: dict[ServerKey, Rpc] = {}
-        self._server_ids: dict[int, Rpc] = {}
+        self._rpcs = RpcTable(rng)
         self._tombstones = Tombstones()
         self._pending_acks = PendingAcks(wire.MAX_ACKS_PER_PACKET)
         self._writer = PacketWriter(local_port, config.wire_tag, self.stats)
         self._sender = SrptSender(self._seg, self._writer, self._pending_acks)
         self._seq = 0
         self._events: deque[HomaEvent] = deque()
-        self._grants = GrantScheduler(
-            config.max_incoming, config.overcommit, self._seg
-        )
+        self._grants = GrantScheduler(config.max_incoming, config.overcommit, self._seg)
         self._grants_dirty = False
         self._rx_buffered = 0  # bytes of reassembly buffers in use
         self._ticks = 0
@@ -112,10 +105,10 @@ class HomaEngine:
 
     # ------------------------------------------------------------------ inputs
 
-    def receive_datagram(
-        self, data: bytes | memoryview, addr: Address, now: float
-    ) -> None:
+    def receive_datagram(self, data: wire.Readable, addr: Address, now: float) -> None:
         """Process one datagram from ``addr``; bad ones are dropped and counted.
+
+        ``data`` is not kept after the call, so a reused receive buffer is fine.
 
         Then call ``datagrams_to_send()``.
         """
@@ -148,13 +141,16 @@ class HomaEngine:
 
         Then call ``datagrams_to_send()``.
         """
-        for rpc in [r for r in self._clients.values() if r.peer == addr]:
-            self._fail_client(rpc, errno)
-        for rpc in [r for r in self._servers.values() if r.peer == addr]:
-            self._free_server(rpc, RpcInput.ABORT)
+        for rpc in self._rpcs.snapshot():
+            if rpc.peer != addr:
+                continue
+            if rpc.is_client:
+                self._fail_client(rpc, errno)
+            else:
+                self._free_server(rpc, RpcInput.ABORT)
 
     def send_request(
-        self, peer: Address, payload: bytes | memoryview, cookie: int, now: float
+        self, peer: Address, payload: wire.Readable, cookie: int, now: float
     ) -> int:
         """Start a client RPC to ``peer``; return its id (even).
 
@@ -164,17 +160,13 @@ class HomaEngine:
         Then call ``datagrams_to_send()``.
         """
         message = self._outgoing(payload)
-        rpc_id = self._allocate_id()
-        rpc = Rpc(rpc_id, rpc_id, peer, is_client=True, cookie=cookie)
+        rpc = self._rpcs.new_client(peer, cookie)
         rpc.msgout = message
-        self._clients[rpc_id] = rpc
         self._sender.queue(rpc)
         self._arm_timer(now)
-        return rpc_id
+        return rpc.id
 
-    def send_response(
-        self, rpc_id: int, payload: bytes | memoryview, now: float
-    ) -> None:
+    def send_response(self, rpc_id: int, payload: wire.Readable, now: float) -> None:
         """Answer the request ``rpc_id`` (from ``RequestReceived``).
 
         An unknown or finished id is ignored (the client went away), as in the kernel.
@@ -186,7 +178,7 @@ class HomaEngine:
         Then call ``datagrams_to_send()``.
         """
         message = self._outgoing(payload)
-        rpc = self._server_ids.get(rpc_id)
+        rpc = self._rpcs.server_ids.get(rpc_id)
         if rpc is None:
             return
         rpc.process(RpcInput.REPLY)
@@ -204,14 +196,14 @@ class HomaEngine:
         Then call ``datagrams_to_send()``.
         """
         if rpc_id == 0:
-            for rpc in list(self._clients.values()):
+            for rpc in list(self._rpcs.clients.values()):
                 self._fail_client(rpc, error)
             return
-        client = self._clients.get(rpc_id)
+        client = self._rpcs.clients.get(rpc_id)
         if client is not None:
             self._fail_client(client, error)
             return
-        server = self._server_ids.get(rpc_id)
+        server = self._rpcs.server_ids.get(rpc_id)
         if server is not None:
             self._free_server(server, RpcInput.ABORT)
 
@@ -227,9 +219,7 @@ class HomaEngine:
             return
         self._ticks += 1
         self._next_tick = None
-        for rpc in list(self._clients.values()):
-            self._tick_rpc(rpc)
-        for rpc in list(self._servers.values()):
+        for rpc in self._rpcs.snapshot():
             self._tick_rpc(rpc)
         self._tombstones.expire(self._ticks)
         self._flush_old_acks()
@@ -268,24 +258,20 @@ class HomaEngine:
     @property
     def rpc_count(self) -> int:
         """Live RPCs, client and server."""
-        return len(self._clients) + len(self._servers)
+        return len(self._rpcs)
 
     @property
     def has_state(self) -> bool:
         """Anything at all is remembered (RPCs, tombstones, pending acks, packets)."""
         return bool(
-            self._clients or self._servers or self._tombstones or self._pending_acks
+            self._rpcs or self._tombstones or self._pending_acks
             or self._writer.control or self._events
         )  # fmt: skip
-
-    def incoming_outstanding(self) -> int:
-        """Bytes granted to peers (or sent unscheduled) that have not arrived."""
-        return self._grants.outstanding()
 
     # --------------------------------------------------------- packet handlers
 
     def _handle_data_packet(
-        self, data: bytes | memoryview, addr: Address, sender_id: int
+        self, data: wire.Readable, addr: Address, sender_id: int
     ) -> None:
         fields = wire.DATA_HEADER.unpack_from(data)
         length, incoming, ack_id, ack_port = fields[12:16]
@@ -299,7 +285,7 @@ class HomaEngine:
         if ack_id:
             self._apply_ack(addr, ack_id, ack_port)
         if sender_id & 1:
-            rpc = self._clients.get(sender_id ^ 1)
+            rpc = self._rpcs.clients.get(sender_id ^ 1)
             if rpc is None or rpc.peer != addr:
                 self._drop("unknown_rpc")
                 return
@@ -308,16 +294,14 @@ class HomaEngine:
             if maybe is None:
                 return
             rpc = maybe
-        rpc.silent_ticks = 0
         self._receive_data(rpc, data, offset, length, incoming)
 
     def _server_for_request(self, addr: Address, client_id: int) -> Rpc | None:
         """The server RPC request data from ``addr`` belongs to, created if new."""
         key = (addr, client_id)
-        rpc = self._servers.get(key)
+        rpc = self._rpcs.servers.get(key)
         if rpc is not None:
             if rpc.state is not _INCOMING:
-                rpc.silent_ticks = 0
                 self._drop("duplicate")
                 return None
             return rpc
@@ -326,19 +310,13 @@ class HomaEngine:
         elif key in self._tombstones:
             self._drop("stale")
         else:
-            local_id = client_id | 1
-            while local_id in self._server_ids:
-                local_id = self._rng.getrandbits(63) | 1
-            rpc = Rpc(local_id, client_id, addr, is_client=False)
-            self._servers[key] = rpc
-            self._server_ids[local_id] = rpc
-            return rpc
+            return self._rpcs.new_server(addr, client_id)
         return None
 
     def _receive_data(
         self,
         rpc: Rpc,
-        data: bytes | memoryview,
+        data: wire.Readable,
         offset: int,
         length: int,
         incoming: int,
@@ -359,15 +337,18 @@ class HomaEngine:
         added = msgin.add(offset, memoryview(data)[_HEADER:], self.config.max_gaps)
         if added < 0:
             self._drop("too_many_gaps")
-        elif added == 0 and len(data) > _HEADER:
-            self._drop("duplicate")
         elif msgin.is_complete:
             self._detach_incoming(rpc)
             self._message_complete(rpc, bytes(msgin.buffer))
+        elif added == 0:
+            self._drop("duplicate")  # no progress: not a sign of life either
         else:
+            rpc.silent_ticks = 0
             self._grants_dirty = True
 
-    def _attach_incoming(self, rpc: Rpc, length: int, incoming: int) -> IncomingMessage | None:
+    def _attach_incoming(
+        self, rpc: Rpc, length: int, incoming: int
+    ) -> IncomingMessage | None:
         """Start reassembling ``rpc``'s incoming message, if buffer space allows."""
         if self._rx_buffered + length > self.config.max_rx_buffer:
             self._drop("no_buffer")  # the sender will try again when asked
@@ -378,6 +359,7 @@ class HomaEngine:
         msgin = rpc.msgin = IncomingMessage(length, incoming, self._seq)
         self._rx_buffered += length
         self._grants.add(rpc)
+        self._grants_dirty = True
         if rpc.is_client:
             rpc.process(RpcInput.RESPONSE_DATA)
         return msgin
@@ -405,9 +387,9 @@ class HomaEngine:
             self._events.append(RequestReceived(rpc.id, rpc.peer, payload))
 
     def _handle_grant_packet(
-        self, data: bytes | memoryview, addr: Address, sender_id: int
+        self, data: wire.Readable, addr: Address, sender_id: int
     ) -> None:
-        rpc = self._lookup(addr, sender_id)
+        rpc = self._rpcs.lookup(addr, sender_id)
         if rpc is None:
             self._drop("unknown_rpc")
             return
@@ -422,11 +404,11 @@ class HomaEngine:
             self._sender.queue(rpc)
 
     def _handle_resend_packet(
-        self, data: bytes | memoryview, addr: Address, sender_id: int
+        self, data: wire.Readable, addr: Address, sender_id: int
     ) -> None:
         self.stats.resends_received += 1
         offset, length, _ = wire.RESEND_BODY.unpack_from(data, wire.COMMON.size)
-        rpc = self._lookup(addr, sender_id)
+        rpc = self._rpcs.lookup(addr, sender_id)
         if rpc is None:
             if not sender_id & 1 and not self.is_server:
                 self._drop("not_server")
@@ -435,26 +417,31 @@ class HomaEngine:
             else:
                 self._writer.write_rpc_unknown_packet(addr, sender_id)
             return
-        rpc.silent_ticks = 0
+        # Like the kernel, a RESEND does not count as a sign of life: two confused
+        # peers asking each other to resend must still time out.
         msgout = rpc.msgout
         if rpc.state is not _OUTGOING or msgout is None:
             if rpc.is_client:
                 self._drop("stale")  # the response is arriving: the request is done
             else:
-                self._writer.write_busy_packet(rpc)  # still receiving the request or working on it
+                self._writer.write_busy_packet(
+                    rpc
+                )  # still receiving the request or working on it
             return
         end = msgout.sent if length == wire.RESEND_ALL else offset + length
         end = min(end, msgout.length)
         if end > msgout.granted:  # our grant never arrived: this RESEND replaces it
             msgout.granted = end
         if not msgout.request_retransmit(offset, end):
-            self._writer.write_busy_packet(rpc)  # we have not sent those bytes yet (SRPT chose others)
+            self._writer.write_busy_packet(
+                rpc
+            )  # we have not sent those bytes yet (SRPT chose others)
         self._sender.queue(rpc)
 
     def _handle_rpc_unknown_packet(
-        self, data: bytes | memoryview, addr: Address, sender_id: int
+        self, data: wire.Readable, addr: Address, sender_id: int
     ) -> None:
-        rpc = self._lookup(addr, sender_id)
+        rpc = self._rpcs.lookup(addr, sender_id)
         if rpc is None:
             self._drop("unknown_rpc")
         elif not rpc.is_client:
@@ -467,30 +454,32 @@ class HomaEngine:
             self._sender.queue(rpc)
 
     def _handle_busy_packet(
-        self, data: bytes | memoryview, addr: Address, sender_id: int
+        self, data: wire.Readable, addr: Address, sender_id: int
     ) -> None:
-        rpc = self._lookup(addr, sender_id)
+        rpc = self._rpcs.lookup(addr, sender_id)
         if rpc is None:
             self._drop("unknown_rpc")
         else:
             rpc.silent_ticks = 0
 
     def _handle_need_ack_packet(
-        self, data: bytes | memoryview, addr: Address, sender_id: int
+        self, data: wire.Readable, addr: Address, sender_id: int
     ) -> None:
         if not sender_id & 1:
             self._drop("unexpected")
             return
         client_id = sender_id ^ 1
-        rpc = self._clients.get(client_id)
+        rpc = self._rpcs.clients.get(client_id)
         if rpc is not None and rpc.peer == addr:
             self._request_retransmission(rpc)  # we still lack part of the response
             return
         acks = self._pending_acks.take_all(addr)
-        self._writer.write_ack_packet(addr, client_id, [a for a in acks if a != client_id])
+        self._writer.write_ack_packet(
+            addr, client_id, [a for a in acks if a != client_id]
+        )
 
     def _handle_ack_packet(
-        self, data: bytes | memoryview, addr: Address, sender_id: int
+        self, data: wire.Readable, addr: Address, sender_id: int
     ) -> None:
         if sender_id & 1:
             self._drop("unexpected")
@@ -505,27 +494,20 @@ class HomaEngine:
             self._apply_ack(addr, client_id, server_port)
 
     def _handle_ignored_packet(
-        self, data: bytes | memoryview, addr: Address, sender_id: int
+        self, data: wire.Readable, addr: Address, sender_id: int
     ) -> None:
         """CUTOFFS and FREEZE: valid, understood, and irrelevant without priorities."""
-
-    def _lookup(self, addr: Address, sender_id: int) -> Rpc | None:
-        """The RPC a packet is about: the low bit of ``sender_id`` says who sent it."""
-        if sender_id & 1:  # from a server: one of our client RPCs
-            rpc = self._clients.get(sender_id ^ 1)
-            return rpc if rpc is not None and rpc.peer == addr else None
-        return self._servers.get((addr, sender_id))
 
     def _apply_ack(self, addr: Address, client_id: int, server_port: int) -> None:
         if server_port != self.local_port:
             return
-        rpc = self._servers.get((addr, client_id))
+        rpc = self._rpcs.servers.get((addr, client_id))
         if rpc is not None and rpc.state is _OUTGOING:
             self._free_server(rpc, RpcInput.ACKED)
 
     # ------------------------------------------------------------------ sending
 
-    def _outgoing(self, payload: bytes | memoryview) -> OutgoingMessage:
+    def _outgoing(self, payload: wire.Readable) -> OutgoingMessage:
         if len(payload) > self.config.max_message_length:
             raise ValueError(
                 f"message of {len(payload)} bytes exceeds the limit of "
@@ -533,13 +515,6 @@ class HomaEngine:
             )
         data = payload if isinstance(payload, bytes) else bytes(payload)
         return OutgoingMessage(data, self.config.unsched_bytes)
-
-    def _allocate_id(self) -> int:
-        rpc_id = self._next_id
-        while rpc_id == 0 or rpc_id in self._clients:
-            rpc_id = (rpc_id + 2) & _ID_MASK
-        self._next_id = (rpc_id + 2) & _ID_MASK
-        return rpc_id
 
     def _issue_grants(self) -> None:
         self._grants_dirty = False
@@ -564,7 +539,7 @@ class HomaEngine:
 
     def _arm_timer(self, now: float) -> None:
         if self._next_tick is None and (
-            self._clients or self._servers or self._tombstones or self._pending_acks
+            self._rpcs or self._tombstones or self._pending_acks
         ):
             self._next_tick = now + self.config.tick
 
@@ -609,16 +584,15 @@ class HomaEngine:
             self._events.append(RpcFailed(rpc.id, rpc.cookie, rpc.peer, error))
 
     def _forget_client(self, rpc: Rpc) -> None:
-        del self._clients[rpc.id]
+        self._rpcs.remove(rpc)
         self._detach_incoming(rpc)
 
     def _free_server(self, rpc: Rpc, event: RpcInput) -> None:
         rpc.process(event)
-        key = (rpc.peer, rpc.client_id)
-        del self._servers[key]
-        del self._server_ids[rpc.id]
+        self._rpcs.remove(rpc)
         self._detach_incoming(rpc)
         if rpc.delivered:
+            key = (rpc.peer, rpc.client_id)
             self._tombstones.add(key, self._ticks + self.config.tombstone_lifetime)
 
     def _drop(self, reason: str) -> None:

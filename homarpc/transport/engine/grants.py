@@ -42,9 +42,6 @@ class GrantScheduler:
     def remove(self, rpc: Rpc) -> None:
         self._rpcs.pop(rpc, None)
 
-    def __len__(self) -> int:
-        return len(self._rpcs)
-
     def outstanding(self) -> int:
         """Bytes granted (or sent unscheduled) to us but not yet received."""
         return sum(rpc.msgin.outstanding for rpc in self._rpcs if rpc.msgin is not None)
@@ -52,7 +49,9 @@ class GrantScheduler:
     def schedule(self) -> list[Rpc]:
         """Raise ``msgin.granted`` where the policy allows; return the RPCs to GRANT."""
         grantable = [
-            rpc for rpc in self._rpcs if rpc.msgin is not None and rpc.msgin.granted < rpc.msgin.length
+            rpc
+            for rpc in self._rpcs
+            if rpc.msgin is not None and rpc.msgin.granted < rpc.msgin.length
         ]
         if not grantable:
             return []

@@ -148,7 +148,8 @@ class Rpc:
         except KeyError:
             side = "client" if self.is_client else "server"
             raise LocalProtocolError(
-                f"{side} RPC {self.id} cannot take {event.value} in state {self.state.value}"
+                f"{side} RPC {self.id} cannot take {event.value} "
+                f"in state {self.state.value}"
             ) from None
         return self.state
 
@@ -172,10 +173,6 @@ class Rpc:
             and msgin.recv_end >= msgin.granted
             and msgin.granted < msgin.length
         )
-
-    @property
-    def is_dead(self) -> bool:
-        return self.state is RpcState.DEAD
 
     def __repr__(self) -> str:
         side = "client" if self.is_client else "server"

@@ -36,7 +36,9 @@ class SrptSender:
 
     __slots__ = ("_acks", "_heap", "_seg", "_seq", "_writer")
 
-    def __init__(self, data_per_packet: int, writer: PacketWriter, acks: PendingAcks) -> None:
+    def __init__(
+        self, data_per_packet: int, writer: PacketWriter, acks: PendingAcks
+    ) -> None:
         self._seg = data_per_packet
         self._writer = writer
         self._acks = acks
@@ -52,7 +54,7 @@ class SrptSender:
             rpc.queued = True
 
     def fill(self, out: list[tuple[bytes, Address]], limit: int) -> None:
-        """Append DATA packets to ``out`` until nothing may be sent or ``len(out) == limit``."""
+        """Append DATA packets to ``out`` until none may go or ``len(out) == limit``."""
         heap = self._heap
         while heap and len(out) != limit:
             rpc = heap[0][2]
@@ -67,7 +69,7 @@ class SrptSender:
             heapq.heapreplace(heap, (msgout.bytes_left, heap[0][1], heap[0][2]))
 
     def _next_packet(self, rpc: Rpc, msgout: OutgoingMessage) -> bytes:
-        """The next DATA packet of ``msgout``: a pending retransmission, else new bytes."""
+        """The next DATA packet of ``msgout``: retransmissions first, then new bytes."""
         if msgout.retransmit:
             start, end = msgout.retransmit[0]
             stop = min(end, start + self._seg)
@@ -84,4 +86,6 @@ class SrptSender:
             msgout.started = True
             retransmit = 0
         ack_id = self._acks.pop(rpc.peer) if self._acks else 0
-        return self._writer.write_data_packet(rpc, msgout, (start, stop), retransmit, ack_id)
+        return self._writer.write_data_packet(
+            rpc, msgout, (start, stop), retransmit, ack_id
+        )

@@ -46,6 +46,7 @@ __all__ = [
     "DataHeader",
     "GrantPacket",
     "PacketType",
+    "Readable",
     "ResendPacket",
     "data_offset",
     "pack_ack",
@@ -61,6 +62,10 @@ __all__ = [
     "unpack_grant",
     "unpack_resend",
 ]
+
+
+#: What the decoders accept: any bytes-like object (it is not kept).
+Readable = bytes | bytearray | memoryview
 
 
 class PacketType(enum.IntEnum):
@@ -168,7 +173,7 @@ def _split_tag(tag: int) -> tuple[int, int]:
     return (tag >> 16) & 0xFF, tag & 0xFFFF
 
 
-def unpack_common(data: bytes | memoryview) -> CommonHeader:
+def unpack_common(data: Readable) -> CommonHeader:
     """Decode the common header; the tag's two parts are joined into one 24-bit int."""
     f = COMMON.unpack_from(data)
     return CommonHeader(f[0], f[1], f[2], (f[3] << 16) | f[4], *f[5:])
@@ -179,7 +184,9 @@ def pack_control(
 ) -> bytes:
     """Encode a common header for a control packet (also the whole of BUSY & co)."""
     hi, lo = _split_tag(tag)
-    return COMMON.pack(sport, dport, 0, hi, lo, ptype, DOFF_CONTROL, 0, 0, 0, 0, sender_id)
+    return COMMON.pack(
+        sport, dport, 0, hi, lo, ptype, DOFF_CONTROL, 0, 0, 0, 0, sender_id
+    )
 
 
 def pack_data_header(
@@ -189,7 +196,7 @@ def pack_data_header(
     tag: int,
     fields: DataHeader,
 ) -> bytes:
-    """Encode a 56-byte DATA header; the offset goes in ``sequence`` and ``seg.offset``."""
+    """Encode a 56-byte DATA header (offset in both ``sequence`` and ``seg.offset``)."""
     hi, lo = _split_tag(tag)
     return DATA_HEADER.pack(
         sport, dport, fields.offset, hi, lo, PacketType.DATA, DOFF_DATA, 0, 0, 0, 0,
@@ -204,26 +211,32 @@ def data_offset(sequence: int, seg_offset: int) -> int:
     return sequence if seg_offset == OFFSET_IN_SEQUENCE else seg_offset
 
 
-def unpack_data_header(data: bytes | memoryview) -> DataHeader:
+def unpack_data_header(data: Readable) -> DataHeader:
     """Decode the DATA fields of a packet at least 56 bytes long."""
     sequence = COMMON.unpack_from(data)[2]
     length, incoming, ack_id, ack_port, cutoff, retransmit, _, _, seg = (
         DATA_BODY.unpack_from(data, COMMON.size)
     )
     return DataHeader(
-        length, incoming, ack_id, ack_port, cutoff, retransmit, data_offset(sequence, seg)
+        length,
+        incoming,
+        ack_id,
+        ack_port,
+        cutoff,
+        retransmit,
+        data_offset(sequence, seg),
     )
 
 
 def pack_grant(
     sport: int, dport: int, sender_id: int, tag: int, offset: int, priority: int = 0
 ) -> bytes:
-    """Encode a 33-byte GRANT: the sender may now transmit every byte below ``offset``."""
+    """Encode a 33-byte GRANT: the sender may now send all bytes below ``offset``."""
     head = pack_control(PacketType.GRANT, sport, dport, sender_id, tag)
     return head + GRANT_BODY.pack(offset, priority)
 
 
-def unpack_grant(data: bytes | memoryview) -> GrantPacket:
+def unpack_grant(data: Readable) -> GrantPacket:
     return GrantPacket(*GRANT_BODY.unpack_from(data, COMMON.size))
 
 
@@ -241,7 +254,7 @@ def pack_resend(
     return head + RESEND_BODY.pack(offset, length, priority)
 
 
-def unpack_resend(data: bytes | memoryview) -> ResendPacket:
+def unpack_resend(data: Readable) -> ResendPacket:
     return ResendPacket(*RESEND_BODY.unpack_from(data, COMMON.size))
 
 
@@ -258,7 +271,7 @@ def pack_cutoffs(
     return head + CUTOFFS_BODY.pack(*cutoffs, version)
 
 
-def unpack_cutoffs(data: bytes | memoryview) -> CutoffsPacket:
+def unpack_cutoffs(data: Readable) -> CutoffsPacket:
     fields = CUTOFFS_BODY.unpack_from(data, COMMON.size)
     return CutoffsPacket(tuple(fields[:8]), fields[8])
 
@@ -280,11 +293,13 @@ def pack_ack(
     body = bytearray(ACK_BODY.size + MAX_ACKS_PER_PACKET * ACK_ENTRY.size)
     ACK_BODY.pack_into(body, 0, len(acks))
     for i, (client_id, server_port) in enumerate(acks):
-        ACK_ENTRY.pack_into(body, ACK_BODY.size + i * ACK_ENTRY.size, client_id, server_port)
+        ACK_ENTRY.pack_into(
+            body, ACK_BODY.size + i * ACK_ENTRY.size, client_id, server_port
+        )
     return pack_control(PacketType.ACK, sport, dport, sender_id, tag) + bytes(body)
 
 
-def unpack_ack(data: bytes | memoryview) -> AckPacket:
+def unpack_ack(data: Readable) -> AckPacket:
     """Decode an ACK's body entries.
 
     Raises:
@@ -295,5 +310,7 @@ def unpack_ack(data: bytes | memoryview) -> AckPacket:
         raise ValueError(f"ACK claims {count} entries")
     base = COMMON.size + ACK_BODY.size
     return AckPacket(
-        tuple(ACK_ENTRY.unpack_from(data, base + i * ACK_ENTRY.size) for i in range(count))
+        tuple(
+            ACK_ENTRY.unpack_from(data, base + i * ACK_ENTRY.size) for i in range(count)
+        )
     )

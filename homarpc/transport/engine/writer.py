@@ -62,7 +62,9 @@ class PacketWriter:
 
     def write_grant_packet(self, rpc: Rpc, offset: int) -> None:
         self.stats.grants_sent += 1
-        packet = wire.pack_grant(self.local_port, rpc.peer[1], rpc.wire_id, self.tag, offset)
+        packet = wire.pack_grant(
+            self.local_port, rpc.peer[1], rpc.wire_id, self.tag, offset
+        )
         self.control.append((packet, rpc.peer))
 
     def write_resend_packet(self, rpc: Rpc, offset: int, length: int) -> None:
@@ -85,13 +87,17 @@ class PacketWriter:
         self.stats.rpc_unknown_sent += 1
         self._write_bare(wire.PacketType.RPC_UNKNOWN, their_id ^ 1, peer)
 
-    def write_ack_packet(self, peer: Address, client_id: int, others: list[int]) -> None:
+    def write_ack_packet(
+        self, peer: Address, client_id: int, others: list[int]
+    ) -> None:
         """Acknowledge our RPC ``client_id`` and up to five ``others`` to ``peer``."""
         self.stats.acks_sent += 1
         acks = tuple((a, peer[1]) for a in others[: wire.MAX_ACKS_PER_PACKET])
         packet = wire.pack_ack(self.local_port, peer[1], client_id, self.tag, acks)
         self.control.append((packet, peer))
 
-    def _write_bare(self, ptype: wire.PacketType, sender_id: int, peer: Address) -> None:
+    def _write_bare(
+        self, ptype: wire.PacketType, sender_id: int, peer: Address
+    ) -> None:
         packet = wire.pack_control(ptype, self.local_port, peer[1], sender_id, self.tag)
         self.control.append((packet, peer))

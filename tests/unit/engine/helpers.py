@@ -31,7 +31,9 @@ class EnginePair:
         self.config = config or HomaConfig()
         self.now = 0.0
         self.client = HomaEngine(self.config, CLIENT[1], random.Random(seed))
-        self.server = HomaEngine(self.config, SERVER[1], random.Random(seed + 1), server=True)
+        self.server = HomaEngine(
+            self.config, SERVER[1], random.Random(seed + 1), server=True
+        )
         self.client_events: list[HomaEvent] = []
         self.requests: list[RequestReceived] = []
         self.auto_reply = True
@@ -69,7 +71,9 @@ class EnginePair:
                     self.deliver(datagram)
         return moved
 
-    def tick(self, count: int = 1, lose: Callable[[Datagram], bool] | None = None) -> None:
+    def tick(
+        self, count: int = 1, lose: Callable[[Datagram], bool] | None = None
+    ) -> None:
         """Advance the clock ``count`` ticks, running timers and transfers."""
         for _ in range(count):
             self.now += self.config.tick

@@ -14,8 +14,8 @@ from homarpc.transport.engine import (
     RequestReceived,
     ResponseReceived,
     RpcFailed,
+    wire,
 )
-from homarpc.transport.engine import wire
 
 from .helpers import CLIENT, SERVER, EnginePair
 
@@ -148,7 +148,7 @@ def test_srpt_sends_the_short_message_first():
     engine.send_request(SERVER, bytes(1_000_000), 0, 0.0)
     short = engine.send_request(SERVER, b"s" * 64, 0, 0.0)
     first = engine.datagrams_to_send(0.0, max_datagrams=1)
-    (data, _), = first
+    ((data, _),) = first
     assert wire.unpack_common(data).sender_id == short
     assert len(data) == wire.DATA_HEADER_LENGTH + 64
 
@@ -182,7 +182,9 @@ def test_config_rejects_nonsense(changes):
 
 def _first_packet(sender_id: int, length: int, chunk: int) -> bytes:
     fields = wire.DataHeader(length, chunk, 0, 0, 0, 0, offset=0)
-    header = wire.pack_data_header(CLIENT[1], SERVER[1], sender_id, HomaConfig().wire_tag, fields)
+    header = wire.pack_data_header(
+        CLIENT[1], SERVER[1], sender_id, HomaConfig().wire_tag, fields
+    )
     return header + bytes(chunk)
 
 
@@ -190,7 +192,9 @@ def test_bogus_first_packets_cannot_exhaust_reassembly_memory():
     config = HomaConfig(max_rx_buffer=100_000, timeout_ticks=10)
     pair = EnginePair(config)
     for i in range(10):
-        pair.server.receive_datagram(_first_packet(2 * i + 2, 50_000, 1_000), CLIENT, 0.0)
+        pair.server.receive_datagram(
+            _first_packet(2 * i + 2, 50_000, 1_000), CLIENT, 0.0
+        )
     assert pair.server.rpc_count == 2
     assert pair.server.stats.dropped["no_buffer"] == 8
     pair.tick(config.timeout_ticks + 1)  # the senders never come back

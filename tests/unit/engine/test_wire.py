@@ -47,8 +47,9 @@ def test_minimum_lengths_are_the_kernel_struct_sizes():
 
 def test_data_header_layout():
     fields = wire.DataHeader(
-        message_length=0x11223344, incoming=0x55667788, ack_client_id=0x99AABBCCDDEEFF00,
-        ack_server_port=0x0A0B, cutoff_version=0x0C0D, retransmit=1, offset=0x01020304,
+        message_length=0x11223344, incoming=0x55667788,
+        ack_client_id=0x99AABBCCDDEEFF00, ack_server_port=0x0A0B,
+        cutoff_version=0x0C0D, retransmit=1, offset=0x01020304,
     )  # fmt: skip
     packet = wire.pack_data_header(SPORT, DPORT, SENDER, TAG, fields)
     assert len(packet) == 56

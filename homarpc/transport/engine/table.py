@@ -1,0 +1,74 @@
+"""The per-endpoint table of live RPCs and how packets find them.
+
+Layer: transport.engine. Imports: the stdlib only.
+
+Client RPCs are found by id alone (ids are ours: even, step 2, from a random
+62-bit start per engine so a restarted endpoint does not reuse recent ids). Server
+RPCs are found by (client address, client id) -- stricter than the kernel's
+(client host, id), because several user-space endpoints share one host. The low
+bit of a packet's ``sender_id`` says which table to look in: 0 = sent by a client
+(the RPC is one of our server RPCs), 1 = sent by a server (one of our client RPCs).
+"""
+
+from __future__ import annotations
+
+import random
+
+from .events import Address
+from .ledger import ServerKey
+from .rpc import Rpc
+
+__all__ = ["RpcTable"]
+
+_ID_MASK = (1 << 64) - 1
+
+
+class RpcTable:
+    """Live RPCs of one engine, by every key the protocol needs."""
+
+    __slots__ = ("_next_id", "_rng", "clients", "server_ids", "servers")
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._next_id = (rng.getrandbits(62) << 1) or 2
+        self.clients: dict[int, Rpc] = {}
+        self.servers: dict[ServerKey, Rpc] = {}
+        self.server_ids: dict[int, Rpc] = {}  # by the opaque id the application sees
+
+    def __len__(self) -> int:
+        return len(self.clients) + len(self.servers)
+
+    def snapshot(self) -> list[Rpc]:
+        """Every live RPC, in a list that stays valid while RPCs are removed."""
+        return [*self.clients.values(), *self.servers.values()]
+
+    def new_client(self, peer: Address, cookie: int) -> Rpc:
+        rpc_id = self._next_id
+        self._next_id = (rpc_id + 2) & _ID_MASK or 2  # 2**62 ids before a wrap
+        rpc = Rpc(rpc_id, rpc_id, peer, is_client=True, cookie=cookie)
+        self.clients[rpc_id] = rpc
+        return rpc
+
+    def new_server(self, peer: Address, client_id: int) -> Rpc:
+        """A server RPC, local id ``client_id | 1`` unless another peer's RPC has it."""
+        local_id = client_id | 1
+        while local_id in self.server_ids:
+            local_id = self._rng.getrandbits(63) | 1
+        rpc = Rpc(local_id, client_id, peer, is_client=False)
+        self.servers[peer, client_id] = rpc
+        self.server_ids[local_id] = rpc
+        return rpc
+
+    def lookup(self, addr: Address, sender_id: int) -> Rpc | None:
+        """The RPC a packet from ``addr`` with ``sender_id`` is about, if any."""
+        if sender_id & 1:  # from a server: one of our client RPCs
+            rpc = self.clients.get(sender_id ^ 1)
+            return rpc if rpc is not None and rpc.peer == addr else None
+        return self.servers.get((addr, sender_id))
+
+    def remove(self, rpc: Rpc) -> None:
+        if rpc.is_client:
+            del self.clients[rpc.id]
+        else:
+            del self.servers[rpc.peer, rpc.client_id]
+            del self.server_ids[rpc.id]
