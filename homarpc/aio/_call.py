@@ -85,6 +85,7 @@ class Call(Generic[RequestT, ResponseT]):
         self._callbacks: list[Callable[[Call[RequestT, ResponseT]], None]] = []
         self._start = start
         self._attempt = 0
+        self._may_fail_over = True
         core = start(self._notify, 0)
         assert core is not None  # the first attempt always opens
         self._core = core
@@ -109,7 +110,7 @@ class Call(Generic[RequestT, ResponseT]):
     def _wake(self) -> None:
         self._wake_pending = False
         self._changed.set()
-        if self._core.done and self._core.unreachable and self._fail_over():
+        if self._fail_over():
             return
         if self._callbacks and self._core.done:
             callbacks, self._callbacks = self._callbacks, []
@@ -117,14 +118,20 @@ class Call(Generic[RequestT, ResponseT]):
                 self._loop.call_soon(callback, self)
 
     def _fail_over(self) -> bool:
-        """No server answered at this address: restart on the next one, if any.
+        """If no server answered at this address, restart on the next one.
 
-        Only the channel's starter knows whether that is safe (a unary request can
-        be sent again); it returns None when it is not, or when no address is left.
+        Called wherever the loop looks at the core's outcome, so a failure is never
+        reported while another server may still answer. Only the channel's starter
+        knows whether restarting is safe (a unary request can be sent again); it
+        returns None when it is not, or when no address is left.
         """
+        core = self._core
+        if not (self._may_fail_over and core.done and core.unreachable):
+            return False
         self._attempt += 1
         replacement = self._start(self._notify, self._attempt)
         if replacement is None:
+            self._may_fail_over = False
             return False
         self._core = replacement
         replacement.start()
@@ -134,6 +141,7 @@ class Call(Generic[RequestT, ResponseT]):
         """Sleep until ``ready()``; cancelling the waiting task cancels the RPC."""
         while True:
             self._changed.clear()
+            self._fail_over()
             if ready():
                 return
             try:
@@ -259,6 +267,7 @@ class _StreamResponse(Call[RequestT, ResponseT]):
             if self._cancelled_locally:
                 raise asyncio.CancelledError(LOCAL_CANCEL)
             self._changed.clear()
+            self._fail_over()
             payload = self._core.read()
             if payload is not None:
                 return self._decode(payload)

@@ -49,26 +49,14 @@ class ServerInterceptor(abc.ABC):
 
 
 class _LoopServer(_BlockingServer):
-    """The blocking server, dispatching admitted calls to an event loop."""
+    """The blocking server, handing admitted calls to an event loop."""
 
     loop: asyncio.AbstractEventLoop | None = None
-    dispatch: Callable[[ServerCallCore], None] | None = None
+    on_loop: Callable[[ServerCallCore], None] | None = None
 
-    def _on_call(self, core: ServerCallCore) -> None:
-        # Admission as in the blocking server (kept in step with ``server.py``);
-        # see docs/aio-needs.md for the hook that would make this override one line.
-        with self._lock:
-            refused = self._refusal()
-            if refused is None:
-                self._active += 1
-        if refused is not None:
-            core.terminate(*refused)
-            return
-        if not core.add_done_callback(self._call_ended):
-            self._call_ended()
-            return
-        assert self.loop is not None and self.dispatch is not None
-        if not call_in_loop(self.loop, self.dispatch, core):
+    def _dispatch(self, core: ServerCallCore) -> None:
+        assert self.loop is not None and self.on_loop is not None
+        if not call_in_loop(self.loop, self.on_loop, core):
             core.terminate(StatusCode.UNAVAILABLE, "Server shutting down")
 
 
@@ -111,7 +99,7 @@ class Server:
     async def start(self) -> None:
         """Start serving, on the running loop, on every port added so far."""
         self._inner.loop = asyncio.get_running_loop()
-        self._inner.dispatch = self._dispatch
+        self._inner.on_loop = self._dispatch
         self._stopped = asyncio.Event()
         self._inner.start()
 
