@@ -156,6 +156,7 @@ class SimNetwork:
         self._queue: list[tuple[float, int, str, Any]] = []
         self._seq = 0
         self._in_flight: dict[Address, int] = {}
+        self._ranges: dict[tuple[Address, Address, int, int], int] = {}
 
     # ------------------------------------------------------------------ setup
 
@@ -279,7 +280,8 @@ class SimNetwork:
         self.nodes[addr].engine = None
         self.disrupted.add(addr)
         for call in self.calls:
-            if call.client == addr and call.response is None and call.errno is None:
+            issued = call.rpc_id != 0
+            if call.client == addr and issued and call.response is None and call.errno is None:
                 call.errno = CLIENT_CRASHED
 
     def _do_restart(self, addr: Address) -> None:
@@ -379,21 +381,27 @@ class SimNetwork:
         self._schedule(when, "deliver", packet)
 
     def _account(self, packet: Packet, sign: int) -> None:
-        """Track scheduled (granted) DATA bytes travelling towards each receiver."""
-        if packet.type != wire.PacketType.DATA or packet.retransmit or packet.copy:
+        """Track scheduled (granted) DATA bytes travelling towards each receiver.
+
+        A range counts from its first transmission until the first copy of it
+        arrives (the network's duplicates and the sender's retransmissions are
+        repairs of bytes already counted, not new load).
+        """
+        if packet.type != wire.PacketType.DATA or packet.dst not in self.nodes:
             return
-        sender = self.nodes[packet.src]
-        unsched = sender.config.unsched_bytes
-        scheduled = max(0, packet.offset + packet.length - max(packet.offset, unsched))
-        if not scheduled:
+        key = (packet.src, packet.dst, packet.sender_id, packet.offset)
+        if sign < 0:
+            scheduled = self._ranges.pop(key, 0)
+        elif packet.retransmit or packet.copy or key in self._ranges:
             return
+        else:
+            unsched = self.nodes[packet.src].config.unsched_bytes
+            scheduled = max(0, packet.offset + packet.length - max(packet.offset, unsched))
+            self._ranges[key] = scheduled
         total = self._in_flight.get(packet.dst, 0) + sign * scheduled
         self._in_flight[packet.dst] = total
-        receiver = self.nodes[packet.dst]
-        assert total <= receiver.config.max_incoming, (
-            f"{total} scheduled bytes in flight to {packet.dst}, "
-            f"limit {receiver.config.max_incoming}"
-        )
+        limit = self.nodes[packet.dst].config.max_incoming
+        assert total <= limit, f"{total} scheduled bytes in flight to {packet.dst} > {limit}"
 
     # ------------------------------------------------------------ invariants
 
@@ -415,7 +423,8 @@ class SimNetwork:
             if node.addr not in self.disrupted:
                 worst = max(node.seen_ever.values(), default=0)
                 assert worst <= 1, f"{node.addr} executed a request {worst} times"
-        assert all(v == 0 for v in self._in_flight.values())
+        lost = {key[1] for key in self._ranges}  # never arrived: the receiver was down
+        assert all(v == 0 for a, v in self._in_flight.items() if a not in lost)
 
     def completed(self) -> list[Call]:
         return [c for c in self.calls if c.response is not None]

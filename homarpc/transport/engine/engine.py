@@ -417,25 +417,23 @@ class HomaEngine:
             else:
                 self._writer.write_rpc_unknown_packet(addr, sender_id)
             return
-        # Like the kernel, a RESEND does not count as a sign of life: two confused
-        # peers asking each other to resend must still time out.
         msgout = rpc.msgout
         if rpc.state is not _OUTGOING or msgout is None:
             if rpc.is_client:
                 self._drop("stale")  # the response is arriving: the request is done
-            else:
-                self._writer.write_busy_packet(
-                    rpc
-                )  # still receiving the request or working on it
+            else:  # still receiving the request, or working on it
+                self._writer.write_busy_packet(rpc)
             return
+        # The peer wants our message, so it is alive. (A RESEND to a *receiver* is
+        # no sign of life: two confused peers asking each other must time out.)
+        rpc.silent_ticks = 0
         end = msgout.sent if length == wire.RESEND_ALL else offset + length
         end = min(end, msgout.length)
         if end > msgout.granted:  # our grant never arrived: this RESEND replaces it
             msgout.granted = end
         if not msgout.request_retransmit(offset, end):
-            self._writer.write_busy_packet(
-                rpc
-            )  # we have not sent those bytes yet (SRPT chose others)
+            # Not sent yet (SRPT chose others), or a keep-alive asking for nothing.
+            self._writer.write_busy_packet(rpc)
         self._sender.queue(rpc)
 
     def _handle_rpc_unknown_packet(
@@ -547,11 +545,13 @@ class HomaEngine:
         """Age ``rpc`` by one tick unless we owe the next move; act on long silence."""
         if rpc.owes_next_move:
             rpc.silent_ticks = 0
+            if rpc.is_waiting_to_grant:
+                self._keep_sender_waiting(rpc)
             return
         msgout = rpc.msgout
         if not rpc.is_client and msgout is not None and msgout.is_fully_sent:
-            rpc.done_ticks += 1
-            if rpc.done_ticks >= self.config.request_ack_ticks:
+            rpc.idle_ticks += 1
+            if rpc.idle_ticks >= self.config.request_ack_ticks:
                 self._writer.write_need_ack_packet(rpc)
         rpc.silent_ticks += 1
         silent = rpc.silent_ticks
@@ -565,6 +565,17 @@ class HomaEngine:
             (silent - self.config.resend_ticks) % self.config.resend_interval == 0
         ):
             self._request_retransmission(rpc)
+
+    def _keep_sender_waiting(self, rpc: Rpc) -> None:
+        """While a message waits for room to grant, tell its sender we still want it.
+
+        An empty RESEND at ``recv_end`` asks for nothing, is answered with BUSY,
+        and stops the sender's idle timeout from freeing the message meanwhile.
+        """
+        assert rpc.msgin is not None
+        rpc.idle_ticks += 1
+        if rpc.idle_ticks % self.config.resend_interval == 0:
+            self._writer.write_resend_packet(rpc, rpc.msgin.recv_end, 0)
 
     def _request_retransmission(self, rpc: Rpc) -> None:
         msgin = rpc.msgin

@@ -79,8 +79,8 @@ class GrantScheduler:
         increase = target - msgin.granted
         if increase <= 0:
             return 0
-        if target < msgin.length and increase < self.min_increment:
-            return 0
+        if target < msgin.length and increase < min(self.min_increment, window):
+            return 0  # wait until a whole packet's worth can be granted
         return increase
 
     def _pick_active(self, ranked: list[Rpc]) -> list[Rpc]:

@@ -92,7 +92,8 @@ class Rpc:
         cookie: the completion cookie given to ``send_request`` (0 on servers).
         msgout / msgin: the message we send / receive, when there is one.
         silent_ticks: timer ticks since the peer last showed signs of life.
-        done_ticks: ticks since a server finished sending its response (NEED_ACK).
+        idle_ticks: ticks spent waiting without it being the peer's fault: for an
+            ACK after the whole response went out (server), or for room to grant.
         delivered: the request went up to the application (server side), so a
             tombstone must outlive the RPC.
         queued: the RPC sits in the sender's SRPT heap.
@@ -102,8 +103,8 @@ class Rpc:
         "client_id",
         "cookie",
         "delivered",
-        "done_ticks",
         "id",
+        "idle_ticks",
         "is_client",
         "msgin",
         "msgout",
@@ -133,7 +134,7 @@ class Rpc:
         self.msgout: OutgoingMessage | None = None
         self.msgin: IncomingMessage | None = None
         self.silent_ticks = 0
-        self.done_ticks = 0
+        self.idle_ticks = 0
         self.delivered = False
         self.queued = False
 
@@ -166,6 +167,11 @@ class Rpc:
         msgout = self.msgout
         if self.state is RpcState.OUTGOING and msgout is not None and msgout.is_ready:
             return True
+        return self.is_waiting_to_grant
+
+    @property
+    def is_waiting_to_grant(self) -> bool:
+        """Everything granted has arrived, and more must be granted by us."""
         msgin = self.msgin
         return (
             msgin is not None
