@@ -281,7 +281,12 @@ class SimNetwork:
         self.disrupted.add(addr)
         for call in self.calls:
             issued = call.rpc_id != 0
-            if call.client == addr and issued and call.response is None and call.errno is None:
+            if (
+                call.client == addr
+                and issued
+                and call.response is None
+                and call.errno is None
+            ):
                 call.errno = CLIENT_CRASHED
 
     def _do_restart(self, addr: Address) -> None:
@@ -396,12 +401,16 @@ class SimNetwork:
             return
         else:
             unsched = self.nodes[packet.src].config.unsched_bytes
-            scheduled = max(0, packet.offset + packet.length - max(packet.offset, unsched))
+            scheduled = max(
+                0, packet.offset + packet.length - max(packet.offset, unsched)
+            )
             self._ranges[key] = scheduled
         total = self._in_flight.get(packet.dst, 0) + sign * scheduled
         self._in_flight[packet.dst] = total
         limit = self.nodes[packet.dst].config.max_incoming
-        assert total <= limit, f"{total} scheduled bytes in flight to {packet.dst} > {limit}"
+        assert total <= limit, (
+            f"{total} scheduled bytes in flight to {packet.dst} > {limit}"
+        )
 
     # ------------------------------------------------------------ invariants
 

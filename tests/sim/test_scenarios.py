@@ -273,3 +273,30 @@ def test_non_server_endpoint_drops_requests():
     assert call.errno == errno.ETIMEDOUT
     engine = net.nodes[other].engine
     assert engine is not None and engine.stats.dropped["not_server"] >= 1
+
+
+def test_tiny_receive_budget_still_grants():
+    # max_incoming below one packet's worth: grants must shrink to the window.
+    config = HomaConfig(unsched_bytes=50_000, max_incoming=3_000, overcommit=1)
+    net, client, server = pair(config)
+    for i in range(3):
+        net.call(client, server, payload(i, 200_000))
+    finish(net)
+    assert len(net.completed()) == 3
+
+
+def test_messages_waiting_for_grants_keep_their_senders_alive():
+    # One client receives many long responses; with overcommit 1 most wait far
+    # longer than the server's timeout for their turn to be granted.
+    config = HomaConfig(
+        unsched_bytes=5_000, max_incoming=10_000, overcommit=1, timeout_ticks=20
+    )
+    net = SimNetwork(bandwidth=2e7)  # 5 ms per response
+    client = net.add(40_001, config)
+    server = net.add(5_000, config, server=True, respond=lambda r: r * 12_500)
+    for i in range(8):
+        net.call(client, server, payload(i, 8))
+    finish(net, allow_failures=False)
+    client_engine = net.nodes[client].engine
+    assert client_engine is not None and client_engine.stats.resends_sent > 0
+    assert net.dropped.total() == 0  # those RESENDs were keep-alives, not repairs
