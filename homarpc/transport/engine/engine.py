@@ -40,7 +40,7 @@ from .events import Address, HomaEvent, RequestReceived, ResponseReceived, RpcFa
 from .grants import GrantScheduler
 from .ledger import PendingAcks, Tombstones
 from .messages import IncomingMessage, OutgoingMessage
-from .rpc import Rpc, RpcInput, RpcState
+from .rpc import Rpc, RpcInput, RpcState, TickAction
 from .sender import SrptSender
 from .stats import EngineStats
 from .table import RpcTable
@@ -542,40 +542,21 @@ class HomaEngine:
             self._next_tick = now + self.config.tick
 
     def _tick_rpc(self, rpc: Rpc) -> None:
-        """Age ``rpc`` by one tick unless we owe the next move; act on long silence."""
-        if rpc.owes_next_move:
-            rpc.silent_ticks = 0
-            if rpc.is_waiting_to_grant:
-                self._keep_sender_waiting(rpc)
-            return
-        msgout = rpc.msgout
-        if not rpc.is_client and msgout is not None and msgout.is_fully_sent:
-            rpc.idle_ticks += 1
-            if rpc.idle_ticks >= self.config.request_ack_ticks:
-                self._writer.write_need_ack_packet(rpc)
-        rpc.silent_ticks += 1
-        silent = rpc.silent_ticks
-        if silent >= self.config.timeout_ticks:
+        """Carry out what one timer tick means for ``rpc`` (see ``Rpc.age``)."""
+        actions = rpc.age(self.config)
+        if actions & TickAction.KEEP_ALIVE:
+            assert rpc.msgin is not None  # ask for nothing: BUSY comes back
+            self._writer.write_resend_packet(rpc, rpc.msgin.recv_end, 0)
+        if actions & TickAction.NEED_ACK:
+            self._writer.write_need_ack_packet(rpc)
+        if actions & TickAction.TIMEOUT:
             self.stats.timeouts += 1
             if rpc.is_client:
                 self._fail_client(rpc, _errno.ETIMEDOUT)
             else:
                 self._free_server(rpc, RpcInput.ABORT)
-        elif silent >= self.config.resend_ticks and (
-            (silent - self.config.resend_ticks) % self.config.resend_interval == 0
-        ):
+        elif actions & TickAction.RESEND:
             self._request_retransmission(rpc)
-
-    def _keep_sender_waiting(self, rpc: Rpc) -> None:
-        """While a message waits for room to grant, tell its sender we still want it.
-
-        An empty RESEND at ``recv_end`` asks for nothing, is answered with BUSY,
-        and stops the sender's idle timeout from freeing the message meanwhile.
-        """
-        assert rpc.msgin is not None
-        rpc.idle_ticks += 1
-        if rpc.idle_ticks % self.config.resend_interval == 0:
-            self._writer.write_resend_packet(rpc, rpc.msgin.recv_end, 0)
 
     def _request_retransmission(self, rpc: Rpc) -> None:
         msgin = rpc.msgin

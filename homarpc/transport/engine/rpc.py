@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import enum
 
+from .config import HomaConfig
 from .errors import LocalProtocolError
 from .events import Address
 from .messages import IncomingMessage, OutgoingMessage
 
-__all__ = ["TRANSITIONS", "Rpc", "RpcInput", "RpcState"]
+__all__ = ["TRANSITIONS", "Rpc", "RpcInput", "RpcState", "TickAction"]
 
 
 class RpcState(enum.Enum):
@@ -57,6 +58,16 @@ class RpcInput(enum.Enum):
     REPLY = "reply"
     ACKED = "acked"
     ABORT = "abort"
+
+
+class TickAction(enum.Flag):
+    """What a timer tick asks the engine to do for one RPC."""
+
+    NONE = 0
+    KEEP_ALIVE = enum.auto()  # empty RESEND: "still want it, no room to grant yet"
+    NEED_ACK = enum.auto()  # server: "have you got the whole response?"
+    RESEND = enum.auto()  # ask for what is missing (RESEND(0, -1) if nothing yet)
+    TIMEOUT = enum.auto()  # silent too long: fail (client) or forget (server)
 
 
 _S, _I = RpcState, RpcInput
@@ -153,6 +164,35 @@ class Rpc:
                 f"in state {self.state.value}"
             ) from None
         return self.state
+
+    def age(self, config: HomaConfig) -> TickAction:
+        """Count one timer tick; return what it calls for.
+
+        Silence only counts when the peer owes the next move. While we wait for
+        room to grant, the sender hears from us every ``resend_interval`` ticks; a
+        server whose response is out asks for an ACK every tick after
+        ``request_ack_ticks``; long silence brings RESENDs, then a timeout.
+        """
+        if self.owes_next_move:
+            self.silent_ticks = 0
+            if not self.is_waiting_to_grant:
+                return TickAction.NONE
+            self.idle_ticks += 1
+            keep_alive = self.idle_ticks % config.resend_interval == 0
+            return TickAction.KEEP_ALIVE if keep_alive else TickAction.NONE
+        actions = TickAction.NONE
+        msgout = self.msgout
+        if not self.is_client and msgout is not None and msgout.is_fully_sent:
+            self.idle_ticks += 1
+            if self.idle_ticks >= config.request_ack_ticks:
+                actions |= TickAction.NEED_ACK
+        self.silent_ticks += 1
+        silent = self.silent_ticks - config.resend_ticks
+        if self.silent_ticks >= config.timeout_ticks:
+            actions |= TickAction.TIMEOUT
+        elif silent >= 0 and silent % config.resend_interval == 0:
+            actions |= TickAction.RESEND
+        return actions
 
     @property
     def owes_next_move(self) -> bool:

@@ -1,0 +1,59 @@
+"""Rpc.age: what each timer tick calls for, as a pure function of RPC state."""
+
+from __future__ import annotations
+
+from homarpc.transport.engine import HomaConfig
+from homarpc.transport.engine.messages import IncomingMessage, OutgoingMessage
+from homarpc.transport.engine.rpc import Rpc, RpcState, TickAction
+
+CONFIG = HomaConfig(
+    resend_ticks=3, resend_interval=2, timeout_ticks=8, request_ack_ticks=2
+)
+PEER = ("10.0.0.1", 1)
+
+
+def ages(rpc: Rpc, ticks: int) -> list[TickAction]:
+    return [rpc.age(CONFIG) for _ in range(ticks)]
+
+
+def sent(payload: bytes) -> OutgoingMessage:
+    message = OutgoingMessage(payload, unsched_bytes=100)
+    message.sent, message.started = len(payload), True
+    return message
+
+
+def test_waiting_client_resends_then_times_out():
+    rpc = Rpc(2, 2, PEER, is_client=True)
+    rpc.msgout = sent(b"q")
+    N, R, T = TickAction.NONE, TickAction.RESEND, TickAction.TIMEOUT
+    assert ages(rpc, 8) == [N, N, R, N, R, N, R, T]
+
+
+def test_a_server_at_work_never_ages():
+    rpc = Rpc(3, 2, PEER, is_client=False)
+    rpc.state = RpcState.IN_SERVICE
+    assert set(ages(rpc, 50)) == {TickAction.NONE} and rpc.silent_ticks == 0
+
+
+def test_sender_with_granted_bytes_left_owes_the_move():
+    rpc = Rpc(2, 2, PEER, is_client=True)
+    rpc.msgout = OutgoingMessage(b"x" * 500, unsched_bytes=100)  # nothing sent yet
+    assert set(ages(rpc, 50)) == {TickAction.NONE}
+
+
+def test_receiver_without_room_to_grant_keeps_the_sender_alive():
+    rpc = Rpc(3, 2, PEER, is_client=False)
+    rpc.msgin = IncomingMessage(length=1_000, granted=100, seq=0)
+    rpc.msgin.add(0, memoryview(b"y" * 100), max_gaps=4)
+    N, K = TickAction.NONE, TickAction.KEEP_ALIVE
+    assert ages(rpc, 6) == [N, K, N, K, N, K]
+    assert rpc.silent_ticks == 0
+
+
+def test_server_asks_for_an_ack_every_tick_once_the_response_is_out():
+    rpc = Rpc(3, 2, PEER, is_client=False)
+    rpc.state = RpcState.OUTGOING
+    rpc.msgout = sent(b"r")
+    actions = ages(rpc, 8)
+    assert [bool(a & TickAction.NEED_ACK) for a in actions] == [False] + [True] * 7
+    assert actions[-1] & TickAction.TIMEOUT
