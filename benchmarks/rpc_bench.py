@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import gc
 import importlib
 import json
@@ -57,6 +58,8 @@ METHOD = f"/{SERVICE}/Echo"
 SMALL = 64
 LARGE = 1_000_000
 CALLERS = 8
+#: Every call gets this deadline, so a lost call costs seconds, not the run.
+CALL_TIMEOUT = 5.0
 FRAMEWORKS = ("grpcio", "homarpc")
 #: The targets from issue 4: homarpc / grpcio must be at most (or, for calls/s,
 #: at least) these ratios.
@@ -148,59 +151,87 @@ class ServerProcess:
 Echo = Callable[[bytes], bytes]
 
 
+@dataclasses.dataclass
+class Outcome:
+    """What one phase measured: latencies (or completed calls) and failures."""
+
+    samples: list[float] = dataclasses.field(default_factory=list)
+    completed: int = 0
+    failures: int = 0
+    first_error: str = ""
+
+    def fail(self, exc: BaseException) -> None:
+        self.failures += 1
+        self.first_error = self.first_error or f"{type(exc).__name__}: {exc}"[:300]
+
+    def summary(self) -> str:
+        if not self.failures:
+            return ""
+        return f", {self.failures} FAILED (first: {self.first_error.splitlines()[0]})"
+
+
 def sequential_latencies(
     call: Echo, size: int, count: int, seconds: float, label: str, progress: Progress
-) -> list[float]:
+) -> Outcome:
     """Time ``count`` back-to-back calls (or as many as fit in ``seconds``)."""
     payload = os.urandom(size)
-    latencies: list[float] = []
+    outcome = Outcome()
     stop_at = time.perf_counter() + seconds
-    while len(latencies) < count:
+    while outcome.completed + outcome.failures < count and time.perf_counter() < stop_at:
         start = time.perf_counter()
-        reply = call(payload)
-        latencies.append(time.perf_counter() - start)
+        try:
+            reply = call(payload)
+        except Exception as exc:  # a failed call is counted and reported, not fatal
+            outcome.fail(exc)
+            continue
+        outcome.samples.append(time.perf_counter() - start)
+        outcome.completed += 1
         if len(reply) != size:
-            raise RuntimeError(f"{label}: echo returned {len(reply)} of {size} bytes")
-        if start > stop_at:
-            break
-        progress.show(f"{label}: {len(latencies)}/{count} calls")
+            outcome.fail(RuntimeError(f"echo returned {len(reply)} of {size} bytes"))
+        progress.show(f"{label}: {outcome.completed}/{count} calls")
     progress.done(
-        f"{label}: {len(latencies)} calls, median {format_duration(median(latencies))}"
+        f"{label}: {outcome.completed} calls, median "
+        f"{format_duration(median(outcome.samples))}{outcome.summary()}"
     )
-    return latencies
+    return outcome
 
 
-def concurrent_rate(call: Echo, seconds: float, label: str, progress: Progress) -> float:
-    """Calls per second completed by ``CALLERS`` threads sharing one channel."""
+def concurrent_rate(call: Echo, seconds: float, label: str, progress: Progress) -> Outcome:
+    """Calls completed by ``CALLERS`` threads sharing one channel; ``samples`` holds
+    the one figure, calls per second."""
     payload = os.urandom(SMALL)
-    counts = [0] * CALLERS
-    errors: list[BaseException] = []
+    outcomes = [Outcome() for _ in range(CALLERS)]
     stop = threading.Event()
 
-    def caller(index: int) -> None:
-        try:
-            while not stop.is_set():
+    def caller(outcome: Outcome) -> None:
+        while not stop.is_set():
+            try:
                 call(payload)
-                counts[index] += 1
-        except BaseException as exc:  # reported after the join, not lost in a thread
-            errors.append(exc)
-            stop.set()
+            except Exception as exc:
+                outcome.fail(exc)
+            else:
+                outcome.completed += 1
 
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(CALLERS)]
+    threads = [threading.Thread(target=caller, args=(o,)) for o in outcomes]
     start = time.perf_counter()
     for thread in threads:
         thread.start()
     while not stop.wait(0.1) and time.perf_counter() - start < seconds:
-        progress.show(f"{label}: {sum(counts)} calls")
+        progress.show(f"{label}: {sum(o.completed for o in outcomes)} calls")
     stop.set()
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join(timeout=CALL_TIMEOUT + 5)
     elapsed = time.perf_counter() - start
-    if errors:
-        raise RuntimeError(f"{label}: a caller failed: {errors[0]!r}") from errors[0]
-    rate = sum(counts) / elapsed
-    progress.done(f"{label}: {sum(counts)} calls in {elapsed:.1f} s = {rate:,.0f}/s")
-    return rate
+    total = Outcome(completed=sum(o.completed for o in outcomes))
+    for outcome in outcomes:
+        for _ in range(outcome.failures):
+            total.fail(RuntimeError(outcome.first_error))
+    total.samples.append(total.completed / elapsed)
+    progress.done(
+        f"{label}: {total.completed} calls in {elapsed:.1f} s = "
+        f"{total.samples[0]:,.0f}/s{total.summary()}"
+    )
+    return total
 
 
 def _open_channel(framework: str, port: int, transport: str) -> Any:
@@ -220,7 +251,7 @@ def measure(
     with ServerProcess(framework, transport) as server:
         channel = _open_channel(framework, server.port, transport)
         try:
-            echo: Echo = channel.unary_unary(METHOD)
+            echo: Echo = functools.partial(channel.unary_unary(METHOD), timeout=CALL_TIMEOUT)
             name = framework if framework == "grpcio" else f"homarpc/{transport}"
             sequential_latencies(
                 echo, SMALL, budget.warmup_calls, 30.0, f"[{name}] warm-up", progress
@@ -243,12 +274,13 @@ def measure(
             channel.close()
     return {
         "name": name,
-        "unary64_median": median(small),
-        "unary64_p99": percentile(small, 99),
-        "unary64_samples": small,
-        "unary1m_median": median(large),
-        "unary1m_samples": len(large),
-        "concurrent_calls_per_s": rate,
+        "unary64_median": median(small.samples),
+        "unary64_p99": percentile(small.samples, 99),
+        "unary64_samples": small.samples,
+        "unary1m_median": median(large.samples),
+        "unary1m_calls": large.completed,
+        "concurrent_calls_per_s": rate.samples[0],
+        "failures": small.failures + large.failures + rate.failures,
     }
 
 
@@ -286,6 +318,8 @@ def report(results: dict[str, dict[str, Any]]) -> str:
         ]
         for title, key, fmt in ROWS
     ]
+    rows.append(["failed calls", *(str(results[f]["failures"]) for f in FRAMEWORKS),
+                 "", "0 expected"])  # fmt: skip
     header = ["metric", "grpcio", results["homarpc"]["name"], "ratio", "target"]
     return table(header, rows)
 
