@@ -469,7 +469,8 @@ class HomaEngine:
         client_id = sender_id ^ 1
         rpc = self._rpcs.clients.get(client_id)
         if rpc is not None and rpc.peer == addr:
-            self._request_retransmission(rpc)  # we still lack part of the response
+            # We still lack part of the response. Our own timer asks for it; asking
+            # on every NEED_ACK too would resend the same bytes once per tick.
             return
         acks = self._pending_acks.take_all(addr)
         self._writer.write_ack_packet(
