@@ -36,6 +36,8 @@ Address = tuple[str, int]
 
 #: ``Call.errno`` of calls that died with their client.
 CLIENT_CRASHED = -2
+#: ``Call.errno`` of calls the client aborted.
+ABORTED = -3
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,10 @@ class SimNetwork:
         if restart_after is not None:
             self._schedule(at + restart_after, "restart", addr)
 
+    def abort(self, call: Call, at: float) -> None:
+        """Have the client abort ``call`` at ``at`` (silently, as a cancel would)."""
+        self._schedule(at, "abort", call)
+
     def inject(self, packet: Packet, at: float) -> None:
         """Deliver a copy of ``packet`` at ``at`` (a badly delayed duplicate)."""
         self._schedule(at, "deliver", Packet(**{**packet.__dict__, "copy": True}))
@@ -255,6 +261,13 @@ class SimNetwork:
             record.server, record.request, record.index, self.now
         )
         self._flush(node)
+
+    def _do_abort(self, call: Call) -> None:
+        node = self.nodes[call.client]
+        if node.engine is not None and call.response is None and call.errno is None:
+            node.engine.abort(call.rpc_id, 0, self.now)
+            call.errno = ABORTED
+            self._flush(node)
 
     def _do_deliver(self, packet: Packet) -> None:
         self._account(packet, -1)

@@ -190,6 +190,11 @@ def test_slow_server_is_kept_alive_by_busy():
     assert call.done_at is not None and call.done_at >= slow
     server_engine = net.nodes[server].engine
     assert server_engine is not None and server_engine.stats.busy_sent > 10
+    # One RESEND per resend_interval of silence, no storm.
+    client_engine = net.nodes[client].engine
+    assert client_engine is not None
+    slow_ticks = slow / T
+    assert client_engine.stats.resends_sent <= slow_ticks / DEFAULT.resend_interval + 2
 
 
 def test_incast_respects_the_receivers_limit():
@@ -300,3 +305,15 @@ def test_messages_waiting_for_grants_keep_their_senders_alive():
     client_engine = net.nodes[client].engine
     assert client_engine is not None and client_engine.stats.resends_sent > 0
     assert net.dropped.total() == 0  # those RESENDs were keep-alives, not repairs
+
+
+def test_client_abort_mid_response_frees_the_server():
+    # The response waits for grants that will never come (spec §2.7's possible
+    # leak in the kernel): the server's idle timeout must free it.
+    net, client, server = pair(DEFAULT, bandwidth=1e8)
+    call = net.call(client, server, payload(1, 1_000_000))
+    net.abort(call, at=15e-3)  # the request is in, the response under way
+    finish(net, allow_failures=True)  # no state left anywhere
+    server_engine = net.nodes[server].engine
+    assert server_engine is not None and server_engine.stats.timeouts == 1
+    assert sum(net.nodes[server].seen.values()) == 1
