@@ -162,7 +162,12 @@ class Outcome:
 
     def fail(self, exc: BaseException) -> None:
         self.failures += 1
-        self.first_error = self.first_error or f"{type(exc).__name__}: {exc}"[:300]
+        if not self.first_error:
+            code, details = getattr(exc, "code", None), getattr(exc, "details", None)
+            if callable(code) and callable(details):  # an RpcError: say its status
+                self.first_error = f"{code().name}: {details()}"
+            else:
+                self.first_error = f"{type(exc).__name__}: {exc}"[:300]
 
     def summary(self) -> str:
         if not self.failures:
