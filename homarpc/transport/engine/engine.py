@@ -268,6 +268,13 @@ class HomaEngine:
             or self._writer.control or self._events
         )  # fmt: skip
 
+    def __repr__(self) -> str:
+        role = "server" if self.is_server else "client"
+        return (
+            f"<HomaEngine {role} port={self.local_port} rpcs={len(self._rpcs)} "
+            f"tombstones={len(self._tombstones)} ticks={self._ticks}>"
+        )
+
     # --------------------------------------------------------- packet handlers
 
     def _handle_data_packet(

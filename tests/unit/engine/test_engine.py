@@ -213,3 +213,12 @@ def test_datagrams_with_a_foreign_tag_port_or_source_are_dropped():
     assert pair.server.stats.dropped == {"bad_tag": 1, "spoofed": 1}
     assert wrong_port.stats.dropped == {"wrong_port": 1}
     assert pair.server.rpc_count == 0
+
+
+def test_repr_shows_role_port_and_load():
+    pair = EnginePair()
+    pair.client.send_request(SERVER, b"q", 0, 0.0)
+    assert repr(pair.client) == (
+        f"<HomaEngine client port={CLIENT[1]} rpcs=1 tombstones=0 ticks=0>"
+    )
+    assert repr(pair.server).startswith("<HomaEngine server port=5000 ")
