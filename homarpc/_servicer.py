@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from ._handlers import HandlerCallDetails, RpcMethodHandler
 from ._interfaces import ServicerContext
@@ -27,6 +27,17 @@ __all__ = ["Context", "run_call"]
 log = logging.getLogger("homarpc.server")
 
 Lookup = Callable[[HandlerCallDetails], RpcMethodHandler | None]
+
+
+class Finisher(Protocol):
+    """What ends a call with the handler's chosen status. The blocking ``Context``
+    and ``homarpc.aio.ServicerContext`` both are one, so they share the endings."""
+
+    def code(self) -> StatusCode | None: ...
+
+    def finish(self, message: bytes | None = None) -> None: ...
+
+    def finish_with(self, code: StatusCode, details: str) -> None: ...
 
 
 class _Abort(Exception):
@@ -229,7 +240,7 @@ def _run_call(core: ServerCallCore, lookup: Lookup, max_send: int) -> None:
         _finish_after_exception(context, core, exc)
 
 
-def _finish_after_exception(context: Context, core: ServerCallCore, exc: Exception) -> None:
+def _finish_after_exception(context: Finisher, core: ServerCallCore, exc: Exception) -> None:
     if not core.is_active:
         return  # cancelled or timed out meanwhile: the client has its status
     if context.code() not in (None, StatusCode.OK):
@@ -252,7 +263,7 @@ class _Cancelled(Exception):
     """The call ended before the handler could run."""
 
 
-def _unary_response(context: Context, handler: RpcMethodHandler, max_send: int,
+def _unary_response(context: Finisher, handler: RpcMethodHandler, max_send: int,
                     response: Any) -> None:
     if response is None:
         if context.code() in (None, StatusCode.OK):
