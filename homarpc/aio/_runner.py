@@ -6,17 +6,17 @@ Layer: rpc (homarpc.aio). Imports: stdlib, ``homarpc`` rpc-layer modules
 ``async def`` and async-generator behaviors run here, on the loop, against an
 ``aio.ServicerContext``. Plain functions go to ``homarpc._servicer.run_call``, the
 blocking server's runner, in a worker thread: one implementation of the blocking
-path, shared. Status mapping follows grpcio and ``_servicer`` word for word: a
-behavior that raises -> UNKNOWN "Exception calling application: <exc>" (plus a log
-line) unless it set a code first; ``abort`` -> its code and details; a unary
-behavior returning None -> INTERNAL "Failed to serialize response!".
+path, shared. The endings are ``_servicer``'s too (the aio context is a
+``_servicer.Finisher``), so statuses are worded as in the blocking server: a behavior
+that raises -> UNKNOWN "Exception calling application: <exc>" (plus a log line)
+unless it set a code first; ``abort`` -> its code and details; a unary behavior
+returning None -> INTERNAL "Failed to serialize response!".
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 from collections.abc import Callable, Coroutine
 from concurrent import futures
 from typing import Any
@@ -30,10 +30,9 @@ from ._errors import EOF, AbortError
 
 __all__ = ["is_async_handler", "run_async", "run_blocking"]
 
-log = logging.getLogger("homarpc.aio.server")
-
-Encode = Callable[[Any], bytes]
-Runner = Callable[[Callable[..., Any], ServicerContext, Encode], Coroutine[Any, Any, None]]
+Runner = Callable[
+    [Callable[..., Any], ServicerContext, RpcMethodHandler, int], Coroutine[Any, Any, None]
+]
 
 
 def is_async_handler(handler: RpcMethodHandler) -> bool:
@@ -59,7 +58,7 @@ async def run_async(core: ServerCallCore, handler: RpcMethodHandler, max_send: i
     context = ServicerContext(core, _servicer._decoder(handler), encode)
     runner = _RUNNERS[(handler.request_streaming, handler.response_streaming)]
     try:
-        await runner(handler.behavior, context, encode)
+        await runner(handler.behavior, context, handler, max_send)
     except AbortError:
         context.finish()
     except _servicer._BadRequest:
@@ -71,19 +70,7 @@ async def run_async(core: ServerCallCore, handler: RpcMethodHandler, max_send: i
             core.terminate(StatusCode.UNAVAILABLE, "Server shutting down")
         raise
     except Exception as exc:
-        _finish_after_exception(context, core, exc)
-
-
-def _finish_after_exception(
-    context: ServicerContext, core: ServerCallCore, exc: Exception
-) -> None:
-    if not core.is_active:
-        return  # cancelled or timed out meanwhile: the client has its status
-    if context.code() not in (None, StatusCode.OK):
-        context.finish()  # e.g. the generated "Method not implemented!" default
-        return
-    log.exception("Exception calling application: %s", exc)
-    context.finish_with(StatusCode.UNKNOWN, f"Exception calling application: {exc}")
+        _servicer._finish_after_exception(context, core, exc)
 
 
 async def _one_request(context: ServicerContext) -> Any:
@@ -91,23 +78,6 @@ async def _one_request(context: ServicerContext) -> Any:
     if request is EOF:
         raise _servicer._BadRequest("the client sent no request message")
     return request
-
-
-def _respond_once(context: ServicerContext, encode: Encode, response: Any) -> None:
-    if response is None:
-        if context.code() in (None, StatusCode.OK):
-            context.finish_with(StatusCode.INTERNAL, "Failed to serialize response!")
-        else:
-            context.finish()
-        return
-    try:
-        payload = encode(response)
-    except _servicer._TooLarge:
-        raise
-    except Exception:
-        context.finish_with(StatusCode.INTERNAL, "Failed to serialize response!")
-        return
-    context.finish(payload)
 
 
 async def _respond_stream(context: ServicerContext, responses: Any) -> None:
@@ -125,24 +95,26 @@ async def _respond_stream(context: ServicerContext, responses: Any) -> None:
 
 
 async def _unary_unary(behavior: Callable[..., Any], context: ServicerContext,
-                       encode: Encode) -> None:
+                       handler: RpcMethodHandler, max_send: int) -> None:
     request = await _one_request(context)
-    _respond_once(context, encode, await behavior(request, context))
+    response = await behavior(request, context)
+    _servicer._unary_response(context, handler, max_send, response)
 
 
 async def _unary_stream(behavior: Callable[..., Any], context: ServicerContext,
-                        encode: Encode) -> None:
+                        handler: RpcMethodHandler, max_send: int) -> None:
     request = await _one_request(context)
     await _respond_stream(context, behavior(request, context))
 
 
 async def _stream_unary(behavior: Callable[..., Any], context: ServicerContext,
-                        encode: Encode) -> None:
-    _respond_once(context, encode, await behavior(context.requests(), context))
+                        handler: RpcMethodHandler, max_send: int) -> None:
+    response = await behavior(context.requests(), context)
+    _servicer._unary_response(context, handler, max_send, response)
 
 
 async def _stream_stream(behavior: Callable[..., Any], context: ServicerContext,
-                         encode: Encode) -> None:
+                         handler: RpcMethodHandler, max_send: int) -> None:
     await _respond_stream(context, behavior(context.requests(), context))
 
 
