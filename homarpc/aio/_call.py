@@ -294,7 +294,13 @@ class _StreamRequest(Call[RequestT, ResponseT]):
     _writes_closed = False
     _feeder: asyncio.Task[None] | None = None
 
-    def _feed_from(self, requests: Iterable[RequestT] | AsyncIterable[RequestT] | None) -> None:
+    def __init__(
+        self,
+        start: StartCall,
+        codec: Codec[RequestT, ResponseT],
+        requests: Iterable[RequestT] | AsyncIterable[RequestT] | None,
+    ) -> None:
+        super().__init__(start, codec)
         if requests is not None:
             self._writes_closed = True  # the iterator owns the request side
             self._feeder = self._loop.create_task(self._feed(requests))
@@ -368,26 +374,8 @@ class StreamUnaryCall(
 ):
     """A client-streaming call: ``write()`` ... ``done_writing()``, then ``await``."""
 
-    def __init__(
-        self,
-        start: StartCall,
-        codec: Codec[RequestT, ResponseT],
-        requests: Iterable[RequestT] | AsyncIterable[RequestT] | None,
-    ) -> None:
-        super().__init__(start, codec)
-        self._feed_from(requests)
-
 
 class StreamStreamCall(
     _StreamRequest[RequestT, ResponseT], _StreamResponse[RequestT, ResponseT]
 ):
     """A bidirectional call: ``write()``/``done_writing()`` and ``read()``."""
-
-    def __init__(
-        self,
-        start: StartCall,
-        codec: Codec[RequestT, ResponseT],
-        requests: Iterable[RequestT] | AsyncIterable[RequestT] | None,
-    ) -> None:
-        super().__init__(start, codec)
-        self._feed_from(requests)
