@@ -14,12 +14,14 @@ import dataclasses
 import importlib
 import math
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 __all__ = [
+    "ChildServer",
     "Progress",
     "Summary",
     "Target",
@@ -182,3 +184,36 @@ def plot_cdf(
     figure.savefig(path, dpi=120)
     pyplot.close(figure)
     return True
+
+
+class ChildServer:
+    """A benchmark's server in a process of its own, so client and server do not
+    share a GIL. The child prints ``PORT <n>`` once it listens and must exit when
+    its stdin closes (which also happens if the benchmark dies)."""
+
+    def __init__(self, argv: Sequence[str], what: str) -> None:
+        self.proc = subprocess.Popen(
+            list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        words = self.proc.stdout.readline().split()
+        if len(words) != 2 or words[0] != "PORT":
+            self.close()
+            raise RuntimeError(f"{what} server failed to start (see stderr above)")
+        self.port = int(words[1])
+
+    def close(self) -> None:
+        """Close the child's stdin and reap it (killed if it lingers 5 s)."""
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> ChildServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
