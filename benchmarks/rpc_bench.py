@@ -30,7 +30,6 @@ import gc
 import importlib
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -43,6 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
 from _stats import (  # noqa: E402
+    ChildServer,
     Progress,
     Target,
     format_duration,
@@ -113,36 +113,10 @@ def serve(framework: str, transport: str) -> None:
     server.stop(None)
 
 
-class ServerProcess:
-    """A ``serve()`` child process; a context manager that always reaps it."""
-
-    def __init__(self, framework: str, transport: str) -> None:
-        argv = [sys.executable, os.path.abspath(__file__), "_serve", framework]
-        argv += ["--transport", transport]
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().split()
-        if len(line) != 2 or line[0] != "PORT":
-            self.close()
-            raise RuntimeError(f"{framework} server failed to start (see stderr above)")
-        self.port = int(line[1])
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def __enter__(self) -> ServerProcess:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+def start_server(framework: str, transport: str) -> ChildServer:
+    """A ``serve()`` child process for ``framework``."""
+    argv = [sys.executable, os.path.abspath(__file__), "_serve", framework]
+    return ChildServer([*argv, "--transport", transport], framework)
 
 
 # -- client workloads ----------------------------------------------------------------
@@ -253,7 +227,7 @@ def measure(
     framework: str, transport: str, budget: Budget, progress: Progress
 ) -> dict[str, Any]:
     """Run the three workloads against a fresh server of ``framework``."""
-    with ServerProcess(framework, transport) as server:
+    with start_server(framework, transport) as server:
         channel = _open_channel(framework, server.port, transport)
         try:
             echo: Echo = functools.partial(channel.unary_unary(METHOD), timeout=CALL_TIMEOUT)
