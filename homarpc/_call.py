@@ -14,7 +14,7 @@ server is noticed (``UNAVAILABLE``) even during server streaming.
 
 Internal interface (stable; ``homarpc.aio`` uses exactly this)::
 
-    endpoint = ClientEndpoint(transport, max_receive_message_length=4 MiB)
+    endpoint = ClientEndpoint(transport, ...)   # _client_endpoint.py
     core = endpoint.start_call(dest, "/pkg.Svc/Method", metadata, timeout,
                                request=b"..." | None, response_streaming=False,
                                notify=callback)
@@ -26,6 +26,7 @@ Internal interface (stable; ``homarpc.aio`` uses exactly this)::
     core.initial_metadata           # tuple once received (None before)
     core.done, core.code, core.details, core.trailing_metadata
     core.cancel(code, details) ; core.time_remaining()
+    endpoint.wait_for(ready, waiter, timeout)   # block, reading for everyone
     endpoint.close()
 
 ``request`` bytes means a unary request (sent with the call start, half-closed: the
@@ -36,14 +37,13 @@ it must be cheap and must not block (``Event.set``, ``loop.call_soon_threadsafe`
 
 from __future__ import annotations
 
-import heapq
-from dataclasses import replace
-import itertools
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ._framing import Flags, Frame, FrameError, decode_frame, encode_frame
 from ._stream import (
@@ -59,12 +59,14 @@ from .transport import (
     Address,
     Message,
     ProtocolError,
-    Transport,
     TransportClosedError,
 )
 from .transport import PeerUnreachableError as _Unreachable
 
-__all__ = ["DEFAULT_WINDOW", "ClientCallCore", "ClientEndpoint"]
+if TYPE_CHECKING:
+    from ._client_endpoint import ClientEndpoint
+
+__all__ = ["DEFAULT_WINDOW", "ClientCallCore"]
 
 log = logging.getLogger("homarpc.client")
 
@@ -77,8 +79,6 @@ _LARGE_WINDOW = 2
 #: Completion cookies are ``call_id << 2 | large << 1 | poll``.
 _POLL_BIT = 1
 _LARGE_BIT = 2
-#: Longest sleep of the receive thread between deadline checks.
-_TICK = 0.25
 
 Notify = Callable[[], None]
 MetadataEntries = tuple[Metadatum, ...]
@@ -99,6 +99,7 @@ class ClientCallCore:
         request: bytes | None,
     ) -> None:
         self._endpoint = endpoint
+        self.endpoint = endpoint
         self._start_frame = start
         self._request = request
         self.call_id = call_id
@@ -409,130 +410,3 @@ class ClientCallCore:
     def expire(self) -> None:
         """The deadline passed: DEADLINE_EXCEEDED, as grpcio words it."""
         self.cancel(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
-
-
-class ClientEndpoint:
-    """A client transport shared by all calls of a channel, plus its receive thread."""
-
-    def __init__(
-        self,
-        transport: Transport,
-        *,
-        max_receive_message_length: int = 4 * 1024 * 1024,
-        window: int = DEFAULT_WINDOW,
-    ) -> None:
-        self.transport = transport
-        self.max_receive_message_length = max_receive_message_length
-        self.max_message_length = transport.max_message_length
-        self.window = window
-        #: Responses dropped because they did not parse.
-        self.malformed = 0
-        self._calls: dict[int, ClientCallCore] = {}
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-        self._deadlines: list[tuple[float, int]] = []
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="homarpc-client",
-                                        daemon=True)
-        self._thread.start()
-
-    def start_call(
-        self,
-        dest: Address,
-        method: str,
-        metadata: MetadataEntries,
-        timeout: float | None,
-        *,
-        request: bytes | None,
-        response_streaming: bool,
-        notify: Notify,
-    ) -> ClientCallCore:
-        """Create and start a call (see the module docstring)."""
-        core = self.open_call(dest, method, metadata, timeout, request=request,
-                              response_streaming=response_streaming, notify=notify)
-        core.start()
-        return core
-
-    def open_call(
-        self,
-        dest: Address,
-        method: str,
-        metadata: MetadataEntries,
-        timeout: float | None,
-        *,
-        request: bytes | None,
-        response_streaming: bool,
-        notify: Notify,
-    ) -> ClientCallCore:
-        """Like ``start_call`` but not yet sent: call ``core.start()`` when ready."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            call_id = next(self._ids)
-            head = Frame(call_id, 0, Flags.POLL, method, timeout, metadata or None)
-            core = ClientCallCore(self, call_id, dest, deadline, response_streaming,
-                                  notify, head, request)
-            if self._closed:
-                core.code, core.details = StatusCode.UNAVAILABLE, "Channel closed!"
-                return core
-            self._calls[call_id] = core
-            if deadline is not None:
-                heapq.heappush(self._deadlines, (deadline, call_id))
-        return core
-
-    def forget(self, call_id: int) -> None:
-        with self._lock:
-            self._calls.pop(call_id, None)
-
-    def close(self) -> None:
-        """Fail every live call with UNAVAILABLE and close the transport."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            calls = list(self._calls.values())
-        for core in calls:
-            core.cancel(StatusCode.UNAVAILABLE, "Channel closed!")
-        self.transport.close()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout=2.0)
-
-    # -- the receive loop ---------------------------------------------------------
-
-    def _run(self) -> None:
-        while True:
-            try:
-                message = self.transport.recv(timeout=self._sleep_time())
-            except TransportClosedError:
-                return
-            if message is not None:
-                self._dispatch(message)
-            self._expire_deadlines()
-
-    def _dispatch(self, message: Message) -> None:
-        with self._lock:
-            core = self._calls.get(message.cookie >> 2)
-        if core is None:
-            message.release()  # a late answer for a finished call
-            return
-        try:
-            core.on_response(message)
-        except Exception:  # a bug must not kill the channel's only receiver
-            log.exception("homarpc: error handling a response for call %d", core.call_id)
-
-    def _sleep_time(self) -> float:
-        with self._lock:
-            if not self._deadlines:
-                return _TICK
-            return min(_TICK, max(0.0, self._deadlines[0][0] - time.monotonic()))
-
-    def _expire_deadlines(self) -> None:
-        now = time.monotonic()
-        expired: list[ClientCallCore] = []
-        with self._lock:
-            while self._deadlines and self._deadlines[0][0] <= now:
-                _, call_id = heapq.heappop(self._deadlines)
-                core = self._calls.get(call_id)
-                if core is not None:
-                    expired.append(core)
-        for core in expired:
-            core.expire()

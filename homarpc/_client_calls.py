@@ -94,7 +94,7 @@ class _CallState(Call, Future):
                 limit = timeout if remaining is None else remaining + _DEADLINE_SLACK
                 if timeout is not None and limit is not None:
                     limit = min(limit, timeout)
-                if waiter.wait_for(ready, limit):
+                if core.endpoint.wait_for(ready, waiter, limit):
                     return True
                 if core.time_remaining() == 0.0:
                     core.expire()

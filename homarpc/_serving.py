@@ -61,6 +61,8 @@ _TICK = 0.25
 _REMEMBERED = 4096
 #: Frames for calls whose start has not arrived yet, held at most this long.
 _ORPHAN_TTL = 5.0
+#: Idle receive threads kept beyond the one that waits in ``recv``.
+_SPARE_RECEIVERS = 2
 _MAX_ORPHANS = 1024
 
 Notify = Callable[[], None]
@@ -333,7 +335,13 @@ def _run_callbacks(callbacks: list[Callable[[], object]]) -> None:
 
 
 class ServerEndpoint:
-    """A listening transport, its receive thread, and the table of live calls."""
+    """A listening transport, its receive threads, and the table of live calls.
+
+    Receive threads are leader/follower: ``on_call`` runs on the thread that read
+    the call start and may block there (the blocking server runs unary handlers
+    inline, saving a thread hand-off); whenever no thread is left waiting in
+    ``recv`` another is started, and spare ones beyond ``_SPARE_RECEIVERS`` exit.
+    """
 
     def __init__(
         self,
@@ -354,11 +362,13 @@ class ServerEndpoint:
         self._calls: dict[_Key, ServerCallCore] = {}
         self._finished: OrderedDict[_Key, None] = OrderedDict()
         self._orphans: dict[_Key, list[tuple[float, int, Frame]]] = {}
-        self._thread = threading.Thread(target=self._run, name="homarpc-server",
-                                        daemon=True)
+        self._threads: set[threading.Thread] = set()
+        self._idle = 0  # receive threads inside recv()
+        self._next_sweep = 0.0
 
     def start(self) -> None:
-        self._thread.start()
+        with self._lock:
+            self._spawn()
 
     def live_calls(self) -> list[ServerCallCore]:
         with self._lock:
@@ -369,8 +379,11 @@ class ServerEndpoint:
         for core in self.live_calls():
             core.terminate(StatusCode.UNAVAILABLE, "Server shutting down")
         self.transport.close()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=2.0)
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=2.0)
 
     def forget(self, core: ServerCallCore) -> None:
         key = (core.peer, core.call_id)
@@ -382,22 +395,48 @@ class ServerEndpoint:
 
     # -- the receive loop ---------------------------------------------------------
 
+    def _spawn(self) -> None:
+        """Start one more receive thread (under the lock)."""
+        thread = threading.Thread(target=self._run, name="homarpc-server", daemon=True)
+        self._threads.add(thread)
+        thread.start()
+
     def _run(self) -> None:
-        next_sweep = time.monotonic() + _TICK
-        while True:
+        try:
+            while self._receive_one():
+                pass
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def _receive_one(self) -> bool:
+        """Receive and handle one message; False when this thread should exit."""
+        with self._lock:
+            self._idle += 1
+        try:
+            message = self.transport.recv(timeout=_TICK)
+        except TransportClosedError:
+            return False
+        finally:
+            with self._lock:
+                self._idle -= 1
+        now = time.monotonic()
+        with self._lock:
+            if message is None and self._idle >= _SPARE_RECEIVERS:
+                return False  # enough others are waiting
+            if self._idle == 0:
+                self._spawn()  # this thread may be busy for a while
+            sweep = now >= self._next_sweep
+            if sweep:
+                self._next_sweep = now + _TICK
+        if message is not None:
             try:
-                message = self.transport.recv(timeout=_TICK)
-            except TransportClosedError:
-                return
-            if message is not None:
-                try:
-                    self._dispatch(message)
-                except Exception:  # a bug must not kill the server's only receiver
-                    log.exception("homarpc: error handling a request from %s", message.peer)
-            now = time.monotonic()
-            if now >= next_sweep:
-                next_sweep = now + _TICK
-                self._sweep(now)
+                self._dispatch(message)
+            except Exception:  # a bug must not kill a receiver
+                log.exception("homarpc: error handling a request from %s", message.peer)
+        if sweep:
+            self._sweep(now)
+        return True
 
     def _dispatch(self, message: Message) -> None:
         if not message.is_request:
@@ -425,10 +464,10 @@ class ServerEndpoint:
                 return
         assert core is not None
         core.on_request(message.id, frame)
+        for _, orphan_id, orphan in orphans:  # before on_call, which may block
+            core.on_request(orphan_id, orphan)
         if is_new:
             self._on_call(core)
-            for _, orphan_id, orphan in orphans:
-                core.on_request(orphan_id, orphan)
 
     def _park_unknown(self, key: _Key, rpc_id: int, frame: Frame) -> None:
         """A frame for a call we do not have (under the lock): answer it or keep it."""

@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
-from ._call import ClientCallCore, ClientEndpoint
+from ._call import ClientCallCore
+from ._client_endpoint import ClientEndpoint
 from ._client_calls import ResponseStream, UnaryOutcome, send_requests
 from ._interfaces import ChannelConnectivity
 from ._options import message_limits

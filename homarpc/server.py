@@ -33,6 +33,8 @@ __all__ = ["Server", "server"]
 
 log = logging.getLogger("homarpc.server")
 
+_DEFAULT_WORKERS = 16
+
 
 class Server:
     """A homarpc server; make one with ``homarpc.server()``."""
@@ -60,6 +62,8 @@ class Server:
         self._lock = threading.Lock()
         self._endpoints: list[ServerEndpoint] = []
         self._active = 0
+        self._inline = 0
+        self._max_inline = _pool_size(thread_pool)
         self._started = False
         self._stopping = False
         self._stopped = threading.Event()
@@ -176,8 +180,24 @@ class Server:
         self._dispatch(core)
 
     def _dispatch(self, core: ServerCallCore) -> None:
-        """Run an admitted call (receive thread; must not block). ``homarpc.aio``
-        overrides this one method to hand calls to its event loop."""
+        """Run an admitted call; ``homarpc.aio`` overrides this one method to hand
+        calls to its event loop.
+
+        The handler runs right here on the receive thread (the endpoint keeps
+        another thread receiving), saving a thread hand-off per call, for up to
+        ``max_workers`` calls at once; beyond that calls queue in the thread pool.
+        """
+        with self._lock:
+            inline = self._inline < self._max_inline
+            if inline:
+                self._inline += 1
+        if inline:
+            try:
+                run_call(core, self._lookup, self._max_send)
+            finally:
+                with self._lock:
+                    self._inline -= 1
+            return
         try:
             self._pool.submit(run_call, core, self._lookup, self._max_send)
         except RuntimeError:  # the pool was shut down under us
@@ -199,6 +219,12 @@ class Server:
         return f"<homarpc.Server on {ports}>"
 
 
+def _pool_size(pool: futures.Executor) -> int:
+    """How many handlers may run at once: the pool's size (grpcio's meaning)."""
+    size = getattr(pool, "_max_workers", None)
+    return size if isinstance(size, int) and size > 0 else _DEFAULT_WORKERS
+
+
 def server(
     thread_pool: futures.Executor | None = None,
     handlers: Sequence[Any] | None = None,
@@ -214,8 +240,10 @@ def server(
     """Create a server, as ``grpc.server`` does.
 
     Args:
-        thread_pool: executor running handlers (grpcio style); default: a new
-            ``ThreadPoolExecutor(max_workers)`` the server owns.
+        thread_pool: executor for handlers (grpcio style); default: a new
+            ``ThreadPoolExecutor(max_workers)`` the server owns. Up to its size,
+            handlers run directly on the thread that received the call (no
+            hand-off); calls beyond that wait in the pool's queue.
         handlers: generic handlers to start with.
         interceptors: ``ServerInterceptor`` objects, applied in list order.
         options: grpcio-style channel args; ``grpc.max_receive_message_length`` and
@@ -229,7 +257,7 @@ def server(
     """
     owns_pool = thread_pool is None
     pool = thread_pool or futures.ThreadPoolExecutor(
-        max_workers=max_workers, thread_name_prefix="homarpc-handler"
+        max_workers=max_workers or _DEFAULT_WORKERS, thread_name_prefix="homarpc-handler"
     )
     return Server(pool, handlers or (), interceptors or (), options or (),
                   maximum_concurrent_rpcs, transport, owns_pool, transport_options)

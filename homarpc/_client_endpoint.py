@@ -1,0 +1,280 @@
+"""The client endpoint: one transport shared by a channel's calls, and who reads it.
+
+Layer: rpc. Imports: stdlib, public ``homarpc.transport`` names, rpc-layer modules.
+No asyncio.
+
+Theory of operation: responses must be read off the transport and handed to their
+``ClientCallCore`` (found by the completion cookie). A thread hand-off costs more
+than a whole loopback round trip, so the thread that is *waiting* for a call reads
+the transport itself (it "pumps") and usually receives its own response directly.
+At most one thread pumps at a time; other waiters sleep on their ``Waiter`` and are
+woken by the pump when their call progresses, or when the pump leaves so one of
+them can take over. A background thread pumps only while no caller does (futures
+with callbacks, streams nobody is reading, ``homarpc.aio``), watching the
+transport's ``fileno()`` so it never sits inside ``recv`` when a caller wants it.
+It also expires deadlines.
+
+Interface (stable; used by ``channel.py``, ``_client_calls.py`` and ``homarpc.aio``)::
+
+    endpoint = ClientEndpoint(transport, max_receive_message_length=4 MiB)
+    core = endpoint.open_call(dest, method, metadata, timeout, request=...,
+                              response_streaming=..., notify=...); core.start()
+    endpoint.wait_for(ready, waiter, timeout) -> bool   # block, pumping if free
+    endpoint.close()
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import select
+import threading
+import time
+from collections.abc import Callable
+
+from ._call import DEFAULT_WINDOW, ClientCallCore, MetadataEntries, Notify
+from ._framing import Flags, Frame
+from ._sync import Waiter
+from .status import StatusCode
+from .transport import Address, Message, Transport, TransportClosedError
+
+__all__ = ["ClientEndpoint"]
+
+log = logging.getLogger("homarpc.client")
+
+#: Longest the background thread sleeps between deadline checks.
+_TICK = 0.25
+#: Longest a pumping caller blocks in one ``recv`` (it re-checks its call after).
+_PUMP_SLICE = 0.05
+
+
+class ClientEndpoint:
+    """A client transport shared by all calls of a channel (see module docstring)."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        max_receive_message_length: int = 4 * 1024 * 1024,
+        window: int = DEFAULT_WINDOW,
+    ) -> None:
+        self.transport = transport
+        self.max_receive_message_length = max_receive_message_length
+        self.max_message_length = transport.max_message_length
+        self.window = window
+        #: Responses dropped because they did not parse.
+        self.malformed = 0
+        self._calls: dict[int, ClientCallCore] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._deadlines: list[tuple[float, int]] = []
+        self._closed = False
+        # Who reads the transport: at most one pump; waiters on standby.
+        self._pump_cond = threading.Condition(threading.Lock())
+        self._pumping = False
+        self._standby: set[Waiter] = set()
+        self._thread = threading.Thread(target=self._run, name="homarpc-client",
+                                        daemon=True)
+        self._thread.start()
+
+    # -- calls --------------------------------------------------------------------
+
+    def start_call(
+        self,
+        dest: Address,
+        method: str,
+        metadata: MetadataEntries,
+        timeout: float | None,
+        *,
+        request: bytes | None,
+        response_streaming: bool,
+        notify: Notify,
+    ) -> ClientCallCore:
+        """Create and start a call (see ``_call.py``)."""
+        core = self.open_call(dest, method, metadata, timeout, request=request,
+                              response_streaming=response_streaming, notify=notify)
+        core.start()
+        return core
+
+    def open_call(
+        self,
+        dest: Address,
+        method: str,
+        metadata: MetadataEntries,
+        timeout: float | None,
+        *,
+        request: bytes | None,
+        response_streaming: bool,
+        notify: Notify,
+    ) -> ClientCallCore:
+        """Like ``start_call`` but not yet sent: call ``core.start()`` when ready."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            call_id = next(self._ids)
+            head = Frame(call_id, 0, Flags.POLL, method, timeout, metadata or None)
+            core = ClientCallCore(self, call_id, dest, deadline, response_streaming,
+                                  notify, head, request)
+            if self._closed:
+                core.code, core.details = StatusCode.UNAVAILABLE, "Channel closed!"
+                return core
+            self._calls[call_id] = core
+            if deadline is not None:
+                heapq.heappush(self._deadlines, (deadline, call_id))
+        return core
+
+    def forget(self, call_id: int) -> None:
+        with self._lock:
+            self._calls.pop(call_id, None)
+
+    def close(self) -> None:
+        """Fail every live call with UNAVAILABLE and close the transport."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            calls = list(self._calls.values())
+        for core in calls:
+            core.cancel(StatusCode.UNAVAILABLE, "Channel closed!")
+        self.transport.close()
+        with self._pump_cond:
+            self._pump_cond.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=2.0)
+
+    # -- waiting, and pumping while waiting -----------------------------------------
+
+    def wait_for(self, ready: Callable[[], bool], waiter: Waiter,
+                 timeout: float | None = None) -> bool:
+        """Block until ``ready()`` (True) or ``timeout`` (False), reading the
+        transport for everyone while no other thread does.
+
+        ``ready()`` may consume what it checks for (a read): once it has returned
+        True it is not called again.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        satisfied = False
+
+        def ready_or_pump_free() -> bool:
+            nonlocal satisfied
+            satisfied = ready()
+            return satisfied or not self._pumping
+
+        while not ready():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            if self._claim_pump():
+                try:
+                    if self._pump(ready, deadline):
+                        return True
+                finally:
+                    self._release_pump()
+                continue
+            with self._pump_cond:
+                self._standby.add(waiter)
+            try:
+                waiter.wait_for(ready_or_pump_free, remaining)
+            finally:
+                with self._pump_cond:
+                    self._standby.discard(waiter)
+            if satisfied:
+                return True
+        return True
+
+    def _claim_pump(self) -> bool:
+        with self._pump_cond:
+            if self._pumping or self._closed:
+                return False
+            self._pumping = True
+            return True
+
+    def _release_pump(self) -> None:
+        with self._pump_cond:
+            self._pumping = False
+            successor = next(iter(self._standby), None)
+            self._pump_cond.notify_all()  # the background thread may take over
+        if successor is not None:
+            successor.wake()
+
+    def _pump(self, ready: Callable[[], bool], deadline: float | None) -> bool:
+        """Read and dispatch messages until ``ready()`` (True) or ``deadline``."""
+        while not ready():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return False
+            wait = min(_PUMP_SLICE, self._sleep_time(now))
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            try:
+                message = self.transport.recv(timeout=wait)
+            except TransportClosedError:
+                return False
+            if message is not None:
+                self._dispatch(message)
+            self._expire_deadlines()
+        return True
+
+    # -- the background thread ------------------------------------------------------
+
+    def _run(self) -> None:
+        poller = select.poll()
+        try:
+            poller.register(self.transport.fileno(), select.POLLIN)
+        except (OSError, ValueError):
+            return  # closed before we started
+        while not self._closed:
+            self._expire_deadlines()
+            with self._pump_cond:
+                if self._pumping:  # a caller reads for everyone: stay out of its way
+                    self._pump_cond.wait(self._sleep_time(time.monotonic()))
+                    continue
+            try:
+                poller.poll(self._sleep_time(time.monotonic()) * 1000)
+            except (OSError, ValueError):
+                return
+            if self._claim_pump():
+                try:
+                    self._drain()
+                finally:
+                    self._release_pump()
+
+    def _drain(self) -> None:
+        """Dispatch whatever is waiting, without blocking."""
+        for _ in range(64):
+            try:
+                message = self.transport.recv(timeout=0)
+            except TransportClosedError:
+                return
+            if message is None:
+                return
+            self._dispatch(message)
+
+    def _dispatch(self, message: Message) -> None:
+        with self._lock:
+            core = self._calls.get(message.cookie >> 2)
+        if core is None:
+            message.release()  # a late answer for a finished call
+            return
+        try:
+            core.on_response(message)
+        except Exception:  # a bug must not kill the channel's receiver
+            log.exception("homarpc: error handling a response for call %d", core.call_id)
+
+    def _sleep_time(self, now: float) -> float:
+        with self._lock:
+            if not self._deadlines:
+                return _TICK
+            return min(_TICK, max(0.0, self._deadlines[0][0] - now))
+
+    def _expire_deadlines(self) -> None:
+        now = time.monotonic()
+        expired: list[ClientCallCore] = []
+        with self._lock:
+            while self._deadlines and self._deadlines[0][0] <= now:
+                _, call_id = heapq.heappop(self._deadlines)
+                core = self._calls.get(call_id)
+                if core is not None:
+                    expired.append(core)
+        for core in expired:
+            core.expire()
