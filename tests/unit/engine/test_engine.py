@@ -222,3 +222,14 @@ def test_repr_shows_role_port_and_load():
         f"<HomaEngine client port={CLIENT[1]} rpcs=1 tombstones=0 ticks=0>"
     )
     assert repr(pair.server).startswith("<HomaEngine server port=5000 ")
+
+
+def test_kernel_compatible_zero_tag_works_and_rejects_tagged_peers():
+    pair = EnginePair(HomaConfig(wire_tag=0))
+    assert pair.roundtrip(b"raw").payload == b"war"
+    tagged = HomaEngine(HomaConfig(), CLIENT[1], random.Random(9))
+    tagged.send_request(SERVER, b"q", 0, 0.0)
+    ((datagram, _),) = tagged.datagrams_to_send(0.0)
+    assert datagram[8:11] == b"HRU"
+    pair.server.receive_datagram(datagram, CLIENT, 0.0)
+    assert pair.server.stats.dropped == {"bad_tag": 1}
