@@ -36,6 +36,15 @@ from ._channel import (
 )
 from ._context import ServicerContext
 from ._errors import EOF, AbortError, AioRpcError, BaseError, InternalError, UsageError
+from ._interceptors import (
+    ClientCallDetails,
+    ClientInterceptor,
+    InterceptedCall,
+    StreamStreamClientInterceptor,
+    StreamUnaryClientInterceptor,
+    UnaryStreamClientInterceptor,
+    UnaryUnaryClientInterceptor,
+)
 from ._metadata import Metadata
 from ._server import Server, ServerInterceptor, server
 
@@ -46,7 +55,10 @@ __all__ = [
     "BaseError",
     "Call",
     "Channel",
+    "ClientCallDetails",
+    "ClientInterceptor",
     "HandlerCallDetails",
+    "InterceptedCall",
     "InternalError",
     "Metadata",
     "Server",
@@ -54,12 +66,16 @@ __all__ = [
     "ServicerContext",
     "StatusCode",
     "StreamStreamCall",
+    "StreamStreamClientInterceptor",
     "StreamStreamMultiCallable",
     "StreamUnaryCall",
+    "StreamUnaryClientInterceptor",
     "StreamUnaryMultiCallable",
     "UnaryStreamCall",
+    "UnaryStreamClientInterceptor",
     "UnaryStreamMultiCallable",
     "UnaryUnaryCall",
+    "UnaryUnaryClientInterceptor",
     "UnaryUnaryMultiCallable",
     "UsageError",
     "insecure_channel",

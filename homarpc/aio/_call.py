@@ -33,6 +33,7 @@ __all__ = [
     "Codec",
     "StreamStreamCall",
     "StreamUnaryCall",
+    "UnaryResponse",
     "UnaryStreamCall",
     "UnaryUnaryCall",
 ]
@@ -230,7 +231,7 @@ class Call(Generic[RequestT, ResponseT]):
         return f"<{type(self).__name__} {state} call_id={self._core.call_id}>"
 
 
-class _UnaryResponse(Call[RequestT, ResponseT]):
+class UnaryResponse(Call[RequestT, ResponseT]):
     """Awaiting the call gives the single response (or raises its status)."""
 
     _response: Any = None
@@ -361,7 +362,7 @@ class _StreamRequest(Call[RequestT, ResponseT]):
         return super().cancel()
 
 
-class UnaryUnaryCall(_UnaryResponse[RequestT, ResponseT]):
+class UnaryUnaryCall(UnaryResponse[RequestT, ResponseT]):
     """A unary call: ``response = await call``."""
 
 
@@ -370,7 +371,7 @@ class UnaryStreamCall(_StreamResponse[RequestT, ResponseT]):
 
 
 class StreamUnaryCall(
-    _StreamRequest[RequestT, ResponseT], _UnaryResponse[RequestT, ResponseT]
+    _StreamRequest[RequestT, ResponseT], UnaryResponse[RequestT, ResponseT]
 ):
     """A client-streaming call: ``write()`` ... ``done_writing()``, then ``await``."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from .._interfaces import ChannelConnectivity
 from ..channel import Channel as _BlockingChannel
@@ -21,6 +21,7 @@ from ..channel import insecure_channel as _blocking_insecure_channel
 from ..metadata import check_metadata
 from ..status import RpcError, StatusCode
 from ._call import (
+    Call,
     Codec,
     StartCall,
     StreamStreamCall,
@@ -29,6 +30,7 @@ from ._call import (
     UnaryUnaryCall,
 )
 from ._errors import AioRpcError
+from ._interceptors import ClientCallDetails, InterceptedCall, intercept, of_kind
 from ._metadata import MetadataLike
 
 __all__ = [
@@ -48,7 +50,9 @@ RequestIterator = Iterable[RequestT] | AsyncIterable[RequestT]
 
 
 class _MultiCallable(Generic[RequestT, ResponseT]):
-    """What the four kinds share: the method, its codec, and starting a call."""
+    """What the four kinds share: the method, its codec, interceptors, starting."""
+
+    kind: ClassVar[str]
 
     def __init__(
         self,
@@ -56,11 +60,32 @@ class _MultiCallable(Generic[RequestT, ResponseT]):
         method: str,
         serializer: Serializer,
         deserializer: Deserializer,
+        interceptors: Sequence[Any],
     ) -> None:
         self._channel = channel
         self._method = method
         self._serializer: Callable[[Any], bytes] = serializer or bytes
         self._codec: Codec[RequestT, ResponseT] = Codec(self._payload, deserializer)
+        self._interceptors = of_kind(interceptors, self.kind)
+
+    def _begin(
+        self,
+        request: Any,
+        timeout: float | None,
+        metadata: MetadataLike | None,
+        credentials: object,
+        wait_for_ready: bool | None,
+    ) -> Any:
+        """Start the call, through this kind's interceptors when there are any."""
+        details = ClientCallDetails(
+            self._method, timeout, metadata, credentials, wait_for_ready
+        )
+        if self._interceptors:
+            return intercept(self._interceptors, self.kind, details, request, self._invoke)
+        return self._invoke(details, request)
+
+    def _invoke(self, details: ClientCallDetails, request: Any) -> Call[Any, Any]:
+        raise NotImplementedError
 
     def _payload(self, request: Any) -> bytes:
         """Serialize one request and apply the channel's send limit."""
@@ -77,21 +102,19 @@ class _MultiCallable(Generic[RequestT, ResponseT]):
         return payload
 
     def _starter(
-        self,
-        request: bytes | None,
-        timeout: float | None,
-        metadata: MetadataLike | None,
-        response_streaming: bool,
+        self, details: ClientCallDetails, request: bytes | None, response_streaming: bool
     ) -> StartCall:
-        entries = tuple(check_metadata(metadata))
+        entries = tuple(check_metadata(details.metadata))
         return self._channel._starter(
-            self._method, entries, timeout, request, response_streaming
+            details.method, entries, details.timeout, request, response_streaming
         )
 
 
 class UnaryUnaryMultiCallable(_MultiCallable[RequestT, ResponseT]):
     """``await stub.Method(request)``: one Homa RPC per call."""
 
+    kind = "unary_unary"
+
     def __call__(
         self,
         request: RequestT,
@@ -101,14 +124,19 @@ class UnaryUnaryMultiCallable(_MultiCallable[RequestT, ResponseT]):
         credentials: object = None,
         wait_for_ready: bool | None = None,
         compression: object = None,
-    ) -> UnaryUnaryCall[RequestT, ResponseT]:
-        start = self._starter(self._payload(request), timeout, metadata, False)
+    ) -> UnaryUnaryCall[RequestT, ResponseT] | InterceptedCall:
+        return self._begin(request, timeout, metadata, credentials, wait_for_ready)  # type: ignore[no-any-return]
+
+    def _invoke(self, details: ClientCallDetails, request: Any) -> Call[Any, Any]:
+        start = self._starter(details, self._payload(request), False)
         return UnaryUnaryCall(start, self._codec)
 
 
 class UnaryStreamMultiCallable(_MultiCallable[RequestT, ResponseT]):
     """``async for response in stub.Method(request)``."""
 
+    kind = "unary_stream"
+
     def __call__(
         self,
         request: RequestT,
@@ -118,14 +146,19 @@ class UnaryStreamMultiCallable(_MultiCallable[RequestT, ResponseT]):
         credentials: object = None,
         wait_for_ready: bool | None = None,
         compression: object = None,
-    ) -> UnaryStreamCall[RequestT, ResponseT]:
-        start = self._starter(self._payload(request), timeout, metadata, True)
+    ) -> UnaryStreamCall[RequestT, ResponseT] | InterceptedCall:
+        return self._begin(request, timeout, metadata, credentials, wait_for_ready)  # type: ignore[no-any-return]
+
+    def _invoke(self, details: ClientCallDetails, request: Any) -> Call[Any, Any]:
+        start = self._starter(details, self._payload(request), True)
         return UnaryStreamCall(start, self._codec)
 
 
 class StreamUnaryMultiCallable(_MultiCallable[RequestT, ResponseT]):
     """``await stub.Method(request_iterator)``, or ``write()`` then ``await``."""
 
+    kind = "stream_unary"
+
     def __call__(
         self,
         request_iterator: RequestIterator[RequestT] | None = None,
@@ -135,14 +168,20 @@ class StreamUnaryMultiCallable(_MultiCallable[RequestT, ResponseT]):
         credentials: object = None,
         wait_for_ready: bool | None = None,
         compression: object = None,
-    ) -> StreamUnaryCall[RequestT, ResponseT]:
-        start = self._starter(None, timeout, metadata, False)
-        return StreamUnaryCall(start, self._codec, request_iterator)
+    ) -> StreamUnaryCall[RequestT, ResponseT] | InterceptedCall:
+        return self._begin(  # type: ignore[no-any-return]
+            request_iterator, timeout, metadata, credentials, wait_for_ready
+        )
+
+    def _invoke(self, details: ClientCallDetails, requests: Any) -> Call[Any, Any]:
+        return StreamUnaryCall(self._starter(details, None, False), self._codec, requests)
 
 
 class StreamStreamMultiCallable(_MultiCallable[RequestT, ResponseT]):
     """Bidirectional: an iterator of requests, or ``write()``; then ``read()``."""
 
+    kind = "stream_stream"
+
     def __call__(
         self,
         request_iterator: RequestIterator[RequestT] | None = None,
@@ -152,16 +191,21 @@ class StreamStreamMultiCallable(_MultiCallable[RequestT, ResponseT]):
         credentials: object = None,
         wait_for_ready: bool | None = None,
         compression: object = None,
-    ) -> StreamStreamCall[RequestT, ResponseT]:
-        start = self._starter(None, timeout, metadata, True)
-        return StreamStreamCall(start, self._codec, request_iterator)
+    ) -> StreamStreamCall[RequestT, ResponseT] | InterceptedCall:
+        return self._begin(  # type: ignore[no-any-return]
+            request_iterator, timeout, metadata, credentials, wait_for_ready
+        )
+
+    def _invoke(self, details: ClientCallDetails, requests: Any) -> Call[Any, Any]:
+        return StreamStreamCall(self._starter(details, None, True), self._codec, requests)
 
 
 class Channel:
     """An asyncio channel (``grpc.aio.Channel``'s shape); use ``insecure_channel``."""
 
-    def __init__(self, inner: _BlockingChannel) -> None:
+    def __init__(self, inner: _BlockingChannel, interceptors: Sequence[Any] = ()) -> None:
         self._inner = inner
+        self._interceptors = list(interceptors)
         self._closed = asyncio.Event()
 
     def unary_unary(
@@ -172,8 +216,9 @@ class Channel:
         _registered_method: bool | None = False,
     ) -> UnaryUnaryMultiCallable[Any, Any]:
         return UnaryUnaryMultiCallable(
-            self._inner, method, request_serializer, response_deserializer
-        )
+            self._inner, method, request_serializer, response_deserializer,
+            self._interceptors,
+        )  # fmt: skip
 
     def unary_stream(
         self,
@@ -183,8 +228,9 @@ class Channel:
         _registered_method: bool | None = False,
     ) -> UnaryStreamMultiCallable[Any, Any]:
         return UnaryStreamMultiCallable(
-            self._inner, method, request_serializer, response_deserializer
-        )
+            self._inner, method, request_serializer, response_deserializer,
+            self._interceptors,
+        )  # fmt: skip
 
     def stream_unary(
         self,
@@ -194,8 +240,9 @@ class Channel:
         _registered_method: bool | None = False,
     ) -> StreamUnaryMultiCallable[Any, Any]:
         return StreamUnaryMultiCallable(
-            self._inner, method, request_serializer, response_deserializer
-        )
+            self._inner, method, request_serializer, response_deserializer,
+            self._interceptors,
+        )  # fmt: skip
 
     def stream_stream(
         self,
@@ -205,8 +252,9 @@ class Channel:
         _registered_method: bool | None = False,
     ) -> StreamStreamMultiCallable[Any, Any]:
         return StreamStreamMultiCallable(
-            self._inner, method, request_serializer, response_deserializer
-        )
+            self._inner, method, request_serializer, response_deserializer,
+            self._interceptors,
+        )  # fmt: skip
 
     # -- connectivity: Homa has no connections, so a channel is READY until closed --
 
@@ -259,15 +307,15 @@ def insecure_channel(
         options: grpcio-style channel args; ``grpc.max_receive_message_length``
             (default 4 MiB) and ``grpc.max_send_message_length`` are honoured.
         compression: accepted for compatibility; messages travel uncompressed.
-        interceptors: not supported yet; passing any raises ``ValueError``.
+        interceptors: client interceptors of the four ``aio.*ClientInterceptor``
+            kinds, applied in list order (the first is outermost).
         transport: "udp", "kernel", "memory" or "auto" when the target has no scheme.
         transport_options: backend settings passed to ``open_transport``.
     """
-    if interceptors:
-        raise ValueError("homarpc.aio channels do not take interceptors yet")
     return Channel(
         _blocking_insecure_channel(
             target, options, compression, transport=transport,
             transport_options=transport_options,
-        )  # fmt: skip
+        ),  # fmt: skip
+        interceptors or (),
     )

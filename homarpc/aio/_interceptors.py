@@ -1,0 +1,215 @@
+"""Client interceptors for ``homarpc.aio`` channels, shaped like grpc.aio's.
+
+Layer: rpc (homarpc.aio). Imports: stdlib, ``homarpc.status``, ``homarpc.aio``
+siblings.
+
+``aio.insecure_channel(target, interceptors=[...])`` takes any mix of the four
+interceptor kinds; each multicallable runs those of its kind, first in the list
+outermost. An interceptor gets ``continuation(details, request)``, a coroutine
+giving the call it starts, and returns that call, another call, or (for a unary
+response) the response itself. The multicallable hands back an ``InterceptedCall``
+at once: the chain runs in a task, and the object then behaves as the call (or
+the finished call with the response) the chain produced.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Sequence
+from typing import Any, NamedTuple
+
+from ..status import StatusCode
+from ._call import Call, UnaryResponse
+from ._errors import EOFType, UsageError
+from ._metadata import Metadata, MetadataLike
+
+__all__ = [
+    "ClientCallDetails",
+    "ClientInterceptor",
+    "InterceptedCall",
+    "StreamStreamClientInterceptor",
+    "StreamUnaryClientInterceptor",
+    "UnaryStreamClientInterceptor",
+    "UnaryUnaryClientInterceptor",
+    "KINDS",
+    "intercept",
+    "of_kind",
+]
+
+
+class ClientCallDetails(NamedTuple):
+    """What an interceptor sees of a call and may replace (``details._replace``)."""
+
+    method: str
+    timeout: float | None
+    metadata: MetadataLike | None
+    credentials: object
+    wait_for_ready: bool | None
+
+
+Continuation = Callable[[ClientCallDetails, Any], Awaitable[Any]]
+Invoke = Callable[[ClientCallDetails, Any], Call[Any, Any]]
+
+
+class ClientInterceptor(abc.ABC):  # noqa: B024 - a marker base, as in grpc.aio
+    """Base of the four client interceptor kinds."""
+
+
+class UnaryUnaryClientInterceptor(ClientInterceptor):
+    @abc.abstractmethod
+    async def intercept_unary_unary(
+        self, continuation: Continuation, client_call_details: ClientCallDetails,
+        request: Any,
+    ) -> Any:  # fmt: skip
+        """Return ``await continuation(details, request)``, another call, or a response."""
+
+
+class UnaryStreamClientInterceptor(ClientInterceptor):
+    @abc.abstractmethod
+    async def intercept_unary_stream(
+        self, continuation: Continuation, client_call_details: ClientCallDetails,
+        request: Any,
+    ) -> Any:  # fmt: skip
+        """Return the call (or an async iterator of responses)."""
+
+
+class StreamUnaryClientInterceptor(ClientInterceptor):
+    @abc.abstractmethod
+    async def intercept_stream_unary(
+        self, continuation: Continuation, client_call_details: ClientCallDetails,
+        request_iterator: Any,
+    ) -> Any:  # fmt: skip
+        """Return ``await continuation(details, request_iterator)`` or a response."""
+
+
+class StreamStreamClientInterceptor(ClientInterceptor):
+    @abc.abstractmethod
+    async def intercept_stream_stream(
+        self, continuation: Continuation, client_call_details: ClientCallDetails,
+        request_iterator: Any,
+    ) -> Any:  # fmt: skip
+        """Return the call (or an async iterator of responses)."""
+
+
+#: Multicallable kind -> (interceptor class, the method it implements).
+KINDS: dict[str, tuple[type[ClientInterceptor], str]] = {
+    "unary_unary": (UnaryUnaryClientInterceptor, "intercept_unary_unary"),
+    "unary_stream": (UnaryStreamClientInterceptor, "intercept_unary_stream"),
+    "stream_unary": (StreamUnaryClientInterceptor, "intercept_stream_unary"),
+    "stream_stream": (StreamStreamClientInterceptor, "intercept_stream_stream"),
+}
+
+
+def of_kind(interceptors: Sequence[Any], kind: str) -> list[Any]:
+    """The interceptors that apply to multicallables of ``kind``, in order."""
+    cls, _ = KINDS[kind]
+    return [i for i in interceptors if isinstance(i, cls)]
+
+
+class InterceptedCall:
+    """What an intercepted multicallable returns; see the module docstring."""
+
+    def __init__(self, chain: Coroutine[Any, Any, Any]) -> None:
+        self._task = asyncio.get_running_loop().create_task(chain)
+
+    async def _call(self) -> Call[Any, Any] | None:
+        outcome = await self._task
+        return outcome if isinstance(outcome, Call) else None
+
+    # -- the response side -----------------------------------------------------------
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._response().__await__()
+
+    async def _response(self) -> Any:
+        outcome = await self._task
+        return await outcome if isinstance(outcome, UnaryResponse) else outcome
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._responses()
+
+    async def _responses(self) -> AsyncIterator[Any]:
+        outcome = await self._task
+        async for response in outcome:
+            yield response
+
+    async def read(self) -> Any | EOFType:
+        return await (await self._streaming()).read()
+
+    # -- the request side ------------------------------------------------------------
+
+    async def write(self, request: Any) -> None:
+        await (await self._streaming()).write(request)
+
+    async def done_writing(self) -> None:
+        await (await self._streaming()).done_writing()
+
+    async def _streaming(self) -> Any:
+        call = await self._call()
+        if call is None:
+            raise UsageError("the interceptors returned a response, not a call")
+        return call
+
+    # -- status ----------------------------------------------------------------------
+
+    async def code(self) -> StatusCode:
+        call = await self._call()
+        return StatusCode.OK if call is None else await call.code()
+
+    async def details(self) -> str:
+        call = await self._call()
+        return "" if call is None else await call.details()
+
+    async def initial_metadata(self) -> Metadata:
+        call = await self._call()
+        return Metadata() if call is None else await call.initial_metadata()
+
+    async def trailing_metadata(self) -> Metadata:
+        call = await self._call()
+        return Metadata() if call is None else await call.trailing_metadata()
+
+    def cancel(self) -> bool:
+        if not self._task.done():
+            return self._task.cancel()
+        call = self._task.result() if not self._task.cancelled() else None
+        return isinstance(call, Call) and call.cancel()
+
+    def cancelled(self) -> bool:
+        if self._task.cancelled():
+            return True
+        call = self._task.result() if self._task.done() else None
+        return isinstance(call, Call) and call.cancelled()
+
+    def done(self) -> bool:
+        if not self._task.done() or self._task.cancelled():
+            return self._task.done()
+        call = self._task.result()
+        return not isinstance(call, Call) or call.done()
+
+    def __repr__(self) -> str:
+        return f"<aio.InterceptedCall {self._task!r}>"
+
+
+def intercept(
+    interceptors: Sequence[Any],
+    kind: str,
+    details: ClientCallDetails,
+    request: Any,
+    invoke: Invoke,
+) -> InterceptedCall:
+    """Run ``interceptors`` (of ``kind``) around ``invoke``, first one outermost."""
+    method_name = KINDS[kind][1]
+
+    async def run(index: int, details: ClientCallDetails, request: Any) -> Any:
+        if index == len(interceptors):
+            return invoke(details, request)
+
+        async def continuation(next_details: ClientCallDetails, next_request: Any) -> Any:
+            return await run(index + 1, next_details, next_request)
+
+        interceptor = getattr(interceptors[index], method_name)
+        return await interceptor(continuation, details, request)
+
+    return InterceptedCall(run(0, details, request))
+
