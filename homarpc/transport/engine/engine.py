@@ -51,6 +51,7 @@ __all__ = ["HomaEngine"]
 _HEADER = wire.DATA_HEADER_LENGTH
 _OUTGOING = RpcState.OUTGOING
 _INCOMING = RpcState.INCOMING
+_QUIET = TickAction.NONE
 
 _Handler = Callable[[wire.Readable, Address, int], None]
 
@@ -552,6 +553,8 @@ class HomaEngine:
     def _tick_rpc(self, rpc: Rpc) -> None:
         """Carry out what one timer tick means for ``rpc`` (see ``Rpc.age``)."""
         actions = rpc.age(self.config)
+        if actions is _QUIET:  # the common case, without slow Flag arithmetic
+            return
         if actions & TickAction.KEEP_ALIVE:
             assert rpc.msgin is not None  # ask for nothing: BUSY comes back
             self._writer.write_resend_packet(rpc, rpc.msgin.recv_end, 0)
