@@ -156,7 +156,9 @@ def sequential_latencies(
     payload = os.urandom(size)
     outcome = Outcome()
     stop_at = time.perf_counter() + seconds
-    while outcome.completed + outcome.failures < count and time.perf_counter() < stop_at:
+    while (
+        outcome.completed + outcome.failures < count and time.perf_counter() < stop_at
+    ):
         start = time.perf_counter()
         try:
             reply = call(payload)
@@ -175,7 +177,9 @@ def sequential_latencies(
     return outcome
 
 
-def concurrent_rate(call: Echo, seconds: float, label: str, progress: Progress) -> Outcome:
+def concurrent_rate(
+    call: Echo, seconds: float, label: str, progress: Progress
+) -> Outcome:
     """Calls completed by ``CALLERS`` threads sharing one channel; ``samples`` holds
     the one figure, calls per second."""
     payload = os.urandom(SMALL)
@@ -230,21 +234,31 @@ def measure(
     with start_server(framework, transport) as server:
         channel = _open_channel(framework, server.port, transport)
         try:
-            echo: Echo = functools.partial(channel.unary_unary(METHOD), timeout=CALL_TIMEOUT)
+            echo: Echo = functools.partial(
+                channel.unary_unary(METHOD), timeout=CALL_TIMEOUT
+            )
             name = framework if framework == "grpcio" else f"homarpc/{transport}"
             sequential_latencies(
                 echo, SMALL, budget.warmup_calls, 30.0, f"[{name}] warm-up", progress
             )
             gc.collect()
             small = sequential_latencies(
-                echo, SMALL, budget.small_calls, budget.small_seconds,
-                f"[{name}] unary 64 B", progress,
-            )  # fmt: skip
+                echo,
+                SMALL,
+                budget.small_calls,
+                budget.small_seconds,
+                f"[{name}] unary 64 B",
+                progress,
+            )
             gc.collect()
             large = sequential_latencies(
-                echo, LARGE, budget.large_calls, budget.large_seconds,
-                f"[{name}] unary 1,000,000 B", progress,
-            )  # fmt: skip
+                echo,
+                LARGE,
+                budget.large_calls,
+                budget.large_seconds,
+                f"[{name}] unary 1,000,000 B",
+                progress,
+            )
             gc.collect()
             rate = concurrent_rate(
                 echo, budget.concurrent_seconds, f"[{name}] {CALLERS} callers", progress
@@ -297,8 +311,14 @@ def report(results: dict[str, dict[str, Any]]) -> str:
         ]
         for title, key, fmt in ROWS
     ]
-    rows.append(["failed calls", *(str(results[f]["failures"]) for f in FRAMEWORKS),
-                 "", "0 expected"])  # fmt: skip
+    rows.append(
+        [
+            "failed calls",
+            *(str(results[f]["failures"]) for f in FRAMEWORKS),
+            "",
+            "0 expected",
+        ]
+    )
     header = ["metric", "grpcio", results["homarpc"]["name"], "ratio", "target"]
     return table(header, rows)
 
@@ -312,9 +332,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("framework", nargs="?", choices=FRAMEWORKS)
     parser.add_argument("--quick", action="store_true", help="smoke run, < 20 s")
     parser.add_argument(
-        "--transport", choices=["udp", "kernel"], default="udp",
+        "--transport",
+        choices=["udp", "kernel"],
+        default="udp",
         help="homarpc transport (default: udp, the embedded Homa)",
-    )  # fmt: skip
+    )
     parser.add_argument("--only", choices=FRAMEWORKS, help="measure one framework")
     parser.add_argument("--plot", metavar="PNG", help="latency CDF (needs matplotlib)")
     parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
@@ -331,8 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     frameworks = [args.only] if args.only else list(FRAMEWORKS)
     started = time.monotonic()
     results = {f: measure(f, args.transport, budget, progress) for f in frameworks}
-    print(f"\n{len(frameworks)} framework(s) measured in "
-          f"{time.monotonic() - started:.1f} s on {os.cpu_count()} CPUs\n")  # fmt: skip
+    print(
+        f"\n{len(frameworks)} framework(s) measured in "
+        f"{time.monotonic() - started:.1f} s on {os.cpu_count()} CPUs\n"
+    )
     if len(results) == 2:
         print(report(results))
     else:

@@ -16,7 +16,9 @@ from typing import Any
 __all__ = ["call_in_loop"]
 
 
-def call_in_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> bool:
+def call_in_loop(
+    loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any
+) -> bool:
     """Schedule ``fn(*args)`` on ``loop`` from any thread; False if the loop is gone."""
     try:
         loop.call_soon_threadsafe(fn, *args)

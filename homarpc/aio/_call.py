@@ -74,9 +74,7 @@ def _identity(data: bytes) -> bytes:
 class Call(Generic[RequestT, ResponseT]):
     """What every aio call offers: status, metadata, cancellation, callbacks."""
 
-    def __init__(
-        self, start: StartCall, codec: Codec[RequestT, ResponseT]
-    ) -> None:
+    def __init__(self, start: StartCall, codec: Codec[RequestT, ResponseT]) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._codec = codec
@@ -169,7 +167,9 @@ class Call(Generic[RequestT, ResponseT]):
     def time_remaining(self) -> float | None:
         return self._core.time_remaining()
 
-    def add_done_callback(self, callback: Callable[[Call[RequestT, ResponseT]], None]) -> None:
+    def add_done_callback(
+        self, callback: Callable[[Call[RequestT, ResponseT]], None]
+    ) -> None:
         """Run ``callback(call)`` on the loop once the call has ended."""
         if self._core.done:
             self._loop.call_soon(callback, self)
@@ -306,7 +306,9 @@ class _StreamRequest(Call[RequestT, ResponseT]):
             self._writes_closed = True  # the iterator owns the request side
             self._feeder = self._loop.create_task(self._feed(requests))
 
-    async def _feed(self, requests: Iterable[RequestT] | AsyncIterable[RequestT]) -> None:
+    async def _feed(
+        self, requests: Iterable[RequestT] | AsyncIterable[RequestT]
+    ) -> None:
         try:
             if isinstance(requests, AsyncIterable):
                 async for request in requests:

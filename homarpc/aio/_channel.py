@@ -81,7 +81,9 @@ class _MultiCallable(Generic[RequestT, ResponseT]):
             self._method, timeout, metadata, credentials, wait_for_ready
         )
         if self._interceptors:
-            return intercept(self._interceptors, self.kind, details, request, self._invoke)
+            return intercept(
+                self._interceptors, self.kind, details, request, self._invoke
+            )
         return self._invoke(details, request)
 
     def _invoke(self, details: ClientCallDetails, request: Any) -> Call[Any, Any]:
@@ -102,7 +104,10 @@ class _MultiCallable(Generic[RequestT, ResponseT]):
         return payload
 
     def _starter(
-        self, details: ClientCallDetails, request: bytes | None, response_streaming: bool
+        self,
+        details: ClientCallDetails,
+        request: bytes | None,
+        response_streaming: bool,
     ) -> StartCall:
         entries = tuple(check_metadata(details.metadata))
         return self._channel._starter(
@@ -174,7 +179,9 @@ class StreamUnaryMultiCallable(_MultiCallable[RequestT, ResponseT]):
         )
 
     def _invoke(self, details: ClientCallDetails, requests: Any) -> Call[Any, Any]:
-        return StreamUnaryCall(self._starter(details, None, False), self._codec, requests)
+        return StreamUnaryCall(
+            self._starter(details, None, False), self._codec, requests
+        )
 
 
 class StreamStreamMultiCallable(_MultiCallable[RequestT, ResponseT]):
@@ -197,13 +204,17 @@ class StreamStreamMultiCallable(_MultiCallable[RequestT, ResponseT]):
         )
 
     def _invoke(self, details: ClientCallDetails, requests: Any) -> Call[Any, Any]:
-        return StreamStreamCall(self._starter(details, None, True), self._codec, requests)
+        return StreamStreamCall(
+            self._starter(details, None, True), self._codec, requests
+        )
 
 
 class Channel:
     """An asyncio channel (``grpc.aio.Channel``'s shape); use ``insecure_channel``."""
 
-    def __init__(self, inner: _BlockingChannel, interceptors: Sequence[Any] = ()) -> None:
+    def __init__(
+        self, inner: _BlockingChannel, interceptors: Sequence[Any] = ()
+    ) -> None:
         self._inner = inner
         self._interceptors = list(interceptors)
         self._closed = asyncio.Event()
@@ -216,9 +227,12 @@ class Channel:
         _registered_method: bool | None = False,
     ) -> UnaryUnaryMultiCallable[Any, Any]:
         return UnaryUnaryMultiCallable(
-            self._inner, method, request_serializer, response_deserializer,
+            self._inner,
+            method,
+            request_serializer,
+            response_deserializer,
             self._interceptors,
-        )  # fmt: skip
+        )
 
     def unary_stream(
         self,
@@ -228,9 +242,12 @@ class Channel:
         _registered_method: bool | None = False,
     ) -> UnaryStreamMultiCallable[Any, Any]:
         return UnaryStreamMultiCallable(
-            self._inner, method, request_serializer, response_deserializer,
+            self._inner,
+            method,
+            request_serializer,
+            response_deserializer,
             self._interceptors,
-        )  # fmt: skip
+        )
 
     def stream_unary(
         self,
@@ -240,9 +257,12 @@ class Channel:
         _registered_method: bool | None = False,
     ) -> StreamUnaryMultiCallable[Any, Any]:
         return StreamUnaryMultiCallable(
-            self._inner, method, request_serializer, response_deserializer,
+            self._inner,
+            method,
+            request_serializer,
+            response_deserializer,
             self._interceptors,
-        )  # fmt: skip
+        )
 
     def stream_stream(
         self,
@@ -252,9 +272,12 @@ class Channel:
         _registered_method: bool | None = False,
     ) -> StreamStreamMultiCallable[Any, Any]:
         return StreamStreamMultiCallable(
-            self._inner, method, request_serializer, response_deserializer,
+            self._inner,
+            method,
+            request_serializer,
+            response_deserializer,
             self._interceptors,
-        )  # fmt: skip
+        )
 
     # -- connectivity: Homa has no connections, so a channel is READY until closed --
 
@@ -263,8 +286,10 @@ class Channel:
             return ChannelConnectivity.SHUTDOWN
         return ChannelConnectivity.READY
 
-    async def wait_for_state_change(self, last_observed_state: ChannelConnectivity) -> None:
-        """Return when the state differs from ``last_observed_state`` (only on close)."""
+    async def wait_for_state_change(
+        self, last_observed_state: ChannelConnectivity
+    ) -> None:
+        """Return once the state is not ``last_observed_state`` (only on close)."""
         if self.get_state() is last_observed_state:
             await self._closed.wait()
 
@@ -314,8 +339,11 @@ def insecure_channel(
     """
     return Channel(
         _blocking_insecure_channel(
-            target, options, compression, transport=transport,
+            target,
+            options,
+            compression,
+            transport=transport,
             transport_options=transport_options,
-        ),  # fmt: skip
+        ),
         interceptors or (),
     )

@@ -172,7 +172,9 @@ class ServicerContext:
 
     def add_done_callback(self, callback: Callable[[ServicerContext], object]) -> None:
         """Run ``callback(context)`` on the loop when the call ends."""
-        if not self._core.add_done_callback(lambda: call_in_loop(self._loop, callback, self)):
+        if not self._core.add_done_callback(
+            lambda: call_in_loop(self._loop, callback, self)
+        ):
             self._loop.call_soon(callback, self)
 
     def set_compression(self, compression: object) -> None:
@@ -186,8 +188,12 @@ class ServicerContext:
     def finish(self, message: bytes | None = None) -> None:
         """End the call with the status the handler chose (OK if none)."""
         code = self._code or StatusCode.OK
-        self._core.finish(code, self._details or "", self._trailing,
-                          message if code is StatusCode.OK else None)
+        self._core.finish(
+            code,
+            self._details or "",
+            self._trailing,
+            message if code is StatusCode.OK else None,
+        )
 
     def finish_with(self, code: StatusCode, details: str) -> None:
         """End the call with ``code`` whatever the handler chose."""
@@ -195,4 +201,3 @@ class ServicerContext:
 
     def __repr__(self) -> str:
         return f"<aio.ServicerContext {self._core.method} from {self.peer()}>"
-

@@ -1,6 +1,7 @@
 """asyncio-side errors and the end-of-stream marker: ``AioRpcError``, ``EOF``.
 
-Layer: rpc (homarpc.aio). Imports: stdlib, ``homarpc.status``, ``homarpc.aio._metadata``.
+Layer: rpc (homarpc.aio). Imports: stdlib, ``homarpc.status``,
+``homarpc.aio._metadata``.
 
 Names follow ``grpc.aio`` so ``from homarpc import aio`` can stand in for it. The
 status ``RpcError`` users catch is still ``homarpc.RpcError``: ``AioRpcError``

@@ -16,7 +16,14 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Sequence,
+)
 from typing import Any, NamedTuple
 
 from ..status import StatusCode
@@ -25,6 +32,7 @@ from ._errors import EOFType, UsageError
 from ._metadata import Metadata, MetadataLike
 
 __all__ = [
+    "KINDS",
     "ClientCallDetails",
     "ClientInterceptor",
     "InterceptedCall",
@@ -32,7 +40,6 @@ __all__ = [
     "StreamUnaryClientInterceptor",
     "UnaryStreamClientInterceptor",
     "UnaryUnaryClientInterceptor",
-    "KINDS",
     "intercept",
     "of_kind",
 ]
@@ -59,36 +66,44 @@ class ClientInterceptor(abc.ABC):  # noqa: B024 - a marker base, as in grpc.aio
 class UnaryUnaryClientInterceptor(ClientInterceptor):
     @abc.abstractmethod
     async def intercept_unary_unary(
-        self, continuation: Continuation, client_call_details: ClientCallDetails,
+        self,
+        continuation: Continuation,
+        client_call_details: ClientCallDetails,
         request: Any,
-    ) -> Any:  # fmt: skip
-        """Return ``await continuation(details, request)``, another call, or a response."""
+    ) -> Any:
+        """Return ``await continuation(details, request)``, a call or a response."""
 
 
 class UnaryStreamClientInterceptor(ClientInterceptor):
     @abc.abstractmethod
     async def intercept_unary_stream(
-        self, continuation: Continuation, client_call_details: ClientCallDetails,
+        self,
+        continuation: Continuation,
+        client_call_details: ClientCallDetails,
         request: Any,
-    ) -> Any:  # fmt: skip
+    ) -> Any:
         """Return the call (or an async iterator of responses)."""
 
 
 class StreamUnaryClientInterceptor(ClientInterceptor):
     @abc.abstractmethod
     async def intercept_stream_unary(
-        self, continuation: Continuation, client_call_details: ClientCallDetails,
+        self,
+        continuation: Continuation,
+        client_call_details: ClientCallDetails,
         request_iterator: Any,
-    ) -> Any:  # fmt: skip
+    ) -> Any:
         """Return ``await continuation(details, request_iterator)`` or a response."""
 
 
 class StreamStreamClientInterceptor(ClientInterceptor):
     @abc.abstractmethod
     async def intercept_stream_stream(
-        self, continuation: Continuation, client_call_details: ClientCallDetails,
+        self,
+        continuation: Continuation,
+        client_call_details: ClientCallDetails,
         request_iterator: Any,
-    ) -> Any:  # fmt: skip
+    ) -> Any:
         """Return the call (or an async iterator of responses)."""
 
 
@@ -205,11 +220,12 @@ def intercept(
         if index == len(interceptors):
             return invoke(details, request)
 
-        async def continuation(next_details: ClientCallDetails, next_request: Any) -> Any:
+        async def continuation(
+            next_details: ClientCallDetails, next_request: Any
+        ) -> Any:
             return await run(index + 1, next_details, next_request)
 
         interceptor = getattr(interceptors[index], method_name)
         return await interceptor(continuation, details, request)
 
     return InterceptedCall(run(0, details, request))
-

@@ -31,7 +31,8 @@ from ._errors import EOF, AbortError
 __all__ = ["is_async_handler", "run_async", "run_blocking"]
 
 Runner = Callable[
-    [Callable[..., Any], ServicerContext, RpcMethodHandler, int], Coroutine[Any, Any, None]
+    [Callable[..., Any], ServicerContext, RpcMethodHandler, int],
+    Coroutine[Any, Any, None],
 ]
 
 
@@ -49,10 +50,14 @@ async def run_blocking(
 ) -> None:
     """Run a plain-function behavior with the blocking server's runner, in ``pool``."""
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(pool, _servicer.run_call, core, lambda _: handler, max_send)
+    await loop.run_in_executor(
+        pool, _servicer.run_call, core, lambda _: handler, max_send
+    )
 
 
-async def run_async(core: ServerCallCore, handler: RpcMethodHandler, max_send: int) -> None:
+async def run_async(
+    core: ServerCallCore, handler: RpcMethodHandler, max_send: int
+) -> None:
     """Run an async behavior to completion and send the call's final status."""
     encode = _servicer._encoder(handler, max_send)
     context = ServicerContext(core, _servicer._decoder(handler), encode)
@@ -94,27 +99,43 @@ async def _respond_stream(context: ServicerContext, responses: Any) -> None:
     context.finish()
 
 
-async def _unary_unary(behavior: Callable[..., Any], context: ServicerContext,
-                       handler: RpcMethodHandler, max_send: int) -> None:
+async def _unary_unary(
+    behavior: Callable[..., Any],
+    context: ServicerContext,
+    handler: RpcMethodHandler,
+    max_send: int,
+) -> None:
     request = await _one_request(context)
     response = await behavior(request, context)
     _servicer._unary_response(context, handler, max_send, response)
 
 
-async def _unary_stream(behavior: Callable[..., Any], context: ServicerContext,
-                        handler: RpcMethodHandler, max_send: int) -> None:
+async def _unary_stream(
+    behavior: Callable[..., Any],
+    context: ServicerContext,
+    handler: RpcMethodHandler,
+    max_send: int,
+) -> None:
     request = await _one_request(context)
     await _respond_stream(context, behavior(request, context))
 
 
-async def _stream_unary(behavior: Callable[..., Any], context: ServicerContext,
-                        handler: RpcMethodHandler, max_send: int) -> None:
+async def _stream_unary(
+    behavior: Callable[..., Any],
+    context: ServicerContext,
+    handler: RpcMethodHandler,
+    max_send: int,
+) -> None:
     response = await behavior(context.requests(), context)
     _servicer._unary_response(context, handler, max_send, response)
 
 
-async def _stream_stream(behavior: Callable[..., Any], context: ServicerContext,
-                         handler: RpcMethodHandler, max_send: int) -> None:
+async def _stream_stream(
+    behavior: Callable[..., Any],
+    context: ServicerContext,
+    handler: RpcMethodHandler,
+    max_send: int,
+) -> None:
     await _respond_stream(context, behavior(context.requests(), context))
 
 

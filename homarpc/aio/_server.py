@@ -63,8 +63,12 @@ class _LoopServer(_BlockingServer):
 class Server:
     """An asyncio server (``grpc.aio.Server``'s shape); make it with ``server()``."""
 
-    def __init__(self, inner: _LoopServer, interceptors: Sequence[Any],
-                 pool: futures.Executor | None) -> None:
+    def __init__(
+        self,
+        inner: _LoopServer,
+        interceptors: Sequence[Any],
+        pool: futures.Executor | None,
+    ) -> None:
         self._inner = inner
         self._interceptors = list(interceptors)
         self._pool = pool
@@ -161,7 +165,9 @@ class Server:
         if index == len(self._interceptors):
             return self._inner._find_handler(details)
 
-        async def continuation(next_details: HandlerCallDetails) -> RpcMethodHandler | None:
+        async def continuation(
+            next_details: HandlerCallDetails,
+        ) -> RpcMethodHandler | None:
             return await self._intercepted(index + 1, next_details)
 
         result = self._interceptors[index].intercept_service(continuation, details)

@@ -74,7 +74,9 @@ class Handlers:
         for index in range(int(request)):
             yield str(index).encode()
 
-    async def count_by_write(self, request: bytes, context: aio.ServicerContext) -> None:
+    async def count_by_write(
+        self, request: bytes, context: aio.ServicerContext
+    ) -> None:
         for index in range(int(request)):
             await context.write(str(index).encode())
 
@@ -106,7 +108,9 @@ class Handlers:
             "Metadata": unary(self.metadata),
             "Sleep": unary(self.sleep),
             "Count": homarpc.unary_stream_rpc_method_handler(self.count),
-            "CountByWrite": homarpc.unary_stream_rpc_method_handler(self.count_by_write),
+            "CountByWrite": homarpc.unary_stream_rpc_method_handler(
+                self.count_by_write
+            ),
             "Join": homarpc.stream_unary_rpc_method_handler(self.join),
             "JoinByRead": homarpc.stream_unary_rpc_method_handler(self.join_by_read),
             "Upper": homarpc.stream_stream_rpc_method_handler(self.upper),

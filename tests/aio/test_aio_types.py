@@ -71,6 +71,9 @@ def test_aio_rpc_error_from_a_blocking_error_keeps_everything() -> None:
         homarpc.StatusCode.ABORTED, "stop", (("a", "b"),), (("c", "d"),)
     )
     converted = aio.AioRpcError.from_rpc_error(blocking)
-    assert (converted.code(), converted.details()) == (homarpc.StatusCode.ABORTED, "stop")
+    assert (converted.code(), converted.details()) == (
+        homarpc.StatusCode.ABORTED,
+        "stop",
+    )
     assert tuple(converted.initial_metadata()) == (("a", "b"),)
     assert tuple(converted.trailing_metadata()) == (("c", "d"),)

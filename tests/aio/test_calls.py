@@ -42,7 +42,9 @@ async def test_unary_echoes_empty_small_and_multi_message_payloads(
 
 @pytest.mark.asyncio
 async def test_blocking_handler_runs_on_an_aio_server(channel: aio.Channel) -> None:
-    assert await channel.unary_unary(method("BlockingEcho"))(b"abc", timeout=5) == b"cba"
+    assert (
+        await channel.unary_unary(method("BlockingEcho"))(b"abc", timeout=5) == b"cba"
+    )
 
 
 @pytest.mark.asyncio
@@ -96,7 +98,9 @@ async def test_stream_unary_write_then_done_writing(channel: aio.Channel) -> Non
 
 
 @pytest.mark.asyncio
-async def test_stream_stream_ping_pong_with_write_and_read(channel: aio.Channel) -> None:
+async def test_stream_stream_ping_pong_with_write_and_read(
+    channel: aio.Channel,
+) -> None:
     call = channel.stream_stream(method("Upper"))(timeout=10)
     for word in (b"one", b"two", b"three"):
         await call.write(word)
@@ -135,7 +139,9 @@ def _dead_port() -> int:
 
 
 @pytest.mark.asyncio
-async def test_unary_calls_fail_over_to_a_live_server(port: int, transport: str) -> None:
+async def test_unary_calls_fail_over_to_a_live_server(
+    port: int, transport: str
+) -> None:
     target = f"127.0.0.1:{_dead_port()},127.0.0.1:{port}"
     async with aio.insecure_channel(target, transport=transport) as channel:
         echo = channel.unary_unary(method("Echo"))

@@ -24,18 +24,26 @@ class AddToken(aio.UnaryUnaryClientInterceptor):
         self.log = log
 
     async def intercept_unary_unary(
-        self, continuation: Any, client_call_details: aio.ClientCallDetails, request: Any
+        self,
+        continuation: Any,
+        client_call_details: aio.ClientCallDetails,
+        request: Any,
     ) -> Any:
         self.log.append(self.name)
         metadata = (*(client_call_details.metadata or ()), ("client-bin", b"\x2a"))
-        return await continuation(client_call_details._replace(metadata=metadata), request)
+        return await continuation(
+            client_call_details._replace(metadata=metadata), request
+        )
 
 
 class Cache(aio.UnaryUnaryClientInterceptor):
     """Answers ``b"cached"`` itself, without calling the server."""
 
     async def intercept_unary_unary(
-        self, continuation: Any, client_call_details: aio.ClientCallDetails, request: Any
+        self,
+        continuation: Any,
+        client_call_details: aio.ClientCallDetails,
+        request: Any,
     ) -> Any:
         if request == b"cached":
             return b"from the cache"
@@ -49,15 +57,20 @@ class Counting(aio.UnaryStreamClientInterceptor, aio.StreamStreamClientIntercept
         self.calls = 0
 
     async def intercept_unary_stream(
-        self, continuation: Any, client_call_details: aio.ClientCallDetails, request: Any
+        self,
+        continuation: Any,
+        client_call_details: aio.ClientCallDetails,
+        request: Any,
     ) -> Any:
         self.calls += 1
         return await continuation(client_call_details, request)
 
     async def intercept_stream_stream(
-        self, continuation: Any, client_call_details: aio.ClientCallDetails,
+        self,
+        continuation: Any,
+        client_call_details: aio.ClientCallDetails,
         request_iterator: Any,
-    ) -> Any:  # fmt: skip
+    ) -> Any:
         self.calls += 1
         return await continuation(client_call_details, request_iterator)
 
@@ -73,8 +86,9 @@ async def test_unary_interceptors_rewrite_details_first_one_outermost(
 ) -> None:
     log: list[str] = []
     interceptors = [AddToken("outer", log), AddToken("inner", log)]
-    async with aio.insecure_channel(target, interceptors=interceptors,
-                                    transport=transport) as channel:  # fmt: skip
+    async with aio.insecure_channel(
+        target, interceptors=interceptors, transport=transport
+    ) as channel:
         call = channel.unary_unary(method("Metadata"))(b"", timeout=5)
         assert await call == b"\x2a"
         assert await call.code() == homarpc.StatusCode.OK
@@ -83,18 +97,24 @@ async def test_unary_interceptors_rewrite_details_first_one_outermost(
 
 
 @pytest.mark.asyncio
-async def test_an_interceptor_may_answer_without_calling(target: str, transport: str) -> None:
-    async with aio.insecure_channel(target, interceptors=[Cache()],
-                                    transport=transport) as channel:  # fmt: skip
+async def test_an_interceptor_may_answer_without_calling(
+    target: str, transport: str
+) -> None:
+    async with aio.insecure_channel(
+        target, interceptors=[Cache()], transport=transport
+    ) as channel:
         echo = channel.unary_unary(method("Echo"))
         assert await echo(b"cached", timeout=5) == b"from the cache"
         assert await echo(b"live", timeout=5) == b"live"
 
 
 @pytest.mark.asyncio
-async def test_failures_pass_through_the_interceptors(target: str, transport: str) -> None:
-    async with aio.insecure_channel(target, interceptors=[Cache()],
-                                    transport=transport) as channel:  # fmt: skip
+async def test_failures_pass_through_the_interceptors(
+    target: str, transport: str
+) -> None:
+    async with aio.insecure_channel(
+        target, interceptors=[Cache()], transport=transport
+    ) as channel:
         with pytest.raises(aio.AioRpcError) as caught:
             await channel.unary_unary(method("Abort"))(b"", timeout=5)
     assert caught.value.code() == homarpc.StatusCode.NOT_FOUND
@@ -105,8 +125,9 @@ async def test_streaming_interceptors_wrap_iteration_and_read_write(
     target: str, transport: str
 ) -> None:
     counting = Counting()
-    async with aio.insecure_channel(target, interceptors=[counting, Cache()],
-                                    transport=transport) as channel:  # fmt: skip
+    async with aio.insecure_channel(
+        target, interceptors=[counting, Cache()], transport=transport
+    ) as channel:
         streamed = channel.unary_stream(method("Count"))(b"3", timeout=5)
         assert [r async for r in streamed] == [b"0", b"1", b"2"]
         bidi = channel.stream_stream(method("Upper"))(timeout=5)
@@ -122,8 +143,9 @@ async def test_streaming_interceptors_wrap_iteration_and_read_write(
 async def test_cancelling_an_intercepted_call(
     target: str, transport: str, handlers: Handlers
 ) -> None:
-    async with aio.insecure_channel(target, interceptors=[Cache()],
-                                    transport=transport) as channel:  # fmt: skip
+    async with aio.insecure_channel(
+        target, interceptors=[Cache()], transport=transport
+    ) as channel:
         call = channel.unary_unary(method("Sleep"))(b"", timeout=10)
         while not handlers.seen_remaining:
             await asyncio.sleep(0.01)

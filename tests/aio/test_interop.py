@@ -17,9 +17,7 @@ pytestmark = pytest.mark.timeout(20)
 
 
 @pytest.mark.asyncio
-async def test_blocking_channel_calls_an_aio_server(
-    transport: str, port: int
-) -> None:
+async def test_blocking_channel_calls_an_aio_server(transport: str, port: int) -> None:
     def call_blocking() -> tuple[bytes, list[bytes]]:
         target = f"127.0.0.1:{port}"
         with homarpc.insecure_channel(target, transport=transport) as channel:
@@ -31,14 +29,18 @@ async def test_blocking_channel_calls_an_aio_server(
     assert (unary, stream) == (b"sync", [b"0", b"1", b"2"])
 
 
-def _upper_all(requests: Iterator[bytes], context: homarpc.ServicerContext) -> Iterator[bytes]:
+def _upper_all(
+    requests: Iterator[bytes], context: homarpc.ServicerContext
+) -> Iterator[bytes]:
     for request in requests:
         yield request.upper()
 
 
 @pytest.mark.asyncio
 async def test_aio_channel_calls_a_blocking_server(transport: str) -> None:
-    server = homarpc.server(futures.ThreadPoolExecutor(max_workers=2), transport=transport)
+    server = homarpc.server(
+        futures.ThreadPoolExecutor(max_workers=2), transport=transport
+    )
     handler = homarpc.stream_stream_rpc_method_handler(_upper_all)
     server.add_generic_rpc_handlers(
         (homarpc.method_handlers_generic_handler(SERVICE, {"Upper": handler}),)
@@ -46,7 +48,9 @@ async def test_aio_channel_calls_a_blocking_server(transport: str) -> None:
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
-        async with aio.insecure_channel(f"127.0.0.1:{port}", transport=transport) as chan:
+        async with aio.insecure_channel(
+            f"127.0.0.1:{port}", transport=transport
+        ) as chan:
             call = chan.stream_stream(method("Upper"))(iter([b"a", b"b"]), timeout=5)
             assert [reply async for reply in call] == [b"A", b"B"]
     finally:

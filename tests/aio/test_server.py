@@ -28,7 +28,9 @@ async def serving(
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
-        async with aio.insecure_channel(f"127.0.0.1:{port}", transport=transport) as chan:
+        async with aio.insecure_channel(
+            f"127.0.0.1:{port}", transport=transport
+        ) as chan:
             yield chan
     finally:
         await server.stop(None)
@@ -41,7 +43,9 @@ class Recorder(aio.ServerInterceptor):
         self.methods: list[str] = []
 
     async def intercept_service(
-        self, continuation: Continuation, handler_call_details: homarpc.HandlerCallDetails
+        self,
+        continuation: Continuation,
+        handler_call_details: homarpc.HandlerCallDetails,
     ) -> Any:
         self.methods.append(handler_call_details.method)
         return await continuation(handler_call_details)

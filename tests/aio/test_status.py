@@ -23,7 +23,10 @@ async def test_abort_sends_code_details_and_trailing_metadata(
     channel: aio.Channel,
 ) -> None:
     error = await _error_of(channel, "Abort")
-    assert (error.code(), error.details()) == (homarpc.StatusCode.NOT_FOUND, "nothing here")
+    assert (error.code(), error.details()) == (
+        homarpc.StatusCode.NOT_FOUND,
+        "nothing here",
+    )
     assert error.trailing_metadata()["why-bin"] == b"\x01\x02"
     assert isinstance(error, homarpc.RpcError)
 
@@ -31,7 +34,10 @@ async def test_abort_sends_code_details_and_trailing_metadata(
 @pytest.mark.asyncio
 async def test_set_code_and_details(channel: aio.Channel) -> None:
     error = await _error_of(channel, "SetCode")
-    assert (error.code(), error.details()) == (homarpc.StatusCode.ALREADY_EXISTS, "twice")
+    assert (error.code(), error.details()) == (
+        homarpc.StatusCode.ALREADY_EXISTS,
+        "twice",
+    )
 
 
 @pytest.mark.asyncio
@@ -81,9 +87,10 @@ async def test_metadata_travels_both_ways(channel: aio.Channel) -> None:
 @pytest.mark.asyncio
 async def test_metadata_accepts_an_aio_metadata_object(channel: aio.Channel) -> None:
     metadata = aio.Metadata(("client-bin", b"\x07"))
-    assert await channel.unary_unary(method("Metadata"))(
-        b"", metadata=metadata, timeout=5
-    ) == b"\x07"
+    assert (
+        await channel.unary_unary(method("Metadata"))(b"", metadata=metadata, timeout=5)
+        == b"\x07"
+    )
 
 
 @pytest.mark.asyncio

@@ -26,7 +26,9 @@ def _import_transport_or_skip(kind: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[types.SimpleNamespace]:
+def generated(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[types.SimpleNamespace]:
     """The ``compat_pb2`` and ``compat_pb2_grpc`` modules, freshly generated."""
     from grpc_tools import protoc
 

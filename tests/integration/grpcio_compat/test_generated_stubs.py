@@ -19,8 +19,6 @@ from typing import Any
 import grpc
 import pytest
 
-import homarpc
-
 pytestmark = pytest.mark.timeout(30)
 
 BIG = 3 * 1024 * 1024  # larger than one Homa message: split and rejoined
@@ -39,7 +37,9 @@ def make_servicer(gen: types.SimpleNamespace, rpc: Any) -> Any:
             special = getattr(self, f"_unary_{request.text}", None)
             if special is not None:
                 return special(request, context)
-            return note(text=request.text.upper(), blob=request.blob, count=request.count + 1)
+            return note(
+                text=request.text.upper(), blob=request.blob, count=request.count + 1
+            )
 
         def _unary_abort(self, request: Any, context: Any) -> Any:
             context.abort(rpc.StatusCode.NOT_FOUND, "no such note")
@@ -98,15 +98,15 @@ def make_servicer(gen: types.SimpleNamespace, rpc: Any) -> Any:
 def port(generated: types.SimpleNamespace, transport: str, rpc: Any) -> Iterator[int]:
     """A started ``homarpc.server`` carrying the servicer, via the generated adder."""
     pool = futures.ThreadPoolExecutor(max_workers=4)
-    if rpc is grpc:
-        server = grpc.server(pool)
-    else:
-        server = rpc.server(pool, transport=transport)
-    generated.pb2_grpc.add_CompatServicer_to_server(make_servicer(generated, rpc), server)
+    extra = {} if rpc is grpc else {"transport": transport}
+    server = rpc.server(pool, **extra)
+    generated.pb2_grpc.add_CompatServicer_to_server(
+        make_servicer(generated, rpc), server
+    )
     bound = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
-            yield bound
+        yield bound
     finally:
         server.stop(None)
 
@@ -149,13 +149,17 @@ def test_unary_with_call_and_future(stub: Any, note: Any, rpc: Any) -> None:
     assert future.done()
 
 
-def test_unary_carries_a_message_larger_than_one_homa_message(stub: Any, note: Any, rpc: Any) -> None:
+def test_unary_carries_a_message_larger_than_one_homa_message(
+    stub: Any, note: Any, rpc: Any
+) -> None:
     blob = bytes(range(256)) * (BIG // 256)
     reply = stub.Unary(note(text="big", blob=blob), timeout=20)
     assert reply.blob == blob
 
 
-def test_server_stream_yields_every_message_in_order(stub: Any, note: Any, rpc: Any) -> None:
+def test_server_stream_yields_every_message_in_order(
+    stub: Any, note: Any, rpc: Any
+) -> None:
     replies = list(stub.ServerStream(note(text="n", count=50), timeout=10))
     assert [r.text for r in replies] == [f"n-{i}" for i in range(50)]
 
@@ -164,7 +168,9 @@ def test_server_stream_of_nothing_ends_cleanly(stub: Any, note: Any, rpc: Any) -
     assert list(stub.ServerStream(note(count=0), timeout=10)) == []
 
 
-def test_client_stream_consumes_the_whole_iterator(stub: Any, note: Any, rpc: Any) -> None:
+def test_client_stream_consumes_the_whole_iterator(
+    stub: Any, note: Any, rpc: Any
+) -> None:
     requests = (note(text=str(i % 10), blob=bytes([i])) for i in range(30))
     reply = stub.ClientStream(requests, timeout=10)
     assert reply.count == 30
@@ -175,7 +181,9 @@ def test_client_stream_consumes_the_whole_iterator(stub: Any, note: Any, rpc: An
 def test_bidi_answers_each_message(stub: Any, note: Any, rpc: Any) -> None:
     requests = [note(text=f"abc{i}", count=i) for i in range(20)]
     replies = list(stub.Bidi(iter(requests), timeout=10))
-    assert [(r.text, r.count) for r in replies] == [(f"abc{i}"[::-1], i) for i in range(20)]
+    assert [(r.text, r.count) for r in replies] == [
+        (f"abc{i}"[::-1], i) for i in range(20)
+    ]
 
 
 # -- status codes ------------------------------------------------------------------
@@ -188,12 +196,16 @@ def _failure(rpc: Any, call: Any, *args: Any, **kwargs: Any) -> Any:
     return caught.value
 
 
-def test_abort_reaches_the_client_with_code_and_details(stub: Any, note: Any, rpc: Any) -> None:
+def test_abort_reaches_the_client_with_code_and_details(
+    stub: Any, note: Any, rpc: Any
+) -> None:
     error = _failure(rpc, stub.Unary, note(text="abort"), timeout=10)
     assert (error.code(), error.details()) == (rpc.StatusCode.NOT_FOUND, "no such note")
 
 
-def test_context_accepts_grpcios_own_status_enum(stub: Any, note: Any, rpc: Any) -> None:
+def test_context_accepts_grpcios_own_status_enum(
+    stub: Any, note: Any, rpc: Any
+) -> None:
     error = _failure(rpc, stub.Unary, note(text="grpc_abort"), timeout=10)
     assert error.code() == rpc.StatusCode.PERMISSION_DENIED
     assert error.code().value == grpc.StatusCode.PERMISSION_DENIED.value
@@ -213,7 +225,9 @@ def test_handler_exception_becomes_unknown(stub: Any, note: Any, rpc: Any) -> No
     assert error.details() == "Exception calling application: boom"
 
 
-def test_generated_default_method_is_unimplemented(stub: Any, note: Any, rpc: Any) -> None:
+def test_generated_default_method_is_unimplemented(
+    stub: Any, note: Any, rpc: Any
+) -> None:
     error = _failure(rpc, stub.Missing, note(), timeout=10)
     assert (error.code(), error.details()) == (
         rpc.StatusCode.UNIMPLEMENTED,
@@ -240,7 +254,9 @@ def test_unknown_service_is_unimplemented(channel: Any, rpc: Any) -> None:
 
 def test_metadata_travels_both_ways(stub: Any, note: Any, rpc: Any) -> None:
     metadata = (("client-key", "client value"), ("client-bin", b"\xff\x00"))
-    reply, call = stub.Unary.with_call(note(text="metadata"), metadata=metadata, timeout=10)
+    reply, call = stub.Unary.with_call(
+        note(text="metadata"), metadata=metadata, timeout=10
+    )
     assert (reply.text, reply.blob) == ("client value", b"\xff\x00")
     assert ("initial-key", "initial value") in tuple(call.initial_metadata())
     trailing = dict(call.trailing_metadata())
@@ -253,7 +269,9 @@ def test_deadline_reaches_the_server(stub: Any, note: Any, rpc: Any) -> None:
     assert 0 < reply.count <= 5100  # grpcio itself reports up to ~10 ms over
 
 
-def test_no_deadline_means_unbounded_time_remaining(stub: Any, note: Any, rpc: Any) -> None:
+def test_no_deadline_means_unbounded_time_remaining(
+    stub: Any, note: Any, rpc: Any
+) -> None:
     assert stub.Unary(note(text="deadline")).count == -1
 
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def make_async_servicer(gen: types.SimpleNamespace, aio: Any) -> Any:
-    """Async methods for every kind; ``Missing`` keeps the generated (blocking) default."""
+    """Async methods for each kind; ``Missing`` keeps the generated blocking default."""
     note = gen.pb2.Note
     codes = grpc.StatusCode if aio is grpc.aio else homarpc_aio.StatusCode
 
@@ -52,10 +52,14 @@ def aio(transport: str) -> Any:
 
 
 @pytest_asyncio.fixture
-async def stub(generated: types.SimpleNamespace, transport: str, aio: Any) -> AsyncIterator[Any]:
+async def stub(
+    generated: types.SimpleNamespace, transport: str, aio: Any
+) -> AsyncIterator[Any]:
     extra = {} if aio is grpc.aio else {"transport": transport}
     server = aio.server(**extra)
-    generated.pb2_grpc.add_CompatServicer_to_server(make_async_servicer(generated, aio), server)
+    generated.pb2_grpc.add_CompatServicer_to_server(
+        make_async_servicer(generated, aio), server
+    )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = aio.insecure_channel(f"127.0.0.1:{port}", **extra)
