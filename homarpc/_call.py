@@ -42,7 +42,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ._framing import Flags, Frame, FrameError, decode_frame, encode_frame
@@ -163,7 +162,7 @@ class ClientCallCore:
                 return True
             if self._pending or self._half_closed:
                 return False
-            self._queue_message(payload, Flags(0))
+            self._queue_message(payload, 0)
             sends = self._flush()
         self._transmit(sends)
         return True
@@ -214,7 +213,7 @@ class ClientCallCore:
             if self.code is not None:
                 return
             if request is None:
-                self._pending.append(replace(head, seq=self._next_seq()))
+                self._pending.append(head._replace(seq=self._next_seq()))
             else:
                 self._half_closed = True
                 self._queue_message(request, Flags.EOS, head)
@@ -226,7 +225,7 @@ class ClientCallCore:
         self._send_seq += 1
         return seq
 
-    def _queue_message(self, payload: bytes, end: Flags, head: Frame | None = None) -> None:
+    def _queue_message(self, payload: bytes, end: int, head: Frame | None = None) -> None:
         first = head or Frame(self.call_id)
         frames = message_frames(first, payload, self._send_seq,
                                 self._endpoint.max_message_length, end)

@@ -69,6 +69,7 @@ class ClientEndpoint:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._deadlines: list[tuple[float, int]] = []
+        self._unattended: set[int] = set()  # live calls nobody promised to wait for
         self._closed = False
         # Who reads the transport: at most one pump; waiters on standby.
         self._pump_cond = threading.Condition(threading.Lock())
@@ -107,8 +108,14 @@ class ClientEndpoint:
         request: bytes | None,
         response_streaming: bool,
         notify: Notify,
+        attended: bool = False,
     ) -> ClientCallCore:
-        """Like ``start_call`` but not yet sent: call ``core.start()`` when ready."""
+        """Like ``start_call`` but not yet sent: call ``core.start()`` when ready.
+
+        ``attended=True`` promises that a thread will block in ``wait_for`` until
+        the call ends (a blocking unary call): it then reads the transport itself,
+        and the background thread need not wake up for this call at all.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             call_id = next(self._ids)
@@ -121,11 +128,17 @@ class ClientEndpoint:
             self._calls[call_id] = core
             if deadline is not None:
                 heapq.heappush(self._deadlines, (deadline, call_id))
+            if not attended:
+                self._unattended.add(call_id)
+        if not attended:
+            with self._pump_cond:
+                self._pump_cond.notify_all()  # the background thread has work
         return core
 
     def forget(self, call_id: int) -> None:
         with self._lock:
             self._calls.pop(call_id, None)
+            self._unattended.discard(call_id)
 
     def close(self) -> None:
         """Fail every live call with UNAVAILABLE and close the transport."""
@@ -193,7 +206,8 @@ class ClientEndpoint:
         with self._pump_cond:
             self._pumping = False
             successor = next(iter(self._standby), None)
-            self._pump_cond.notify_all()  # the background thread may take over
+            if self._unattended:
+                self._pump_cond.notify_all()  # the background thread takes over
         if successor is not None:
             successor.wake()
 
@@ -226,7 +240,9 @@ class ClientEndpoint:
         while not self._closed:
             self._expire_deadlines()
             with self._pump_cond:
-                if self._pumping:  # a caller reads for everyone: stay out of its way
+                if self._pumping or not self._unattended:
+                    # A caller reads for everyone, or every live call has a thread
+                    # waiting for it that will: stay out of the way.
                     self._pump_cond.wait(self._sleep_time(time.monotonic()))
                     continue
             try:

@@ -37,7 +37,6 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import replace
 
 from ._framing import Flags, Frame, FrameError, decode_frame, encode_frame
 from ._stream import (
@@ -97,7 +96,10 @@ class ServerCallCore:
         self.cancelled = False
         self._closed = False
         self._callbacks: list[Callable[[], object]] = []
-        self._empty_ack = encode_frame(Frame(self.call_id))
+
+    @property
+    def _empty_ack(self) -> bytes:
+        return encode_frame(Frame(self.call_id))
 
     # -- state seen by handlers ---------------------------------------------------
 
@@ -159,7 +161,7 @@ class ServerCallCore:
                 return True
             if len(self._out) >= self._window:
                 return False
-            self._queue_message(payload, Flags(0), Frame(self.call_id))
+            self._queue_message(payload, 0, Frame(self.call_id))
             replies = self._pair()
         self._send(replies)
         return True
@@ -178,7 +180,7 @@ class ServerCallCore:
             last = Frame(self.call_id, status=(code.code, details),
                          trailers=trailing_metadata)
             if message is None:
-                self._out.append(self._stamp(replace(last, flags=Flags.EOS)))
+                self._out.append(self._stamp(last._replace(flags=Flags.EOS)))
             else:
                 self._queue_message(message, Flags.EOS, last)
             self._finished = True
@@ -208,17 +210,17 @@ class ServerCallCore:
 
     def _stamp(self, frame: Frame) -> Frame:
         """Give ``frame`` the next sequence number and any unsent initial metadata."""
-        frame = replace(frame, seq=self._send_seq)
+        frame = frame._replace(seq=self._send_seq)
         self._send_seq += 1
         if not self._metadata_sent:
             self._metadata_sent = True
-            frame = replace(frame, metadata=self._initial_metadata or ())
+            frame = frame._replace(metadata=self._initial_metadata or ())
         return frame
 
-    def _queue_message(self, payload: bytes, end: Flags, first: Frame) -> None:
+    def _queue_message(self, payload: bytes, end: int, first: Frame) -> None:
         if not self._metadata_sent:
             self._metadata_sent = True
-            first = replace(first, metadata=self._initial_metadata or ())
+            first = first._replace(metadata=self._initial_metadata or ())
         frames = message_frames(first, payload, self._send_seq,
                                 self._endpoint.max_message_length, end)
         self._send_seq += len(frames)

@@ -14,7 +14,6 @@ Homa message.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Generic, TypeVar
 
 from ._framing import HEADER_SIZE, Flags, Frame, head_size
@@ -122,7 +121,7 @@ class Assembler:
 
 
 def message_frames(
-    first: Frame, payload: bytes, next_seq: int, max_length: int, end_flags: Flags
+    first: Frame, payload: bytes, next_seq: int, max_length: int, end_flags: int
 ) -> list[Frame]:
     """Split one message into numbered frames of at most ``max_length`` bytes each.
 
@@ -138,26 +137,28 @@ def message_frames(
     Raises:
         ValueError: the head alone does not fit in one message.
     """
-    whole = replace(first, seq=next_seq, payload=payload,
-                    flags=first.flags | Flags.MESSAGE | Flags.MSG_END | end_flags)
+    whole = Frame(first.call_id, next_seq,
+                  first.flags | Flags.MESSAGE | Flags.MSG_END | end_flags,
+                  first.method, first.timeout, first.metadata, first.status,
+                  first.trailers, payload)
     fits_surely = len(payload) + _FAST_HEAD_ROOM <= max_length
     if fits_surely and not _head_is_large(first):
         return [whole]  # the hot path: one frame, head encoded once (by the caller)
     if len(payload) + head_size(whole) <= max_length:
         return [whole]
-    lead = replace(first, status=None, trailers=None, flags=first.flags | Flags.MESSAGE)
+    lead = first._replace(status=None, trailers=None, flags=first.flags | Flags.MESSAGE)
     frames = _chunk_frames(lead, payload, max_length)
     closing = Frame(first.call_id, flags=end_flags, status=first.status,
                     trailers=first.trailers)
     last = frames[-1]
-    merged = replace(last, flags=last.flags | Flags.MSG_END | end_flags,
+    merged = last._replace(flags=last.flags | Flags.MSG_END | end_flags,
                      status=first.status, trailers=first.trailers)
     if head_size(merged) + len(merged.payload) <= max_length:
         frames[-1] = merged
     else:
-        frames[-1] = replace(last, flags=last.flags | Flags.MSG_END)
+        frames[-1] = last._replace(flags=last.flags | Flags.MSG_END)
         frames.append(closing)
-    return [replace(f, seq=next_seq + i) for i, f in enumerate(frames)]
+    return [f._replace(seq=next_seq + i) for i, f in enumerate(frames)]
 
 
 #: A head this small always fits next to a payload of ``max_length - _FAST_HEAD_ROOM``.
@@ -177,9 +178,9 @@ def _chunk_frames(lead: Frame, payload: bytes, max_length: int) -> list[Frame]:
     room = max_length - head_size(lead)
     if room <= 0:
         raise ValueError("metadata does not fit in one Homa message")
-    frames = [replace(lead, payload=payload[:room])]
+    frames = [lead._replace(payload=payload[:room])]
     plain = Frame(lead.call_id, flags=Flags.MESSAGE)
     rest_room = max_length - HEADER_SIZE
     for offset in range(room, len(payload), rest_room):
-        frames.append(replace(plain, payload=payload[offset : offset + rest_room]))
+        frames.append(plain._replace(payload=payload[offset : offset + rest_room]))
     return frames

@@ -16,27 +16,41 @@ __all__ = ["Waiter"]
 
 
 class Waiter:
-    """Wakes a blocked thread whenever ``wake()`` is called (the core's notify)."""
+    """Wakes a blocked thread whenever ``wake()`` is called (the core's notify).
+
+    The event behind it is made on the first real wait: most unary calls find
+    their condition already true and never block, so they skip that cost.
+    """
 
     __slots__ = ("_event",)
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._event: threading.Event | None = None
 
     def wake(self) -> None:
-        self._event.set()
+        event = self._event
+        if event is not None:
+            event.set()
 
     def wait_for(self, ready: Callable[[], bool], timeout: float | None = None) -> bool:
-        """Block until ``ready()`` is true (True) or ``timeout`` passes (False)."""
+        """Block until ``ready()`` is true (True) or ``timeout`` passes (False).
+
+        ``ready()`` may consume what it checks for: once true it is not called again.
+        """
+        if ready():
+            return True
+        if self._event is None:
+            self._event = threading.Event()
+        event = self._event
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            self._event.clear()
+            event.clear()
             if ready():
                 return True
             if deadline is None:
-                self._event.wait()
+                event.wait()
                 continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            self._event.wait(remaining)
+            event.wait(remaining)

@@ -155,9 +155,12 @@ class Channel:
     # -- used by the multicallables ---------------------------------------------------
 
     def _starter(self, method: str, metadata: tuple[Metadatum, ...], timeout: float | None,
-                 request: bytes | None, response_streaming: bool
+                 request: bytes | None, response_streaming: bool, *,
+                 attended: bool = False
                  ) -> Callable[[Callable[[], None], int], ClientCallCore | None]:
-        """A function that opens and starts attempt N of a call (None: give up)."""
+        """A function that opens attempt N of a call (None: give up); the caller
+        starts it. ``attended``: a thread will wait for the outcome (see
+        ``ClientEndpoint.open_call``)."""
         previous: list[ClientCallCore] = []
 
         def start(notify: Callable[[], None], attempt: int) -> ClientCallCore | None:
@@ -173,7 +176,7 @@ class Channel:
             core = self._endpoint.open_call(dest, method, metadata, remaining,
                                             request=request,
                                             response_streaming=response_streaming,
-                                            notify=notify)
+                                            notify=notify, attended=attended)
             previous.append(core)
             return core
 
@@ -212,18 +215,20 @@ class _MultiCallable(Generic[RequestT, ResponseT]):
         return bytes(payload)
 
     def _unary(self, request: Any, timeout: float | None, metadata: MetadataArg,
-               outcome: type[UnaryOutcome] | type[ResponseStream]) -> Any:
-        return self._open(self._payload(request), timeout, metadata, outcome)
+               outcome: type[UnaryOutcome] | type[ResponseStream],
+               attended: bool = False) -> Any:
+        return self._open(self._payload(request), timeout, metadata, outcome, attended)
 
     def _streamed(self, timeout: float | None, metadata: MetadataArg,
-                  outcome: type[UnaryOutcome] | type[ResponseStream]) -> Any:
-        return self._open(None, timeout, metadata, outcome)
+                  outcome: type[UnaryOutcome] | type[ResponseStream],
+                  attended: bool = False) -> Any:
+        return self._open(None, timeout, metadata, outcome, attended)
 
     def _open(self, payload: bytes | None, timeout: float | None, metadata: MetadataArg,
-              outcome: type[UnaryOutcome] | type[ResponseStream]) -> Any:
+              outcome: type[UnaryOutcome] | type[ResponseStream], attended: bool) -> Any:
         entries = tuple(check_metadata(metadata))
         start = self._channel._starter(self._method, entries, timeout, payload,
-                                       outcome is ResponseStream)
+                                       outcome is ResponseStream, attended=attended)
         call = outcome(start, self._deserialize)
         call._core.start()
         return call
@@ -243,13 +248,14 @@ class UnaryUnaryMultiCallable(_MultiCallable[RequestT, ResponseT]):
     def __call__(self, request: RequestT, timeout: float | None = None,
                  metadata: MetadataArg = None, credentials: Any = None,
                  wait_for_ready: bool | None = None, compression: Any = None) -> ResponseT:
-        return self.future(request, timeout, metadata).result()  # type: ignore[no-any-return]
+        call = self._unary(request, timeout, metadata, UnaryOutcome, attended=True)
+        return call.result()  # type: ignore[no-any-return]
 
     def with_call(self, request: RequestT, timeout: float | None = None,
                   metadata: MetadataArg = None, credentials: Any = None,
                   wait_for_ready: bool | None = None, compression: Any = None
                   ) -> tuple[ResponseT, UnaryOutcome]:
-        call = self.future(request, timeout, metadata)
+        call = self._unary(request, timeout, metadata, UnaryOutcome, attended=True)
         return call.result(), call
 
     def future(self, request: RequestT, timeout: float | None = None,
@@ -274,7 +280,7 @@ class StreamUnaryMultiCallable(_MultiCallable[RequestT, ResponseT]):
     def __call__(self, request_iterator: Iterator[RequestT], timeout: float | None = None,
                  metadata: MetadataArg = None, credentials: Any = None,
                  wait_for_ready: bool | None = None, compression: Any = None) -> ResponseT:
-        call = self._streamed(timeout, metadata, UnaryOutcome)
+        call = self._streamed(timeout, metadata, UnaryOutcome, attended=True)
         send_requests(call, iter(request_iterator), self._payload)
         return call.result()  # type: ignore[no-any-return]
 
@@ -282,7 +288,7 @@ class StreamUnaryMultiCallable(_MultiCallable[RequestT, ResponseT]):
                   metadata: MetadataArg = None, credentials: Any = None,
                   wait_for_ready: bool | None = None, compression: Any = None
                   ) -> tuple[ResponseT, UnaryOutcome]:
-        call = self._streamed(timeout, metadata, UnaryOutcome)
+        call = self._streamed(timeout, metadata, UnaryOutcome, attended=True)
         send_requests(call, iter(request_iterator), self._payload)
         return call.result(), call
 

@@ -138,7 +138,7 @@ def test_large_messages_split_into_frames_that_fit_and_rejoin(size):
 def test_a_head_too_big_for_one_message_is_refused():
     first = Frame(1, metadata=(Metadatum("k", "v" * LIMIT),))
     with pytest.raises(ValueError, match="does not fit"):
-        message_frames(first, b"x", 1, LIMIT, Flags(0))
+        message_frames(first, b"x", 1, LIMIT, 0)
 
 
 def test_the_assembler_enforces_the_receive_limit_with_grpcio_words():
