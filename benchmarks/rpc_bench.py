@@ -14,26 +14,33 @@ Both servers run the same generic echo handler on raw bytes (no protobuf, so onl
 the RPC stack is measured) with the same 8-worker thread pool. The two frameworks
 take the same code, by design: homarpc's API is grpcio's (``import homarpc as grpc``).
 
+With ``--api aio`` both sides use the asyncio API instead (``grpc.aio`` against
+``homarpc.aio``: aio servers with an ``async def`` echo, and 8 tasks instead of 8
+threads in the concurrent workload).
+
 Usage::
 
     .venv/bin/python benchmarks/rpc_bench.py            # full run, < 90 s
     .venv/bin/python benchmarks/rpc_bench.py --quick    # smoke run, < 20 s
+    .venv/bin/python benchmarks/rpc_bench.py --api aio  # grpc.aio vs homarpc.aio
     .venv/bin/python benchmarks/rpc_bench.py --transport kernel --plot lat.png
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import functools
 import gc
 import importlib
+import inspect
 import json
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -94,35 +101,73 @@ def _echo(request: bytes, context: Any) -> bytes:
     return request
 
 
-def serve(framework: str, transport: str) -> None:
-    """Run an echo server, print ``PORT <n>``, and stop when stdin closes."""
-    rpc = importlib.import_module("grpc" if framework == "grpcio" else framework)
-    pool = futures.ThreadPoolExecutor(max_workers=CALLERS)
-    options = [("grpc.max_receive_message_length", 4 * LARGE)]
-    kwargs: dict[str, Any] = {"options": options}
+async def _async_echo(request: bytes, context: Any) -> bytes:
+    return request
+
+
+def _module(framework: str, api: str) -> Any:
+    """``grpc``/``homarpc``, or their ``.aio`` for ``--api aio``."""
+    name = "grpc" if framework == "grpcio" else framework
+    return importlib.import_module(f"{name}.aio" if api == "aio" else name)
+
+
+def _server_kwargs(framework: str, transport: str) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "options": [("grpc.max_receive_message_length", 4 * LARGE)]
+    }
     if framework == "homarpc":
         kwargs["transport"] = transport
-    server = rpc.server(pool, **kwargs)
-    handler = rpc.unary_unary_rpc_method_handler(_echo)
-    generic = rpc.method_handlers_generic_handler(SERVICE, {"Echo": handler})
+    return kwargs
+
+
+def _add_echo(rpc: Any, server: Any, behavior: Callable[..., Any]) -> int:
+    base = importlib.import_module(rpc.__name__.removesuffix(".aio"))
+    handler = base.unary_unary_rpc_method_handler(behavior)
+    generic = base.method_handlers_generic_handler(SERVICE, {"Echo": handler})
     server.add_generic_rpc_handlers((generic,))
-    port = server.add_insecure_port("127.0.0.1:0")
+    return int(server.add_insecure_port("127.0.0.1:0"))
+
+
+def serve(framework: str, transport: str, api: str) -> None:
+    """Run an echo server, print ``PORT <n>``, and stop when stdin closes."""
+    rpc = _module(framework, api)
+    kwargs = _server_kwargs(framework, transport)
+    if api == "aio":
+        asyncio.run(_serve_aio(rpc, kwargs))
+        return
+    server = rpc.server(futures.ThreadPoolExecutor(max_workers=CALLERS), **kwargs)
+    port = _add_echo(rpc, server, _echo)
     server.start()
     print(f"PORT {port}", flush=True)
     sys.stdin.read()  # the parent closes our stdin when it is done (or dies)
     server.stop(None)
 
 
-def start_server(framework: str, transport: str) -> ChildServer:
+async def _serve_aio(aio: Any, kwargs: dict[str, Any]) -> None:
+    server = aio.server(**kwargs)
+    port = _add_echo(aio, server, _async_echo)
+    await server.start()
+    print(f"PORT {port}", flush=True)
+    await asyncio.to_thread(sys.stdin.read)
+    await server.stop(None)
+
+
+def start_server(framework: str, transport: str, api: str) -> ChildServer:
     """A ``serve()`` child process for ``framework``."""
     argv = [sys.executable, os.path.abspath(__file__), "_serve", framework]
-    return ChildServer([*argv, "--transport", transport], framework)
+    return ChildServer([*argv, "--transport", transport, "--api", api], framework)
 
 
 # -- client workloads ----------------------------------------------------------------
 
 
-Echo = Callable[[bytes], bytes]
+#: One call of the echo method: returns the reply, or (``--api aio``) an awaitable.
+Echo = Callable[[bytes], Any]
+
+
+async def _reply(echo: Echo, payload: bytes) -> bytes:
+    reply = echo(payload)
+    return bytes(await reply if inspect.isawaitable(reply) else reply)
 
 
 @dataclasses.dataclass
@@ -149,7 +194,7 @@ class Outcome:
         return f", {self.failures} FAILED (first: {self.first_error.splitlines()[0]})"
 
 
-def sequential_latencies(
+async def sequential_latencies(
     call: Echo, size: int, count: int, seconds: float, label: str, progress: Progress
 ) -> Outcome:
     """Time ``count`` back-to-back calls (or as many as fit in ``seconds``)."""
@@ -161,7 +206,7 @@ def sequential_latencies(
     ):
         start = time.perf_counter()
         try:
-            reply = call(payload)
+            reply = await _reply(call, payload)
         except Exception as exc:  # a failed call is counted and reported, not fatal
             outcome.fail(exc)
             continue
@@ -177,33 +222,30 @@ def sequential_latencies(
     return outcome
 
 
-def concurrent_rate(
-    call: Echo, seconds: float, label: str, progress: Progress
+async def concurrent_rate(
+    call: Echo, api: str, seconds: float, label: str, progress: Progress
 ) -> Outcome:
-    """Calls completed by ``CALLERS`` threads sharing one channel; ``samples`` holds
-    the one figure, calls per second."""
+    """Calls completed by ``CALLERS`` callers sharing one channel (threads, or tasks
+    for ``--api aio``); ``samples`` holds the one figure, calls per second."""
     payload = os.urandom(SMALL)
     outcomes = [Outcome() for _ in range(CALLERS)]
     stop = threading.Event()
-
-    def caller(outcome: Outcome) -> None:
-        while not stop.is_set():
-            try:
-                call(payload)
-            except Exception as exc:
-                outcome.fail(exc)
-            else:
-                outcome.completed += 1
-
-    threads = [threading.Thread(target=caller, args=(o,)) for o in outcomes]
     start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    while not stop.wait(0.1) and time.perf_counter() - start < seconds:
+    if api == "aio":
+        tasks = [
+            asyncio.create_task(_async_caller(call, payload, o, stop)) for o in outcomes
+        ]
+    else:
+        threads = [_thread_caller(call, payload, o, stop) for o in outcomes]
+    while time.perf_counter() - start < seconds:
         progress.show(f"{label}: {sum(o.completed for o in outcomes)} calls")
+        await asyncio.sleep(0.1)
     stop.set()
-    for thread in threads:
-        thread.join(timeout=CALL_TIMEOUT + 5)
+    if api == "aio":
+        await asyncio.wait(tasks, timeout=CALL_TIMEOUT + 5)
+    else:
+        for thread in threads:
+            thread.join(timeout=CALL_TIMEOUT + 5)
     elapsed = time.perf_counter() - start
     total = Outcome(completed=sum(o.completed for o in outcomes))
     for outcome in outcomes:
@@ -217,54 +259,72 @@ def concurrent_rate(
     return total
 
 
-def _open_channel(framework: str, port: int, transport: str) -> Any:
+def _thread_caller(
+    call: Echo, payload: bytes, outcome: Outcome, stop: threading.Event
+) -> threading.Thread:
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                call(payload)
+            except Exception as exc:
+                outcome.fail(exc)
+            else:
+                outcome.completed += 1
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+async def _async_caller(
+    call: Echo, payload: bytes, outcome: Outcome, stop: threading.Event
+) -> None:
+    while not stop.is_set():
+        try:
+            await call(payload)
+        except Exception as exc:
+            outcome.fail(exc)
+        else:
+            outcome.completed += 1
+
+
+def _open_channel(framework: str, port: int, transport: str, api: str) -> Any:
+    rpc = _module(framework, api)
     if framework == "grpcio":
-        grpc = importlib.import_module("grpc")
         options = [("grpc.max_receive_message_length", 4 * LARGE)]
-        return grpc.insecure_channel(f"127.0.0.1:{port}", options=options)
-    homarpc = importlib.import_module("homarpc")
+        return rpc.insecure_channel(f"127.0.0.1:{port}", options=options)
     scheme = "homa" if transport == "kernel" else "homa+udp"
-    return homarpc.insecure_channel(f"{scheme}://127.0.0.1:{port}")
+    return rpc.insecure_channel(f"{scheme}://127.0.0.1:{port}")
 
 
-def measure(
-    framework: str, transport: str, budget: Budget, progress: Progress
+async def measure(
+    framework: str, transport: str, api: str, budget: Budget, progress: Progress
 ) -> dict[str, Any]:
     """Run the three workloads against a fresh server of ``framework``."""
-    with start_server(framework, transport) as server:
-        channel = _open_channel(framework, server.port, transport)
+    name = framework if framework == "grpcio" else f"homarpc/{transport}"
+    name += ".aio" if api == "aio" else ""
+    with start_server(framework, transport, api) as server:
+        channel = _open_channel(framework, server.port, transport, api)
         try:
-            echo: Echo = functools.partial(
-                channel.unary_unary(METHOD), timeout=CALL_TIMEOUT
-            )
-            name = framework if framework == "grpcio" else f"homarpc/{transport}"
-            sequential_latencies(
-                echo, SMALL, budget.warmup_calls, 30.0, f"[{name}] warm-up", progress
-            )
-            gc.collect()
-            small = sequential_latencies(
-                echo,
-                SMALL,
-                budget.small_calls,
-                budget.small_seconds,
-                f"[{name}] unary 64 B",
-                progress,
-            )
-            gc.collect()
-            large = sequential_latencies(
-                echo,
-                LARGE,
-                budget.large_calls,
-                budget.large_seconds,
-                f"[{name}] unary 1,000,000 B",
-                progress,
-            )
-            gc.collect()
-            rate = concurrent_rate(
-                echo, budget.concurrent_seconds, f"[{name}] {CALLERS} callers", progress
-            )
+            echo = functools.partial(channel.unary_unary(METHOD), timeout=CALL_TIMEOUT)
+            phases = [
+                (SMALL, budget.warmup_calls, 30.0, "warm-up"),
+                (SMALL, budget.small_calls, budget.small_seconds, "unary 64 B"),
+                (LARGE, budget.large_calls, budget.large_seconds, "unary 1,000,000 B"),
+            ]
+            _, small, large = [
+                await _phase(sequential_latencies, echo, size, count, seconds,
+                             f"[{name}] {title}", progress)
+                for size, count, seconds, title in phases
+            ]  # fmt: skip
+            rate = await _phase(
+                concurrent_rate, echo, api, budget.concurrent_seconds,
+                f"[{name}] {CALLERS} callers", progress,
+            )  # fmt: skip
         finally:
-            channel.close()
+            closed = channel.close()
+            if inspect.isawaitable(closed):
+                await closed
     return {
         "name": name,
         "unary64_median": median(small.samples),
@@ -275,6 +335,12 @@ def measure(
         "concurrent_calls_per_s": rate.samples[0],
         "failures": small.failures + large.failures + rate.failures,
     }
+
+
+async def _phase(run: Callable[..., Awaitable[Outcome]], *args: Any) -> Outcome:
+    """One workload, after a garbage collection so no phase pays for another's."""
+    gc.collect()
+    return await run(*args)
 
 
 # -- reporting ---------------------------------------------------------------------
@@ -319,7 +385,8 @@ def report(results: dict[str, dict[str, Any]]) -> str:
             "0 expected",
         ]
     )
-    header = ["metric", "grpcio", results["homarpc"]["name"], "ratio", "target"]
+    names = [results[f]["name"] for f in FRAMEWORKS]
+    header = ["metric", *names, "ratio", "target"]
     return table(header, rows)
 
 
@@ -337,6 +404,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         default="udp",
         help="homarpc transport (default: udp, the embedded Homa)",
     )
+    parser.add_argument(
+        "--api",
+        choices=["sync", "aio"],
+        default="sync",
+        help="blocking API (default) or asyncio (grpc.aio vs homarpc.aio)",
+    )
     parser.add_argument("--only", choices=FRAMEWORKS, help="measure one framework")
     parser.add_argument("--plot", metavar="PNG", help="latency CDF (needs matplotlib)")
     parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
@@ -346,13 +419,16 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     if args.mode == "_serve":
-        serve(args.framework, args.transport)
+        serve(args.framework, args.transport, args.api)
         return 0
     budget = QUICK if args.quick else FULL
     progress = Progress()
     frameworks = [args.only] if args.only else list(FRAMEWORKS)
     started = time.monotonic()
-    results = {f: measure(f, args.transport, budget, progress) for f in frameworks}
+    results = {
+        f: asyncio.run(measure(f, args.transport, args.api, budget, progress))
+        for f in frameworks
+    }
     print(
         f"\n{len(frameworks)} framework(s) measured in "
         f"{time.monotonic() - started:.1f} s on {os.cpu_count()} CPUs\n"
