@@ -44,6 +44,7 @@ from .rpc import Rpc, RpcInput, RpcState, TickAction
 from .sender import SrptSender
 from .stats import EngineStats
 from .table import RpcTable
+from .timer import TickTimer
 from .writer import PacketWriter
 
 __all__ = ["HomaEngine"]
@@ -90,8 +91,7 @@ class HomaEngine:
         self._grants = GrantScheduler(config.max_incoming, config.overcommit, self._seg)
         self._grants_dirty = False
         self._rx_buffered = 0  # bytes of reassembly buffers in use
-        self._ticks = 0
-        self._next_tick: float | None = None
+        self._timer = TickTimer(config.tick)
         self._handlers: dict[int, _Handler] = {
             wire.PacketType.DATA: self._handle_data_packet,
             wire.PacketType.GRANT: self._handle_grant_packet,
@@ -134,7 +134,7 @@ class HomaEngine:
             self._drop("spoofed")
         else:
             handler(data, addr, head[11])
-            if self._next_tick is None:
+            if self._timer.needs_arming:
                 self._arm_timer(now)
 
     def receive_icmp_error(self, addr: Address, errno: int, now: float) -> None:
@@ -216,13 +216,11 @@ class HomaEngine:
 
         Then call ``datagrams_to_send()``.
         """
-        if self._next_tick is None or now < self._next_tick:
+        if not self._timer.run_if_due(now):
             return
-        self._ticks += 1
-        self._next_tick = None
         for rpc in self._rpcs.snapshot():
             self._tick_rpc(rpc)
-        self._tombstones.expire(self._ticks)
+        self._tombstones.expire(self._timer.ticks)
         self._flush_old_acks()
         self._arm_timer(now)
 
@@ -248,7 +246,7 @@ class HomaEngine:
 
     def get_timer(self) -> float | None:
         """When ``handle_timer`` must next run (``None``: nothing pending)."""
-        return self._next_tick
+        return self._timer.deadline
 
     def next_event(self) -> HomaEvent | None:
         """The next event for the application, or ``None``."""
@@ -273,7 +271,7 @@ class HomaEngine:
         role = "server" if self.is_server else "client"
         return (
             f"<HomaEngine {role} port={self.local_port} rpcs={len(self._rpcs)} "
-            f"tombstones={len(self._tombstones)} ticks={self._ticks}>"
+            f"tombstones={len(self._tombstones)} ticks={self._timer.ticks}>"
         )
 
     # --------------------------------------------------------- packet handlers
@@ -515,13 +513,10 @@ class HomaEngine:
     # ------------------------------------------------------------------ sending
 
     def _outgoing(self, payload: wire.Readable) -> OutgoingMessage:
-        if len(payload) > self.config.max_message_length:
-            raise ValueError(
-                f"message of {len(payload)} bytes exceeds the limit of "
-                f"{self.config.max_message_length}"
-            )
-        data = payload if isinstance(payload, bytes) else bytes(payload)
-        return OutgoingMessage(data, self.config.unsched_bytes)
+        config = self.config
+        return OutgoingMessage.checked(
+            payload, config.unsched_bytes, config.max_message_length
+        )
 
     def _issue_grants(self) -> None:
         self._grants_dirty = False
@@ -533,22 +528,20 @@ class HomaEngine:
 
     def _add_pending_ack(self, rpc: Rpc) -> None:
         """Remember to ack ``rpc``; send an ACK packet when a sixth would be needed."""
-        full = self._pending_acks.add(rpc.peer, rpc.id, self._ticks)
+        full = self._pending_acks.add(rpc.peer, rpc.id, self._timer.ticks)
         if full is not None:
             self._writer.write_ack_packet(rpc.peer, rpc.id, full)
 
     def _flush_old_acks(self) -> None:
         """Acks no DATA carried for a whole tick go out alone (saves a NEED_ACK)."""
-        for peer, acks in self._pending_acks.take_older_than(self._ticks - 1):
+        for peer, acks in self._pending_acks.take_older_than(self._timer.ticks - 1):
             self._writer.write_ack_packet(peer, acks[0], acks[1:])
 
     # ---------------------------------------------------------------- timers
 
     def _arm_timer(self, now: float) -> None:
-        if self._next_tick is None and (
-            self._rpcs or self._tombstones or self._pending_acks
-        ):
-            self._next_tick = now + self.config.tick
+        busy = bool(self._rpcs or self._pending_acks)
+        self._timer.arm(now, busy=busy, tombstones=self._tombstones)
 
     def _tick_rpc(self, rpc: Rpc) -> None:
         """Carry out what one timer tick means for ``rpc`` (see ``Rpc.age``)."""
@@ -596,7 +589,9 @@ class HomaEngine:
         self._detach_incoming(rpc)
         if rpc.delivered:
             key = (rpc.peer, rpc.client_id)
-            self._tombstones.add(key, self._ticks + self.config.tombstone_lifetime)
+            self._tombstones.add(
+                key, self._timer.ticks + self.config.tombstone_lifetime
+            )
 
     def _drop(self, reason: str) -> None:
         self.stats.dropped[reason] += 1

@@ -99,6 +99,10 @@ class Tombstones:
         self._expiry[key] = expiry
         self._queue.append((expiry, key))
 
+    def next_expiry(self) -> int:
+        """The earliest expiry tick still queued (call only when not empty)."""
+        return self._queue[0][0]
+
     def expire(self, tick: int) -> None:
         """Forget every key whose expiry is ``tick`` or earlier."""
         queue = self._queue

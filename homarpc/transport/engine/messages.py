@@ -29,6 +29,22 @@ class OutgoingMessage:
 
     __slots__ = ("granted", "length", "payload", "retransmit", "sent", "started")
 
+    @classmethod
+    def checked(
+        cls, payload: bytes | bytearray | memoryview, unsched_bytes: int, limit: int
+    ) -> OutgoingMessage:
+        """A message of ``payload`` (copied unless it is ``bytes``).
+
+        Raises:
+            ValueError: ``payload`` is longer than ``limit``.
+        """
+        if len(payload) > limit:
+            raise ValueError(
+                f"message of {len(payload)} bytes exceeds the limit of {limit}"
+            )
+        data = payload if isinstance(payload, bytes) else bytes(payload)
+        return cls(data, unsched_bytes)
+
     def __init__(self, payload: bytes, unsched_bytes: int) -> None:
         self.payload = memoryview(payload)
         self.length = len(payload)

@@ -233,3 +233,18 @@ def test_kernel_compatible_zero_tag_works_and_rejects_tagged_peers():
     assert datagram[8:11] == b"HRU"
     pair.server.receive_datagram(datagram, CLIENT, 0.0)
     assert pair.server.stats.dropped == {"bad_tag": 1}
+
+
+def test_with_only_tombstones_left_the_timer_sleeps_until_they_expire():
+    config = HomaConfig(timeout_ticks=10)  # tombstones live 20 ticks
+    pair = EnginePair(config)
+    pair.roundtrip(b"q")
+    pair.tick(3)  # the ack reaches the server; its RPC becomes a tombstone
+    assert pair.server.rpc_count == 0 and pair.server.has_state
+    wake = pair.server.get_timer()
+    assert wake is not None and wake - pair.now > 10 * config.tick
+    pair.client.send_request(SERVER, b"again", 0, pair.now)  # new work: wake up soon
+    pair.transfer()
+    assert pair.server.get_timer() == pytest.approx(pair.now + config.tick)
+    pair.settle()
+    assert pair.server.get_timer() is None
