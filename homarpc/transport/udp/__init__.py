@@ -50,9 +50,10 @@ def open_udp_transport(
         local: address to bind; port 0 picks a free port. The host's family (IPv4 or
             IPv6) is the socket's family.
         server: accept incoming requests (implied by a nonzero port).
-        config: engine tunables (default ``HomaConfig()``). Its ``max_datagram`` is
+        config: engine tunables (default ``HomaConfig()`` with ``max_incoming`` as
+            large as the socket's receive buffer holds). Its ``max_datagram`` is
             lowered to what the path carries and its ``max_incoming`` to what the
-            socket's receive buffer holds; see ``fit_config``.
+            receive buffer holds; see ``fit_config``.
         socket_buffer: bytes to ask for as SO_RCVBUF and SO_SNDBUF.
         busy_poll: seconds a thread in ``recv`` polls the socket before it sleeps
             (the kernel's ``poll_usecs``); default ``DEFAULT_BUSY_POLL``, 0 = never.
@@ -63,7 +64,9 @@ def open_udp_transport(
     sock, sizes = open_udp_socket(local[0], local[1], socket_buffer)
     try:
         host = str(sock.getsockname()[0])
-        fitted = fit_config(config or HomaConfig(), sock.family, host, sizes)
+        if config is None:  # grant as much as the kernel lets the socket queue
+            config = HomaConfig(max_incoming=sizes.usable_receive_bytes)
+        fitted = fit_config(config, sock.family, host, sizes)
         # A datagram the path cannot carry fails visibly (EMSGSIZE fails the RPC)
         # rather than travelling as IP fragments, where one lost fragment loses all.
         set_dont_fragment(sock)
@@ -86,8 +89,8 @@ def fit_config(
       any other socket may talk to remote hosts, so it uses the smallest MTU among
       the host's interfaces that are up (or loopback's when only loopback is up,
       as in a fresh network namespace).
-    * ``max_incoming``: at most half the receive buffer the kernel reports (the
-      payload it holds before dropping), so granted bytes fit in the socket.
+    * ``max_incoming``: at most ``sizes.usable_receive_bytes`` (the payload the
+      socket queues before the kernel drops), so granted bytes fit in the socket.
     * ``unsched_bytes`` (which also bounds the data in one packet): at most
       ``max_incoming / (overcommit + 1)``, the smallest grant window the receiver
       uses, so a window always has room for a whole packet (a window smaller than
@@ -99,11 +102,12 @@ def fit_config(
     else:
         path = datagram_size_for_mtu(family, mtu)
     max_incoming = max(1, min(config.max_incoming, sizes.usable_receive_bytes))
+    windows = config.overcommit + 1
     return dataclasses.replace(
         config,
         max_datagram=min(config.max_datagram, path),
         max_incoming=max_incoming,
-        unsched_bytes=max(1, min(config.unsched_bytes, max_incoming // (config.overcommit + 1))),
+        unsched_bytes=max(1, min(config.unsched_bytes, max_incoming // windows)),
     )
 
 

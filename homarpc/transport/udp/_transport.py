@@ -35,6 +35,7 @@ rather than drop our own datagrams) and non-blocking for reads (``MSG_DONTWAIT``
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import select
@@ -327,11 +328,12 @@ class UdpTransport(Transport):
         self._transmit(out)
         return first
 
-    def _read_icmp_errors(self) -> None:
-        """Feed ICMP "unreachable" errors queued on the socket to the engine."""
+    def _read_icmp_errors(self) -> int:
+        """Feed ICMP "unreachable" errors queued on the socket to the engine;
+        return how many there were."""
         errors = read_icmp_errors(self._sock)
         if not errors:
-            return
+            return 0
         with self._lock:
             now = _monotonic()
             for error in errors:
@@ -339,6 +341,7 @@ class UdpTransport(Transport):
                 self._engine.receive_icmp_error(error.dest, error.errno, now)
             out = self._after_call(now)
         self._transmit(out)
+        return len(errors)
 
     # -- events and the queue (all under the lock) -------------------------------------
 
@@ -405,17 +408,27 @@ class UdpTransport(Transport):
             except OSError as exc:
                 if self._closed:
                     raise TransportClosedError("transport is closed") from None
-                self._on_send_error(peer, exc)
+                self._on_send_error(data, peer, exc)
 
-    def _on_send_error(self, peer: Address, exc: OSError) -> None:
-        """No route, refused, or a datagram the path cannot carry: the kernel's
-        answer is final for this peer, so its RPCs fail now instead of timing out."""
+    def _on_send_error(self, data: bytes, peer: Address, exc: OSError) -> None:
+        """Tell an earlier ICMP error apart from a failure to send this datagram.
+
+        With ``IP_RECVERR`` the kernel reports a pending ICMP error (about some
+        earlier destination) on the next ``sendto`` too, which then sends nothing:
+        those errors are read from the error queue, where they name the right peer,
+        and the datagram goes again. An error with nothing queued is about this
+        datagram (no route, too big for the path): that peer's RPCs fail now.
+        """
+        if self._read_icmp_errors():
+            try:
+                self._sock.sendto(data, peer)
+                return
+            except OSError as again:
+                exc = again
         self.send_errors += 1
-        if exc.errno is None:
-            return
         with self._lock:
             now = _monotonic()
-            self._engine.receive_icmp_error(peer, exc.errno, now)
+            self._engine.receive_icmp_error(peer, exc.errno or errno.EIO, now)
             out = self._after_call(now)
         self._transmit(out)
 
@@ -450,6 +463,8 @@ class UdpTransport(Transport):
                 if message is not None:
                     with self._lock:
                         self._enqueue(message)
+            except TransportClosedError:
+                return  # closed under us: nothing left to drive
             finally:
                 self._step_down()
 

@@ -160,6 +160,19 @@ def test_rpc_to_a_dead_port_fails_as_unreachable_not_as_a_timeout(host):
         assert transport.icmp_errors >= 1
 
 
+def test_an_icmp_error_about_one_peer_does_not_fail_rpcs_to_another(echo_server, client):
+    # The kernel reports a pending ICMP error on the *next* sendto, whatever its
+    # destination; that send must not be blamed for it.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        dead = placeholder.getsockname()
+    client.send(dead, b"to nobody", cookie=1)  # on loopback the ICMP error is queued
+    client.send(echo_server.address, b"to the server", cookie=2)  # before this send
+    outcomes = {m.cookie: m for m in (recv_or_fail(client), recv_or_fail(client))}
+    assert isinstance(outcomes[1].error, PeerUnreachableError)
+    assert outcomes[2].error is None and bytes(outcomes[2]) == b"to the server"
+
+
 def test_unresolvable_destination_is_refused_with_a_clear_error(client):
     with pytest.raises(PeerUnreachableError, match="cannot resolve"):
         client.send(("no-such-host.invalid", 1), b"x", 1)
