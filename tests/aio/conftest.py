@@ -80,6 +80,13 @@ class Handlers:
         for index in range(int(request)):
             await context.write(str(index).encode())
 
+    async def count_then_abort(
+        self, request: bytes, context: aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        yield b"first"
+        yield b"second"
+        await context.abort(homarpc.StatusCode.DATA_LOSS, "lost the rest")
+
     async def join(
         self, requests: AsyncIterator[bytes], context: aio.ServicerContext
     ) -> bytes:
@@ -110,6 +117,9 @@ class Handlers:
             "Count": homarpc.unary_stream_rpc_method_handler(self.count),
             "CountByWrite": homarpc.unary_stream_rpc_method_handler(
                 self.count_by_write
+            ),
+            "CountThenAbort": homarpc.unary_stream_rpc_method_handler(
+                self.count_then_abort
             ),
             "Join": homarpc.stream_unary_rpc_method_handler(self.join),
             "JoinByRead": homarpc.stream_unary_rpc_method_handler(self.join_by_read),

@@ -74,6 +74,20 @@ async def test_stream_failure_surfaces_while_iterating(channel: aio.Channel) -> 
 
 
 @pytest.mark.asyncio
+async def test_abort_mid_stream_ends_the_stream_with_its_status(
+    channel: aio.Channel,
+) -> None:
+    call = channel.unary_stream(method("CountThenAbort"))(b"", timeout=5)
+    assert [await call.read(), await call.read()] == [b"first", b"second"]
+    with pytest.raises(aio.AioRpcError) as caught:
+        await call.read()
+    assert (caught.value.code(), caught.value.details()) == (
+        homarpc.StatusCode.DATA_LOSS,
+        "lost the rest",
+    )
+
+
+@pytest.mark.asyncio
 async def test_metadata_travels_both_ways(channel: aio.Channel) -> None:
     call = channel.unary_unary(method("Metadata"))(
         b"", metadata=(("client-bin", b"\x00\xfe"), ("plain", "text")), timeout=5
