@@ -79,6 +79,8 @@ _MAX_POLL = 0.5
 _HELPER_PERIOD = 0.01
 #: The helper thread exits after the engine has had no timer for this long.
 _HELPER_IDLE_EXIT = 2.0
+#: Largest UDP payload (65,535 - 8 bytes of UDP header).
+_MAX_UDP_PAYLOAD = 65_527
 #: Resolved destination addresses kept (user spelling -> numeric address).
 _MAX_RESOLVED = 1024
 
@@ -108,7 +110,9 @@ class UdpTransport(Transport):
         self.max_message_length = min(config.max_message_length, MAX_MESSAGE_LENGTH)
         self._local: Address = sock.getsockname()[:2]
         self._engine = HomaEngine(config, self._local[1], random.Random(), server=server)
-        self._bufsize = config.max_datagram + 1  # one spare byte exposes oversize
+        # Peers choose their own datagram size (a loopback-bound client sends 64 KB
+        # to a server whose own limit is the Ethernet MTU): read any UDP payload.
+        self._bufsize = _MAX_UDP_PAYLOAD
         self._lock = threading.Lock()
         self._followers = threading.Condition(self._lock)
         self._followers_waiting = 0

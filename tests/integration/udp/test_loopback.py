@@ -45,6 +45,25 @@ def test_exact_bytes_come_back_at_every_size_boundary(client, size):
         server.stop()
 
 
+def test_peers_with_different_datagram_sizes_understand_each_other(client):
+    # As with a server bound to 0.0.0.0 (MTU-sized datagrams) and a client bound to
+    # loopback (64 KB datagrams): each must read the other's datagrams whole.
+    small = HomaConfig(max_datagram=1_472)
+    server = EchoServer(
+        open_udp_transport(("127.0.0.1", 0), server=True, config=small), _reversed
+    )
+    try:
+        assert server.transport.config.max_datagram == 1_472
+        assert client.config.max_datagram > 60_000
+        payload = os.urandom(200_000)
+        client.send(server.address, payload, cookie=3)
+        assert bytes(recv_or_fail(client)) == payload[::-1]
+        # Whole datagrams, first time: a truncated one would have to be re-sent.
+        assert client.stats.retransmitted_packets == 0
+    finally:
+        server.stop()
+
+
 def test_ipv6_one_megabyte(client):
     server = EchoServer(open_udp_transport(("::1", 0), server=True), _reversed)
     try:
