@@ -189,11 +189,19 @@ class ClientEndpoint:
             try:
                 waiter.wait_for(ready_or_pump_free, remaining)
             finally:
-                with self._pump_cond:
-                    self._standby.discard(waiter)
+                self._leave_standby(waiter)
             if satisfied:
                 return True
         return True
+
+    def _leave_standby(self, waiter: Waiter) -> None:
+        """Leave the standby set; if the pump is free, wake someone to take it (we
+        may have been the successor ``_release_pump`` chose)."""
+        with self._pump_cond:
+            self._standby.discard(waiter)
+            successor = None if self._pumping else next(iter(self._standby), None)
+        if successor is not None:
+            successor.wake()
 
     def _claim_pump(self) -> bool:
         with self._pump_cond:
