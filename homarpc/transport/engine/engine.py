@@ -433,6 +433,8 @@ class HomaEngine:
         # The peer wants our message, so it is alive. (A RESEND to a *receiver* is
         # no sign of life: two confused peers asking each other must time out.)
         rpc.silent_ticks = 0
+        if length == 0:
+            return  # a keep-alive: the receiver has no room to grant yet
         end = msgout.sent if length == wire.RESEND_ALL else offset + length
         end = min(end, msgout.length)
         if end > msgout.granted:  # our grant never arrived: this RESEND replaces it

@@ -169,7 +169,8 @@ class Rpc:
         """Count one timer tick; return what it calls for.
 
         Silence only counts when the peer owes the next move. While we wait for
-        room to grant, the sender hears from us every ``resend_interval`` ticks; a
+        room to grant, the sender hears from us four times per ``timeout_ticks``
+        (enough to outlast a lost keep-alive, cheap with many waiting messages); a
         server whose response is out asks for an ACK every tick after
         ``request_ack_ticks``; long silence brings RESENDs, then a timeout.
         """
@@ -178,7 +179,8 @@ class Rpc:
             if not self.is_waiting_to_grant:
                 return TickAction.NONE
             self.idle_ticks += 1
-            keep_alive = self.idle_ticks % config.resend_interval == 0
+            period = max(config.resend_interval, config.timeout_ticks // 4)
+            keep_alive = self.idle_ticks % period == 0
             return TickAction.KEEP_ALIVE if keep_alive else TickAction.NONE
         actions = TickAction.NONE
         msgout = self.msgout

@@ -46,7 +46,7 @@ def test_receiver_without_room_to_grant_keeps_the_sender_alive():
     rpc.msgin = IncomingMessage(length=1_000, granted=100, seq=0)
     rpc.msgin.add(0, memoryview(b"y" * 100), max_gaps=4)
     N, K = TickAction.NONE, TickAction.KEEP_ALIVE
-    assert ages(rpc, 6) == [N, K, N, K, N, K]
+    assert ages(rpc, 6) == [N, K, N, K, N, K]  # timeout 8: every max(2, 8 // 4) ticks
     assert rpc.silent_ticks == 0
 
 
@@ -57,3 +57,12 @@ def test_server_asks_for_an_ack_every_tick_once_the_response_is_out():
     actions = ages(rpc, 8)
     assert [bool(a & TickAction.NEED_ACK) for a in actions] == [False] + [True] * 7
     assert actions[-1] & TickAction.TIMEOUT
+
+
+def test_keep_alives_are_spaced_by_a_quarter_of_the_timeout():
+    rpc = Rpc(3, 2, PEER, is_client=False)
+    rpc.msgin = IncomingMessage(length=1_000, granted=0, seq=0)
+    config = HomaConfig(resend_interval=2, timeout_ticks=40)
+    actions = [rpc.age(config) for _ in range(40)]
+    keep_alive_ticks = [i + 1 for i, a in enumerate(actions) if a]
+    assert keep_alive_ticks == [10, 20, 30, 40]
