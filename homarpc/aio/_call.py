@@ -4,9 +4,10 @@ Layer: rpc (homarpc.aio). Imports: stdlib, ``homarpc`` rpc-layer modules
 (``_call`` core, ``status``), ``homarpc.aio`` siblings.
 
 Each call drives one ``homarpc._call.ClientCallCore``, the same core the blocking API
-uses: the core frames, sends, orders, reassembles, applies flow control and expires
-deadlines on the channel's receive thread. Its ``notify`` callback only wakes this
-call's loop (coalesced: at most one cross-thread wake-up pending per call); every
+uses: the core frames, sends, orders, reassembles and applies flow control, and the
+channel's endpoint reads responses and expires deadlines (its background thread
+serves every aio call). The core's ``notify`` callback only wakes this call's loop
+(coalesced: at most one cross-thread wake-up pending per call); every
 read, write and status check then happens on the loop, without locks held across
 awaits and without a thread per call.
 
@@ -221,9 +222,13 @@ class Call(Generic[RequestT, ResponseT]):
         try:
             response: ResponseT = self._codec.deserialize(payload)
         except Exception:
-            self._fail_locally(_DESERIALIZE_FAILED)
-            self._raise_unless_ok()
-            raise
+            self._fail_locally(_DESERIALIZE_FAILED)  # ends a stream still running
+            raise AioRpcError(
+                StatusCode.INTERNAL,
+                Metadata.from_tuple(self._core.initial_metadata),
+                Metadata.from_tuple(self._core.trailing_metadata),
+                _DESERIALIZE_FAILED,
+            ) from None
         return response
 
     def __repr__(self) -> str:

@@ -115,3 +115,30 @@ async def test_bin_key_with_text_value_is_refused_before_sending(
         await channel.unary_unary(method("Echo"))(
             b"", metadata=(("key-bin", "text"),), timeout=5
         )
+
+
+@pytest.mark.asyncio
+async def test_a_failing_response_deserializer_is_internal(
+    channel: aio.Channel,
+) -> None:
+    def refuse(data: bytes) -> bytes:
+        raise ValueError("not my format")
+
+    echo = channel.unary_unary(method("Echo"), response_deserializer=refuse)
+    with pytest.raises(aio.AioRpcError) as caught:
+        await echo(b"x", timeout=5)
+    assert (caught.value.code(), caught.value.details()) == (
+        homarpc.StatusCode.INTERNAL,
+        "Exception deserializing response!",
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_failing_request_serializer_is_internal(channel: aio.Channel) -> None:
+    def refuse(message: object) -> bytes:
+        raise ValueError("cannot encode")
+
+    echo = channel.unary_unary(method("Echo"), request_serializer=refuse)
+    with pytest.raises(aio.AioRpcError) as caught:
+        await echo(object(), timeout=5)
+    assert caught.value.details() == "Exception serializing request!"
