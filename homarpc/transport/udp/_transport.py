@@ -69,6 +69,9 @@ __all__ = ["UdpTransport"]
 
 #: Most datagrams one pass reads before it runs timers and returns to its caller.
 _READ_BATCH = 64
+#: Most data datagrams sent between two reads of the socket: a short message
+#: arriving while we transmit a long one is read after at most this many.
+_SEND_BATCH = 4
 #: Longest due timers wait for the socket to drain (see ``_service``).
 _TIMER_GRACE = 0.02
 #: Longest a leader sleeps in epoll without looking at the clock (also bounds how
@@ -285,9 +288,10 @@ class UdpTransport(Transport):
     # -- one pass over the socket and the timers --------------------------------------
 
     def _service(self) -> Message | None:
-        """Read waiting datagrams, stopping at the first finished message; run due
-        timers once the socket is drained; transmit. Returns that message (any
-        others are queued).
+        """Read waiting datagrams, stopping at the first finished message, and send
+        what the engine wants sent, ``_SEND_BATCH`` datagrams at a time between
+        reads; run due timers once the socket is drained. Returns that message
+        (any others are queued).
 
         Timers wait for a drained socket because under overload they would only
         add work (NEED_ACKs, RESENDs about data already queued in the socket);
@@ -299,11 +303,11 @@ class UdpTransport(Transport):
         recvfrom, bufsize, is_v6 = self._sock.recvfrom, self._bufsize, self._is_v6
         drained = False
         for _ in range(_READ_BATCH):
+            data: bytes | None = None
             try:
                 data, addr = recvfrom(bufsize, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 drained = True
-                break
             except OSError:
                 if self._closed:
                     return None
@@ -311,13 +315,16 @@ class UdpTransport(Transport):
                 continue
             with lock:
                 now = _monotonic()
-                engine.receive_datagram(data, addr[:2] if is_v6 else addr, now)
-                out = engine.datagrams_to_send(now)
+                if data is not None:
+                    engine.receive_datagram(data, addr[:2] if is_v6 else addr, now)
+                out = engine.datagrams_to_send(now, _SEND_BATCH)
                 first = self._take_events()
             if out:
                 self._transmit(out)
             if first is not None:
                 return first
+            if drained and len(out) < _SEND_BATCH:
+                break  # nothing came in and nothing is left to go out
         timer = engine.get_timer()
         if timer is None:
             return None
