@@ -49,15 +49,69 @@ class ServerInterceptor(abc.ABC):
 
 
 class _LoopServer(_BlockingServer):
-    """The blocking server, handing admitted calls to an event loop."""
+    """The blocking server, running admitted calls as tasks on an event loop."""
 
-    loop: asyncio.AbstractEventLoop | None = None
-    on_loop: Callable[[ServerCallCore], None] | None = None
+    def attach(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        interceptors: Sequence[Any],
+        pool: futures.Executor | None,
+    ) -> None:
+        """Serve on ``loop`` from now on (``start()`` calls this first)."""
+        self.loop = loop
+        self.interceptors = list(interceptors)
+        self.pool = pool
+        self.tasks: set[asyncio.Task[None]] = set()
 
     def _dispatch(self, core: ServerCallCore) -> None:
-        assert self.loop is not None and self.on_loop is not None
-        if not call_in_loop(self.loop, self.on_loop, core):
+        """An admitted call (on the receive thread): hand it to the loop."""
+        if not call_in_loop(self.loop, self._spawn, core):
             core.terminate(StatusCode.UNAVAILABLE, "Server shutting down")
+
+    def _spawn(self, core: ServerCallCore) -> None:
+        task = self.loop.create_task(self._serve(core))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        loop = self.loop
+
+        def cancel_if_cancelled() -> None:
+            if core.cancelled:
+                call_in_loop(loop, task.cancel)
+
+        if not core.add_done_callback(cancel_if_cancelled):
+            task.cancel()
+
+    async def _serve(self, core: ServerCallCore) -> None:
+        details = HandlerCallDetails(core.method, core.metadata)
+        try:
+            handler = await self._intercepted(0, details)
+        except Exception as exc:
+            log.exception("homarpc: server interceptor failed for %s", core.method)
+            core.finish(StatusCode.UNKNOWN, f"Exception calling application: {exc}")
+            return
+        if handler is None:
+            core.finish(StatusCode.UNIMPLEMENTED, "Method not found!")
+        elif is_async_handler(handler):
+            await run_async(core, handler, self._max_send)
+        else:
+            await run_blocking(core, handler, self._max_send, self.pool)
+
+    async def _intercepted(
+        self, index: int, details: HandlerCallDetails
+    ) -> RpcMethodHandler | None:
+        """Run interceptor ``index`` (then the next ones), ending in the lookup."""
+        if index == len(self.interceptors):
+            return self._find_handler(details)
+
+        async def continuation(
+            next_details: HandlerCallDetails,
+        ) -> RpcMethodHandler | None:
+            return await self._intercepted(index + 1, next_details)
+
+        result = self.interceptors[index].intercept_service(continuation, details)
+        if inspect.isawaitable(result):
+            result = await result
+        return None if result is None else _handlers.as_method_handler(result)
 
 
 class Server:
@@ -72,7 +126,6 @@ class Server:
         self._inner = inner
         self._interceptors = list(interceptors)
         self._pool = pool
-        self._tasks: set[asyncio.Task[None]] = set()
         self._stopped: asyncio.Event | None = None
 
     # -- set-up (the blocking server's, unchanged) --------------------------------
@@ -102,8 +155,7 @@ class Server:
 
     async def start(self) -> None:
         """Start serving, on the running loop, on every port added so far."""
-        self._inner.loop = asyncio.get_running_loop()
-        self._inner.on_loop = self._dispatch
+        self._inner.attach(asyncio.get_running_loop(), self._interceptors, self._pool)
         self._stopped = asyncio.Event()
         self._inner.start()
 
@@ -111,10 +163,11 @@ class Server:
         """Refuse new calls; after ``grace`` seconds (None: now) cancel the rest."""
         stopped = self._inner.stop(grace)
         await asyncio.to_thread(stopped.wait)
-        for task in list(self._tasks):
+        tasks = set(self._inner.tasks) if self._stopped is not None else set()
+        for task in tasks:
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=5)
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
         if self._stopped is not None:
             self._stopped.set()
 
@@ -127,53 +180,6 @@ class Server:
         except TimeoutError:
             return True
         return False
-
-    # -- calls (on the loop) ---------------------------------------------------------
-
-    def _dispatch(self, core: ServerCallCore) -> None:
-        task = asyncio.get_running_loop().create_task(self._serve(core))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        loop = task.get_loop()
-
-        def cancel_if_cancelled() -> None:
-            if core.cancelled:
-                call_in_loop(loop, task.cancel)
-
-        if not core.add_done_callback(cancel_if_cancelled):
-            task.cancel()
-
-    async def _serve(self, core: ServerCallCore) -> None:
-        details = HandlerCallDetails(core.method, core.metadata)
-        try:
-            handler = await self._intercepted(0, details)
-        except Exception as exc:
-            log.exception("homarpc: server interceptor failed for %s", core.method)
-            core.finish(StatusCode.UNKNOWN, f"Exception calling application: {exc}")
-            return
-        if handler is None:
-            core.finish(StatusCode.UNIMPLEMENTED, "Method not found!")
-        elif is_async_handler(handler):
-            await run_async(core, handler, self._inner._max_send)
-        else:
-            await run_blocking(core, handler, self._inner._max_send, self._pool)
-
-    async def _intercepted(
-        self, index: int, details: HandlerCallDetails
-    ) -> RpcMethodHandler | None:
-        """Run interceptor ``index`` (then the next ones), ending in the lookup."""
-        if index == len(self._interceptors):
-            return self._inner._find_handler(details)
-
-        async def continuation(
-            next_details: HandlerCallDetails,
-        ) -> RpcMethodHandler | None:
-            return await self._intercepted(index + 1, next_details)
-
-        result = self._interceptors[index].intercept_service(continuation, details)
-        if inspect.isawaitable(result):
-            result = await result
-        return None if result is None else _handlers.as_method_handler(result)
 
 
 def server(
