@@ -68,6 +68,11 @@ class Handlers:
             raise
         return b"woke"
 
+    async def slow_echo(self, request: bytes, context: aio.ServicerContext) -> bytes:
+        self.seen_remaining.append(context.time_remaining())
+        await asyncio.sleep(0.3)
+        return request
+
     async def count(
         self, request: bytes, context: aio.ServicerContext
     ) -> AsyncIterator[bytes]:
@@ -114,6 +119,7 @@ class Handlers:
             "Fail": unary(self.fail),
             "Metadata": unary(self.metadata),
             "Sleep": unary(self.sleep),
+            "SlowEcho": unary(self.slow_echo),
             "Count": homarpc.unary_stream_rpc_method_handler(self.count),
             "CountByWrite": homarpc.unary_stream_rpc_method_handler(
                 self.count_by_write

@@ -118,3 +118,24 @@ async def test_wait_for_termination_times_out_while_serving(transport: str) -> N
     assert await server.wait_for_termination(timeout=0.05) is True
     await server.stop(None)
     assert await server.wait_for_termination(timeout=1) is False
+
+
+@pytest.mark.asyncio
+async def test_stop_with_grace_lets_running_calls_finish(
+    transport: str, handlers: Handlers
+) -> None:
+    server = aio.server(transport=transport)
+    server.add_generic_rpc_handlers((handlers.generic_handler(),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    async with aio.insecure_channel(f"127.0.0.1:{port}", transport=transport) as chan:
+        running = chan.unary_unary(method("SlowEcho"))(b"kept", timeout=5)
+        while not handlers.seen_remaining:
+            await asyncio.sleep(0.01)
+        stopping = asyncio.create_task(server.stop(grace=3))
+        await asyncio.sleep(0.05)
+        with pytest.raises(aio.AioRpcError) as refused:
+            await chan.unary_unary(method("Echo"))(b"late", timeout=5)
+        assert await running == b"kept"
+        await stopping
+    assert refused.value.code() == homarpc.StatusCode.UNAVAILABLE
