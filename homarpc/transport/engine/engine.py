@@ -22,7 +22,8 @@ What the engine does (``spec/homa-protocol.md`` §2, §6):
 * a client acks finished RPCs (piggy-backed on DATA, or ACK packets); a server
   that has sent its response asks with NEED_ACK until it hears one, then keeps a
   tombstone so a delayed duplicate request is never executed twice;
-* RPCs silent for ``timeout_ticks`` fail (client) or are freed (server).
+* RPCs silent for ``timeout_ticks`` fail (client) or are freed (server); a
+  receiver with no room to grant yet keeps its sender alive with empty RESENDs.
 
 Bad input never raises: it is dropped and counted in ``stats.dropped``.
 """
