@@ -466,8 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results = measure(budget, progress, where=placements(args.placement),
                       with_loss=not args.no_loss)  # fmt: skip
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\nmeasured in {time.monotonic() - started:.1f} s on {os.cpu_count()} CPUs "
-          f"(loopback, two processes)\n")  # fmt: skip
+          f"(loopback, two processes; load average {load})\n")  # fmt: skip
     print(report(results))
     if args.json:
         Path(args.json).write_text(json.dumps(_summary_json(results), indent=2))
