@@ -32,7 +32,6 @@ import gc
 import json
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -44,6 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
 from _stats import (  # noqa: E402
+    ChildServer,
     Progress,
     Summary,
     Target,
@@ -118,37 +118,13 @@ def serve_homa(host: str) -> None:
             transport.reply(message.peer, message.id, message.payload)
 
 
-class EchoServer:
-    """A ``_serve`` child process, pinned to ``cpu`` if given; a context manager
-    that always reaps it."""
-
-    def __init__(self, kind: str, cpu: int | None = None) -> None:
-        argv = [sys.executable, os.path.abspath(__file__), "_serve", kind]
-        if cpu is not None:
-            argv += ["--cpu", str(cpu)]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)  # fmt: skip
-        assert self.proc.stdout is not None
-        words = self.proc.stdout.readline().split()
-        if len(words) != 2 or words[0] != "PORT":
-            self.close()
-            raise RuntimeError(f"{kind} echo server failed to start (see stderr)")
-        self.address = (HOST, int(words[1]))
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def __enter__(self) -> EchoServer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+def echo_server(kind: str, cpu: int | None = None) -> ChildServer:
+    """A ``_serve`` child process (pinned to ``cpu`` if given); its address is
+    ``(HOST, server.port)``."""
+    argv = [sys.executable, os.path.abspath(__file__), "_serve", kind]
+    if cpu is not None:
+        argv += ["--cpu", str(cpu)]
+    return ChildServer(argv, f"{kind} echo")
 
 
 # -- one ping each ---------------------------------------------------------------------
@@ -318,13 +294,13 @@ def measure_latency(
     """64 B and 16 KB ping-pongs, transport and plain UDP alternating."""
     results: dict[str, dict[str, list[float]]] = {}
     placement.pin_client()
-    with EchoServer("plain", placement.server_cpu) as plain, \
-            EchoServer("homa", placement.server_cpu) as homa, \
+    with echo_server("plain", placement.server_cpu) as plain, \
+            echo_server("homa", placement.server_cpu) as homa, \
             open_udp_transport((HOST, 0)) as client:  # fmt: skip
         for label, size, count in (("64 B", SMALL, budget.small),
                                    ("16 KB", MEDIUM, budget.medium)):  # fmt: skip
-            pingers = {"plain UDP": plain_pinger(plain.address, size),
-                       "homarpc udp": homa_pinger(client, homa.address, size)}  # fmt: skip
+            pingers = {"plain UDP": plain_pinger((HOST, plain.port), size),
+                       "homarpc udp": homa_pinger(client, (HOST, homa.port), size)}  # fmt: skip
             results[label] = alternate(pingers, count, budget.phase_seconds,
                                        f"[{placement.name}] ping {label}", progress)  # fmt: skip
     return results
@@ -333,12 +309,13 @@ def measure_latency(
 def measure_bulk(placement: Placement, budget: Budget, progress: Progress) -> dict[str, Any]:
     """1,000,000 B ping-pongs and the SRPT trials."""
     placement.pin_client()
-    with EchoServer("homa", placement.server_cpu) as homa, \
+    with echo_server("homa", placement.server_cpu) as homa, \
             open_udp_transport((HOST, 0)) as client:  # fmt: skip
-        large = {"homarpc udp": homa_pinger(client, homa.address, LARGE)}
+        server = (HOST, homa.port)
+        large = {"homarpc udp": homa_pinger(client, server, LARGE)}
         samples = alternate(large, budget.large, budget.phase_seconds,
                             f"[{placement.name}] ping 1,000,000 B", progress)  # fmt: skip
-        srpt = srpt_trials(client, homa.address, budget.srpt_trials, progress)
+        srpt = srpt_trials(client, server, budget.srpt_trials, progress)
     return {"1,000,000 B": samples["homarpc udp"], "srpt": srpt}
 
 
