@@ -132,6 +132,8 @@ class ClientCallCore:
         self.unreachable = False
         self._heard_back = False
         self._server_finished = False
+        #: When this call last sent a frame (for keepalives).
+        self.last_sent = time.monotonic()
 
     # -- application side --------------------------------------------------------
 
@@ -282,6 +284,7 @@ class ClientCallCore:
             except (ValueError, ProtocolError) as exc:
                 self._fail(StatusCode.INTERNAL, f"could not send: {exc}")
                 return
+            self.last_sent = time.monotonic()
             with self._lock:
                 if rpc_id in self._early_ids:
                     self._early_ids.discard(rpc_id)
@@ -405,6 +408,11 @@ class ClientCallCore:
                 transport.send(self.dest, encode_frame(cancel), 0)
         except TransportClosedError:
             pass
+
+    def keepalive(self) -> None:
+        """Send an empty frame (answered at once) so the server knows we live."""
+        if self.code is None:
+            self._transmit([Frame(self.call_id)])
 
     def expire(self) -> None:
         """The deadline passed: DEADLINE_EXCEEDED, as grpcio words it."""

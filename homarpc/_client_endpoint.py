@@ -45,6 +45,9 @@ log = logging.getLogger("homarpc.client")
 
 #: Longest the background thread sleeps between deadline checks.
 _TICK = 0.25
+#: A call that has sent nothing for this long sends an empty frame, so the server
+#: can tell a quiet client from a dead one (``_serving.LIVENESS_TIMEOUT``).
+KEEPALIVE_INTERVAL = 10.0
 #: Longest a pumping caller blocks in one ``recv`` (it re-checks its call after).
 _PUMP_SLICE = 0.05
 
@@ -70,6 +73,7 @@ class ClientEndpoint:
         self._lock = threading.Lock()
         self._deadlines: list[tuple[float, int]] = []
         self._unattended: set[int] = set()  # live calls nobody promised to wait for
+        self._next_keepalive = 0.0
         self._closed = False
         # Who reads the transport: at most one pump; waiters on standby.
         self._pump_cond = threading.Condition(threading.Lock())
@@ -292,13 +296,21 @@ class ClientEndpoint:
             return min(_TICK, max(0.0, self._deadlines[0][0] - now))
 
     def _expire_deadlines(self) -> None:
+        """Expire due deadlines; now and then, show the servers we are alive."""
         now = time.monotonic()
         expired: list[ClientCallCore] = []
+        quiet: list[ClientCallCore] = []
         with self._lock:
             while self._deadlines and self._deadlines[0][0] <= now:
                 _, call_id = heapq.heappop(self._deadlines)
                 core = self._calls.get(call_id)
                 if core is not None:
                     expired.append(core)
+            if now >= self._next_keepalive:
+                self._next_keepalive = now + KEEPALIVE_INTERVAL / 2
+                quiet = [c for c in self._calls.values()
+                         if now - c.last_sent >= KEEPALIVE_INTERVAL]
         for core in expired:
             core.expire()
+        for core in quiet:
+            core.keepalive()

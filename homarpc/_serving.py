@@ -60,6 +60,9 @@ _TICK = 0.25
 _REMEMBERED = 4096
 #: Frames for calls whose start has not arrived yet, held at most this long.
 _ORPHAN_TTL = 5.0
+#: A call whose client has sent nothing for this long is cancelled: the client
+#: is gone (live clients send keepalives every ``KEEPALIVE_INTERVAL``, 10 s).
+LIVENESS_TIMEOUT = 35.0
 #: Idle receive threads kept beyond the one that waits in ``recv``.
 _SPARE_RECEIVERS = 2
 _MAX_ORPHANS = 1024
@@ -80,6 +83,7 @@ class ServerCallCore:
         self.metadata: MetadataEntries = start.metadata or ()
         self.deadline = None if start.timeout is None else time.monotonic() + start.timeout
         self.notify: Notify = _nothing
+        self.last_heard = time.monotonic()
         self._lock = threading.Lock()
         self._window = endpoint.window
         self._inbound: ReorderBuffer[tuple[int, Frame]] = ReorderBuffer(4 * self._window + 4)
@@ -230,6 +234,7 @@ class ServerCallCore:
 
     def on_request(self, rpc_id: int, frame: Frame) -> None:
         """Take one request frame of this call (from the receive thread)."""
+        self.last_heard = time.monotonic()
         with self._lock:
             if frame.flags & Flags.CANCEL:
                 self._answerable.append(rpc_id)
@@ -265,7 +270,10 @@ class ServerCallCore:
                 return
 
     def _apply(self, rpc_id: int, frame: Frame) -> None:
-        is_poll = bool(frame.flags & Flags.POLL)
+        # The client's last frame (EOS) is held like a poll: the client has nothing
+        # more to send, so its window does not need it back, and a response split
+        # in two can ride on it without waiting for another poll.
+        is_poll = bool(frame.flags & (Flags.POLL | Flags.EOS))
         if frame.flags & Flags.EOS:
             self._half_closed = True
         if frame.flags & Flags.MESSAGE:
@@ -491,10 +499,14 @@ class ServerEndpoint:
         with self._lock:
             expired = [c for c in self._calls.values()
                        if c.deadline is not None and c.deadline <= now]
+            silent = [c for c in self._calls.values()
+                      if now - c.last_heard > LIVENESS_TIMEOUT]
             stale = [k for k, v in self._orphans.items() if v[0][0] + _ORPHAN_TTL < now]
             dropped = [(k, self._orphans.pop(k)) for k in stale]
         for core in expired:
             core.terminate(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        for core in silent:
+            core.terminate(StatusCode.CANCELLED, "Client went silent")
         for (peer, call_id), frames in dropped:
             for _, rpc_id, _frame in frames:
                 self._answer(peer, rpc_id, Frame(call_id, flags=Flags.CANCEL))

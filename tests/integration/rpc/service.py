@@ -115,12 +115,14 @@ class TestService:
     def forever(self, request: bytes, context: Any) -> Iterator[bytes]:
         context.add_callback(self.ended.set)
         limit = time.monotonic() + 10
-        while context.is_active() and time.monotonic() < limit:
-            self.yielded += 1
-            yield b"tick"
-            time.sleep(0.002)
-        if not context.is_active():
-            self.cancel_seen.set()
+        try:
+            while context.is_active() and time.monotonic() < limit:
+                self.yielded += 1
+                yield b"tick"
+                time.sleep(0.002)
+        finally:  # also when the server stops iterating a cancelled call
+            if not context.is_active():
+                self.cancel_seen.set()
 
     def hoard(self, requests: Iterator[bytes], context: Any) -> bytes:
         """Reads one message, then stops reading until the call ends."""

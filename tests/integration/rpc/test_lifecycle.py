@@ -236,3 +236,27 @@ def test_callbacks_run_when_a_call_ends(memory_rig: Rig):
     assert ended.wait(TIMEOUT)
     assert not stream.add_callback(ended.set)  # already over
     assert stream.code() is StatusCode.OK
+
+
+@pytest.fixture
+def fast_liveness(monkeypatch: pytest.MonkeyPatch) -> None:
+    from homarpc import _client_endpoint, _serving
+
+    monkeypatch.setattr(_client_endpoint, "KEEPALIVE_INTERVAL", 0.1)
+    monkeypatch.setattr(_serving, "LIVENESS_TIMEOUT", 0.6)
+
+
+def test_a_quiet_but_live_client_keeps_its_call(memory_rig: Rig, fast_liveness: None):
+    service, channel = memory_rig.pair()
+    assert channel.unary_unary(method("Echo"))(
+        b"patient", metadata=[("x-do", "sleep:1.2")]) == b"patient"
+    assert not service.cancel_seen.is_set()
+
+
+def test_a_vanished_client_is_noticed_by_the_server(memory_rig: Rig, fast_liveness: None):
+    service, channel = memory_rig.pair()
+    stream = channel.unary_stream(method("Forever"))(b"")  # no deadline
+    assert next(stream) == b"tick"
+    channel._endpoint.transport.close()  # gone without a word, like a crash
+    assert service.cancel_seen.wait(TIMEOUT)
+    assert service.ended.wait(TIMEOUT)
