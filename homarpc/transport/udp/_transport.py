@@ -127,6 +127,8 @@ class UdpTransport(Transport):
         self._has_leader = False
         self._leader_wakes_at = 0.0
         self._last_service = 0.0
+        # The engine may hold datagrams beyond the last batch we took (leader only).
+        self._output_pending = False
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._wake_set = False
         self._epoll = select.epoll()
@@ -308,6 +310,8 @@ class UdpTransport(Transport):
                 data, addr = recvfrom(bufsize, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 drained = True
+                if not self._output_pending:
+                    break  # nothing came in and nothing is left to go out
             except OSError:
                 if self._closed:
                     return None
@@ -318,13 +322,12 @@ class UdpTransport(Transport):
                 if data is not None:
                     engine.receive_datagram(data, addr[:2] if is_v6 else addr, now)
                 out = engine.datagrams_to_send(now, _SEND_BATCH)
+                self._output_pending = len(out) >= _SEND_BATCH
                 first = self._take_events()
             if out:
                 self._transmit(out)
             if first is not None:
                 return first
-            if drained and len(out) < _SEND_BATCH:
-                break  # nothing came in and nothing is left to go out
         timer = engine.get_timer()
         if timer is None:
             return None
