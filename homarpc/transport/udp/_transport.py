@@ -11,23 +11,24 @@ thread on the fast path; every thread that calls in does the I/O its call needs:
 * ``send``/``reply``/``abort`` run the engine under the lock and then transmit the
   datagrams it wants sent *from the calling thread* (no hand-off, no wake-up).
 * ``recv`` is leader/follower. The first thread to find the queue empty becomes the
-  *leader*: it waits on an epoll set (the socket plus a wake-up eventfd) no longer
-  than the engine's next timer, reads datagrams with ``MSG_DONTWAIT``, feeds them to
-  the engine, runs due timers, transmits replies (grants, acks), and returns the
-  first finished message itself. Further messages go to the queue, where *followers*
-  (waiting on a condition) take them; when the leader leaves, one follower takes
-  over. So a request or response reaches the application from the very thread that
-  read it off the socket.
+  *leader*: it reads datagrams with ``MSG_DONTWAIT``, feeds them to the engine,
+  transmits what the engine wants sent (grants, acks, data; ``_SEND_BATCH`` data
+  datagrams between two reads), runs due timers once the socket is drained, and
+  returns the first finished message itself. With nothing to read it busy-polls
+  for ``busy_poll`` seconds, yielding the CPU between polls, then sleeps on an
+  epoll set (the socket plus a wake-up eventfd) no longer than the engine's next
+  timer. Further messages go to the queue, where *followers* (waiting on a
+  condition) take them; when the leader leaves, one follower takes over. So a
+  message reaches the application from the very thread that read it.
 * ``fileno()`` is the epoll set itself: it polls readable when a datagram or an ICMP
   error waits on the socket, or when the queue is non-empty (the eventfd is kept set
   exactly while it is), which is what an asyncio loop needs. Such a caller polls with
   ``recv(timeout=0)`` and also calls it by ``next_deadline()``.
 * Timers still run when no thread is in ``recv`` (a client that only sends, a loop
   that stopped polling): a helper thread, started lazily by the first ``send`` or
-  ``reply``, wakes at the engine's timer (or every ``_HELPER_PERIOD`` while a leader
-  is active, since the leader runs timers itself), and, when no leader is active,
-  reads the socket and runs the timers in its place. It exits after
-  ``_HELPER_IDLE_EXIT`` seconds with nothing to do and is restarted on demand.
+  ``reply``, wakes every ``_HELPER_PERIOD`` and, if nobody has driven the socket
+  and the timers meanwhile, does one pass in their place. It exits once the engine
+  has had no timer for ``_HELPER_IDLE_EXIT`` seconds and is restarted on demand.
 
 The socket is blocking for ``sendto`` (a full send buffer makes the sender wait
 rather than drop our own datagrams) and non-blocking for reads (``MSG_DONTWAIT``).
