@@ -15,10 +15,10 @@ server is noticed (``UNAVAILABLE``) even during server streaming.
 Internal interface (stable; ``homarpc.aio`` uses exactly this)::
 
     endpoint = ClientEndpoint(transport, ...)   # _client_endpoint.py
-    core = endpoint.start_call(dest, "/pkg.Svc/Method", metadata, timeout,
-                               request=b"..." | None, response_streaming=False,
-                               notify=callback)
-    # or: core = endpoint.open_call(same arguments); keep it; core.start()
+    core = endpoint.open_call(dest, "/pkg.Svc/Method", metadata, timeout,
+                              request=b"..." | None, response_streaming=False,
+                              notify=callback, attended=False)
+    core.start()                    # sends the call start
     core.write(payload) -> bool     # False: window full, wait for notify, retry
     core.writable() -> bool ; core.done_writing()
     core.read() -> bytes | None     # next whole message, None if none yet
@@ -84,7 +84,7 @@ MetadataEntries = tuple[Metadatum, ...]
 
 
 class ClientCallCore:
-    """One call's client-side state. Thread-safe; created by ``start_call``."""
+    """One call's client-side state. Thread-safe; made by ``ClientEndpoint.open_call``."""
 
     def __init__(
         self,

@@ -85,23 +85,6 @@ class ClientEndpoint:
 
     # -- calls --------------------------------------------------------------------
 
-    def start_call(
-        self,
-        dest: Address,
-        method: str,
-        metadata: MetadataEntries,
-        timeout: float | None,
-        *,
-        request: bytes | None,
-        response_streaming: bool,
-        notify: Notify,
-    ) -> ClientCallCore:
-        """Create and start a call (see ``_call.py``)."""
-        core = self.open_call(dest, method, metadata, timeout, request=request,
-                              response_streaming=response_streaming, notify=notify)
-        core.start()
-        return core
-
     def open_call(
         self,
         dest: Address,
@@ -114,7 +97,7 @@ class ClientEndpoint:
         notify: Notify,
         attended: bool = False,
     ) -> ClientCallCore:
-        """Like ``start_call`` but not yet sent: call ``core.start()`` when ready.
+        """Create a call; it is sent when the caller calls ``core.start()``.
 
         ``attended=True`` promises that a thread will block in ``wait_for`` until
         the call ends (a blocking unary call): it then reads the transport itself,

@@ -199,13 +199,7 @@ class ServerCallCore:
         with self._lock:
             if not self.is_active or self._closed:
                 return
-            self.cancelled = True
-            self._out.clear()
-            if tell_client:
-                final = Frame(self.call_id, flags=Flags.EOS, status=(code.code, details))
-                self._out.append(self._stamp(final))
-            self._finished = True
-            self._release_unread()
+            self._end_locked(code, details, tell_client)
             replies = self._pair()
             callbacks = self._take_callbacks()
         self._send(replies)
@@ -236,6 +230,7 @@ class ServerCallCore:
         """Take one request frame of this call (from the receive thread)."""
         self.last_heard = time.monotonic()
         with self._lock:
+            was_active = self.is_active
             if frame.flags & Flags.CANCEL:
                 self._answerable.append(rpc_id)
                 cancelled = not self._finished
@@ -243,7 +238,10 @@ class ServerCallCore:
                 cancelled = False
                 self._take(rpc_id, frame)
             replies = self._pair()
+            # A bad frame may have ended the call: its callbacks run now.
+            callbacks = self._take_callbacks() if was_active and self.cancelled else []
         self._send(replies)
+        _run_callbacks(callbacks)
         if cancelled:
             self.terminate(StatusCode.CANCELLED, "Cancelled by the client", False)
         self.notify()
@@ -259,14 +257,14 @@ class ServerCallCore:
                 return
         except FlowControlError as exc:
             self._release(rpc_id, is_poll)
-            self._fail_locked(StatusCode.RESOURCE_EXHAUSTED, str(exc))
+            self._end_locked(StatusCode.RESOURCE_EXHAUSTED, str(exc))
             return
         for ready_id, ready in self._inbound.ready():
             try:
                 self._apply(ready_id, ready)
             except MessageTooLargeError as exc:
                 self._release(ready_id, bool(ready.flags & Flags.POLL))
-                self._fail_locked(StatusCode.RESOURCE_EXHAUSTED, str(exc))
+                self._end_locked(StatusCode.RESOURCE_EXHAUSTED, str(exc))
                 return
 
     def _apply(self, rpc_id: int, frame: Frame) -> None:
@@ -283,11 +281,13 @@ class ServerCallCore:
                 return
         self._release(rpc_id, is_poll)
 
-    def _fail_locked(self, code: StatusCode, details: str) -> None:
+    def _end_locked(self, code: StatusCode, details: str, tell_client: bool = True) -> None:
+        """Cancel the call (under the lock): drop queued output, send the status."""
         self.cancelled = True
         self._out.clear()
-        final = Frame(self.call_id, flags=Flags.EOS, status=(code.code, details))
-        self._out.append(self._stamp(final))
+        if tell_client:
+            final = Frame(self.call_id, flags=Flags.EOS, status=(code.code, details))
+            self._out.append(self._stamp(final))
         self._finished = True
         self._release_unread()
 
