@@ -4,9 +4,9 @@ Layer: rpc (homarpc.aio). Imports: stdlib, ``homarpc`` rpc-layer modules
 (``channel``, ``metadata``, ``status``, ``_interfaces``), ``homarpc.aio`` siblings.
 
 An aio channel wraps a blocking ``homarpc.channel.Channel``: the same target parsing,
-transport, ``ClientEndpoint`` (one receive thread per channel), round-robin and
-failover. Only the call objects differ: they wait on the event loop (``_call.py``)
-instead of blocking a thread.
+transport, ``ClientEndpoint``, round-robin and failover. What differs: the call
+objects wait on the event loop (``_call.py``) instead of blocking a thread, and the
+loop itself reads the transport (``_driver.ClientPump``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from ._call import (
     UnaryStreamCall,
     UnaryUnaryCall,
 )
-from ._errors import AioRpcError
+from ._driver import ClientPump
+from ._errors import AioRpcError, UsageError
 from ._interceptors import ClientCallDetails, InterceptedCall, intercept, of_kind
 from ._metadata import MetadataLike
 
@@ -56,13 +57,14 @@ class _MultiCallable(Generic[RequestT, ResponseT]):
 
     def __init__(
         self,
-        channel: _BlockingChannel,
+        channel: Channel,
         method: str,
         serializer: Serializer,
         deserializer: Deserializer,
         interceptors: Sequence[Any],
     ) -> None:
-        self._channel = channel
+        self._aio_channel = channel
+        self._channel = channel._inner
         self._method = method
         self._serializer: Callable[[Any], bytes] = serializer or bytes
         self._codec: Codec[RequestT, ResponseT] = Codec(self._payload, deserializer)
@@ -77,6 +79,7 @@ class _MultiCallable(Generic[RequestT, ResponseT]):
         wait_for_ready: bool | None,
     ) -> Any:
         """Start the call, through this kind's interceptors when there are any."""
+        self._aio_channel._read_on_running_loop()
         details = ClientCallDetails(
             self._method, timeout, metadata, credentials, wait_for_ready
         )
@@ -110,8 +113,14 @@ class _MultiCallable(Generic[RequestT, ResponseT]):
         response_streaming: bool,
     ) -> StartCall:
         entries = tuple(check_metadata(details.metadata))
+        # Attended: the loop reads the transport for the call (``_driver``).
         return self._channel._starter(
-            details.method, entries, details.timeout, request, response_streaming
+            details.method,
+            entries,
+            details.timeout,
+            request,
+            response_streaming,
+            attended=True,
         )
 
 
@@ -218,6 +227,19 @@ class Channel:
         self._inner = inner
         self._interceptors = list(interceptors)
         self._closed = asyncio.Event()
+        self._pump: ClientPump | None = None
+
+    def _read_on_running_loop(self) -> None:
+        """Read the transport from the running loop (see ``_driver``) from now on.
+
+        Raises:
+            UsageError: the channel is already bound to another event loop.
+        """
+        loop = asyncio.get_running_loop()
+        if self._pump is None:
+            self._pump = ClientPump(self._inner._endpoint, loop)
+        elif self._pump.loop is not loop:
+            raise UsageError("an aio channel serves the event loop that first used it")
 
     def unary_unary(
         self,
@@ -227,7 +249,7 @@ class Channel:
         _registered_method: bool | None = False,
     ) -> UnaryUnaryMultiCallable[Any, Any]:
         return UnaryUnaryMultiCallable(
-            self._inner,
+            self,
             method,
             request_serializer,
             response_deserializer,
@@ -242,7 +264,7 @@ class Channel:
         _registered_method: bool | None = False,
     ) -> UnaryStreamMultiCallable[Any, Any]:
         return UnaryStreamMultiCallable(
-            self._inner,
+            self,
             method,
             request_serializer,
             response_deserializer,
@@ -257,7 +279,7 @@ class Channel:
         _registered_method: bool | None = False,
     ) -> StreamUnaryMultiCallable[Any, Any]:
         return StreamUnaryMultiCallable(
-            self._inner,
+            self,
             method,
             request_serializer,
             response_deserializer,
@@ -272,7 +294,7 @@ class Channel:
         _registered_method: bool | None = False,
     ) -> StreamStreamMultiCallable[Any, Any]:
         return StreamStreamMultiCallable(
-            self._inner,
+            self,
             method,
             request_serializer,
             response_deserializer,
@@ -303,6 +325,8 @@ class Channel:
         """
         if not self._closed.is_set():
             self._closed.set()
+            if self._pump is not None:
+                self._pump.close()
             await asyncio.to_thread(self._inner.close)
 
     async def __aenter__(self) -> Channel:

@@ -86,10 +86,18 @@ class ServicerContext:
             yield request
 
     async def write(self, message: Any) -> None:
-        """Send one response message; waits while the client's window is full."""
+        """Send one response message; waits while the client's window is full.
+
+        Raises:
+            asyncio.CancelledError: the call has ended (cancelled, deadline, stop).
+        """
         payload = self._encode(message)
         while True:
             await self._wait_until(self._core.writable)
+            if not self._core.is_active:
+                # Cancelled, timed out or stopped: end the handler as grpc.aio
+                # does, rather than let it produce into the void.
+                raise asyncio.CancelledError("the call has ended")
             if self._core.write(payload):
                 return
 

@@ -4,11 +4,13 @@ Layer: rpc (homarpc.aio). Imports: stdlib, ``homarpc`` rpc-layer modules
 (``server``, ``_serving``, ``_handlers``), ``homarpc.aio`` siblings.
 
 The aio server *is* the blocking server (``homarpc.server.Server``: ports, handler
-tables, admission, graceful stop, the ``_serving`` call core) with one change: a new
-call goes to the event loop instead of the thread pool. There the handler is looked
-up (through async or blocking server interceptors) and run as a task: ``async def``
-and async-generator behaviors on the loop (``_runner.run_async``), plain functions
-in the migration thread pool with the blocking runner. A call cancelled by the
+tables, admission, graceful stop, the ``_serving`` call core) with two changes: its
+transports are read from the event loop (``_driver.ServerPump``) instead of by
+receive threads, and a new call runs there instead of in the thread pool. The
+handler is looked up (through async or blocking server interceptors) and run as a
+task: ``async def`` and async-generator behaviors on the loop
+(``_runner.run_async``), plain functions in the migration thread pool with the
+blocking runner. A call cancelled by the
 client, by its deadline or by ``stop()`` cancels its handler task.
 """
 
@@ -18,6 +20,7 @@ import abc
 import asyncio
 import inspect
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent import futures
 from typing import Any
@@ -28,6 +31,7 @@ from .._serving import ServerCallCore
 from ..server import Server as _BlockingServer
 from ..status import StatusCode
 from ._bridge import call_in_loop
+from ._driver import ServerPump
 from ._runner import is_async_handler, run_async, run_blocking
 
 __all__ = ["Server", "ServerInterceptor", "server"]
@@ -62,11 +66,55 @@ class _LoopServer(_BlockingServer):
         self.interceptors = list(interceptors)
         self.pool = pool
         self.tasks: set[asyncio.Task[None]] = set()
+        self.pumps: list[ServerPump] = []
+
+    # -- reading from the loop instead of receive threads (see ``_driver``) ----------
+
+    def add_insecure_port(self, address: str) -> int:
+        if self._started:
+            raise RuntimeError("add ports before start(): the aio server reads them")
+        return super().add_insecure_port(address)
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                raise ValueError("Cannot start an already-started server")
+            self._started = True
+            endpoints = list(self._endpoints)
+        self.pumps = [ServerPump(endpoint, self.loop) for endpoint in endpoints]
+
+    def _shut_down(self) -> None:
+        """Stop reading on the loop first, then close the endpoints as usual."""
+        self._on_loop(self._close_pumps)
+        super()._shut_down()
+
+    def _close_pumps(self) -> None:
+        for pump in self.pumps:
+            pump.close()
+
+    def _on_loop(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the loop and wait for it (at once if already there)."""
+        try:
+            here = asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            here = False
+        if here:
+            fn()
+            return
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                fn()
+            finally:
+                done.set()
+
+        if call_in_loop(self.loop, run):
+            done.wait(timeout=5)
 
     def _dispatch(self, core: ServerCallCore) -> None:
-        """An admitted call (on the receive thread): hand it to the loop."""
-        if not call_in_loop(self.loop, self._spawn, core):
-            core.terminate(StatusCode.UNAVAILABLE, "Server shutting down")
+        """An admitted call (read on the loop, by a ``ServerPump``): run it."""
+        self._spawn(core)
 
     def _spawn(self, core: ServerCallCore) -> None:
         task = self.loop.create_task(self._serve(core))

@@ -29,6 +29,7 @@ class Handlers:
         self.cancelled = asyncio.Event()
         self.seen_remaining: list[float | None] = []
         self.blocking_threads: list[str] = []
+        self.stream_ended = asyncio.Event()
 
     async def echo(self, request: bytes, context: aio.ServicerContext) -> bytes:
         return request
@@ -76,8 +77,11 @@ class Handlers:
     async def count(
         self, request: bytes, context: aio.ServicerContext
     ) -> AsyncIterator[bytes]:
-        for index in range(int(request)):
-            yield str(index).encode()
+        try:
+            for index in range(int(request)):
+                yield str(index).encode()
+        finally:
+            self.stream_ended.set()
 
     async def count_by_write(
         self, request: bytes, context: aio.ServicerContext

@@ -72,13 +72,16 @@ async def test_cancelling_the_awaiting_task_cancels_the_rpc(
 
 
 @pytest.mark.asyncio
-async def test_cancel_a_stream_midway(channel: aio.Channel) -> None:
-    call = channel.unary_stream(method("Count"))(b"1000000", timeout=10)
+async def test_cancel_a_stream_midway_stops_the_server_handler(
+    channel: aio.Channel, handlers: Handlers
+) -> None:
+    call = channel.unary_stream(method("Count"))(b"100000000", timeout=10)
     assert await call.read() == b"0"
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call.read()
     assert await call.code() == homarpc.StatusCode.CANCELLED
+    await asyncio.wait_for(handlers.stream_ended.wait(), 2)
 
 
 @pytest.mark.asyncio
