@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import socket
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,7 @@ from homarpc.transport.udp._sockets import (
 BIG = SocketSizes(rcvbuf=8 << 20, sndbuf=8 << 20)
 
 
-def _fake_interface(root, name: str, mtu: int, flags: int) -> None:
+def _fake_interface(root: Path, name: str, mtu: int, flags: int) -> None:
     (root / name).mkdir()
     (root / name / "mtu").write_text(f"{mtu}\n")
     (root / name / "flags").write_text(f"{flags:#x}\n")
