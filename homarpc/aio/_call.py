@@ -86,23 +86,31 @@ class Call(Generic[RequestT, ResponseT]):
         self._start = start
         self._attempt = 0
         self._may_fail_over = True
+        self._inside_core = True  # notifications now come from inside a core call
         core = start(self._notify, 0)
         assert core is not None  # the first attempt always opens
         self._core = core
         core.start()
+        self._inside_core = False
 
     # -- waking up -----------------------------------------------------------------
 
     def _notify(self) -> None:
         """The core changed (any thread): wake this call's waiters on the loop.
 
-        Always deferred to a later loop turn, even on the loop's own thread: the
-        core may notify from inside ``start`` or ``cancel``, mid-update.
+        On the loop's own thread (the loop reads the transport) the wake-up runs at
+        once, unless the notification comes from inside one of our own calls into
+        the core (``start``, ``cancel``), which may still be mid-update: then it
+        waits for the next loop turn, as it does from any other thread.
         """
+        on_loop = threading.get_ident() == self._loop_thread
+        if on_loop and not self._inside_core:
+            self._wake()
+            return
         if self._wake_pending:
             return
         self._wake_pending = True
-        if threading.get_ident() == self._loop_thread:
+        if on_loop:
             self._loop.call_soon(self._wake)
         else:
             call_in_loop(self._loop, self._wake)
@@ -134,7 +142,11 @@ class Call(Generic[RequestT, ResponseT]):
             self._may_fail_over = False
             return False
         self._core = replacement
-        replacement.start()
+        self._inside_core = True
+        try:
+            replacement.start()
+        finally:
+            self._inside_core = False
         return True
 
     async def _wait_until(self, ready: Callable[[], bool]) -> None:
@@ -154,8 +166,12 @@ class Call(Generic[RequestT, ResponseT]):
 
     def cancel(self) -> bool:
         """Cancel the RPC (CANCELLED on both sides); False if it had already ended."""
-        if not self._core.cancel(StatusCode.CANCELLED, LOCAL_CANCEL):
-            return False
+        self._inside_core = True
+        try:
+            if not self._core.cancel(StatusCode.CANCELLED, LOCAL_CANCEL):
+                return False
+        finally:
+            self._inside_core = False
         self._cancelled_locally = True
         return True
 
