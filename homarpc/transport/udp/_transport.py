@@ -219,7 +219,11 @@ class UdpTransport(Transport):
 
     def next_deadline(self) -> float | None:
         with self._lock:
-            return None if self._closed else self._engine.get_timer()
+            if self._closed:
+                return None
+            if self._output_pending:  # datagrams wait to go out: come back at once
+                return _monotonic()
+            return self._engine.get_timer()
 
     def close(self) -> None:
         with self._lock:
