@@ -58,8 +58,9 @@ def test_peers_with_different_datagram_sizes_understand_each_other(client):
         payload = os.urandom(200_000)
         client.send(server.address, payload, cookie=3)
         assert bytes(recv_or_fail(client)) == payload[::-1]
-        # Whole datagrams, first time: a truncated one would have to be re-sent.
-        assert client.stats.retransmitted_packets == 0
+        # Whole datagrams: when the server cut them to its own size, this exchange
+        # took 70 retransmissions; a stray RESEND on a loaded machine takes one.
+        assert client.stats.retransmitted_packets <= 2
     finally:
         server.stop()
 
