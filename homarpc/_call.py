@@ -75,7 +75,10 @@ DEFAULT_WINDOW = 8
 _LARGE_FRAME = 256 * 1024
 #: ... which then allow this many in flight per call and direction.
 _LARGE_WINDOW = 2
-#: Completion cookies are ``call_id << 2 | large << 1 | poll``.
+#: Requests the server holds until it has something to send back: polls, and our
+#: last frame (EOS), after which we need no window (see ``_serving._apply``).
+_HELD = Flags.POLL | Flags.EOS
+#: Completion cookies are ``call_id << 2 | large << 1 | held``.
 _POLL_BIT = 1
 _LARGE_BIT = 2
 
@@ -239,7 +242,7 @@ class ClientCallCore:
         sends: list[Frame] = []
         while self._pending and self._may_send(self._pending[0]):
             frame = self._pending.popleft()
-            if frame.flags & Flags.POLL:
+            if frame.flags & _HELD:
                 self._polls_out += 1
             else:
                 self._data_out += 1
@@ -275,7 +278,7 @@ class ClientCallCore:
     def _transmit(self, frames: list[Frame]) -> None:
         for frame in frames:
             cookie = (self.call_id << 2 | (len(frame.payload) >= _LARGE_FRAME) << 1
-                      | bool(frame.flags & Flags.POLL))
+                      | bool(frame.flags & _HELD))
             try:
                 rpc_id = self._endpoint.transport.send(self.dest, encode_frame(frame), cookie)
             except TransportClosedError:

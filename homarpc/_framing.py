@@ -89,7 +89,9 @@ class Frame(NamedTuple):
     metadata: MetadataEntries | None = None
     status: tuple[int, str] | None = None
     trailers: MetadataEntries | None = None
-    payload: bytes = b""
+    #: Outgoing chunks may be memoryviews into the caller's message (no copy until
+    #: ``encode_frame``); decoded frames always hold ``bytes``.
+    payload: bytes | memoryview = b""
 
 
 def encode_frame(frame: Frame) -> bytes:

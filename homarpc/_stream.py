@@ -97,7 +97,7 @@ class Assembler:
         """True while some chunks of a message have arrived but not its last."""
         return bool(self._chunks)
 
-    def add(self, chunk: bytes, is_last: bool) -> bytes | None:
+    def add(self, chunk: bytes | memoryview, is_last: bool) -> bytes | None:
         """Add one chunk; return the whole message when ``is_last``.
 
         Raises:
@@ -110,14 +110,15 @@ class Assembler:
                 f"Received message larger than max ({size} vs. {self._limit})"
             )
         if not is_last:
-            self._chunks.append(chunk)
+            self._chunks.append(bytes(chunk))
             return None
-        if self._chunks:
-            self._chunks.append(chunk)
-            chunk = b"".join(self._chunks)
-            self._chunks = []
         self._size = 0
-        return chunk
+        if self._chunks:
+            self._chunks.append(bytes(chunk))
+            whole = b"".join(self._chunks)
+            self._chunks = []
+            return whole
+        return chunk if isinstance(chunk, bytes) else bytes(chunk)
 
 
 def message_frames(
@@ -178,9 +179,10 @@ def _chunk_frames(lead: Frame, payload: bytes, max_length: int) -> list[Frame]:
     room = max_length - head_size(lead)
     if room <= 0:
         raise ValueError("metadata does not fit in one Homa message")
-    frames = [lead._replace(payload=payload[:room])]
+    view = memoryview(payload)  # chunks are views: encode_frame makes the one copy
+    frames = [lead._replace(payload=view[:room])]
     plain = Frame(lead.call_id, flags=Flags.MESSAGE)
     rest_room = max_length - HEADER_SIZE
     for offset in range(room, len(payload), rest_room):
-        frames.append(plain._replace(payload=payload[offset : offset + rest_room]))
+        frames.append(plain._replace(payload=view[offset : offset + rest_room]))
     return frames
