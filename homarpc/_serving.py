@@ -391,9 +391,10 @@ class ServerEndpoint:
         self.transport.close()
         with self._lock:
             threads = list(self._threads)
+        give_up = time.monotonic() + 2.0  # a handler running inline may take longer
         for thread in threads:
             if thread is not threading.current_thread():
-                thread.join(timeout=2.0)
+                thread.join(timeout=max(0.0, give_up - time.monotonic()))
 
     def forget(self, core: ServerCallCore) -> None:
         key = (core.peer, core.call_id)
