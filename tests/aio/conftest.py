@@ -1,14 +1,14 @@
 """Fixtures for ``homarpc.aio``: an async test server speaking raw bytes.
 
-Every test runs over the memory transport and over the embedded UDP Homa (real
-datagrams on 127.0.0.1). The handlers mix async functions, async generators and a
+Every test runs over the memory transport, over the embedded UDP Homa (real
+datagrams on 127.0.0.1) and, marked ``kernel``, over the Homa kernel module where
+it is loaded. The handlers mix async functions, async generators and a
 plain blocking function, as aio servers see in practice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -138,13 +138,17 @@ class Handlers:
         return homarpc.method_handlers_generic_handler(SERVICE, methods)
 
 
-@pytest.fixture(params=["memory", "udp"])
+@pytest.fixture(
+    params=["memory", "udp", pytest.param("kernel", marks=pytest.mark.kernel)]
+)
 def transport(request: pytest.FixtureRequest) -> str:
-    if request.param == "udp":
-        try:
-            importlib.import_module("homarpc.transport.udp")
-        except ImportError as exc:  # the backend is being written in parallel
-            pytest.skip(f"udp backend not importable yet: {exc}")
+    """Every test runs over each backend; the kernel one only where Homa is loaded."""
+    if request.param == "kernel":
+        from homarpc.transport.kernel import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason is not None:
+            pytest.skip(reason)
     return str(request.param)
 
 
