@@ -18,6 +18,7 @@ import pytest_asyncio
 
 import homarpc
 from homarpc import aio
+from tests.conformance.backends import BACKENDS
 
 SERVICE = "test.Aio"
 
@@ -144,9 +145,7 @@ class Handlers:
 def transport(request: pytest.FixtureRequest) -> str:
     """Every test runs over each backend; the kernel one only where Homa is loaded."""
     if request.param == "kernel":
-        from homarpc.transport.kernel import unavailable_reason
-
-        reason = unavailable_reason()
+        reason = BACKENDS["kernel"]().skip_reason()
         if reason is not None:
             pytest.skip(reason)
     return str(request.param)

@@ -16,13 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conformance.backends import BACKENDS
+
 HERE = Path(__file__).resolve().parent
 PROTO = "compat.proto"
-
-
-def _import_transport_or_skip(kind: str) -> None:
-    if kind == "udp":
-        pytest.importorskip("homarpc.transport.udp", reason="udp backend not built yet")
 
 
 @pytest.fixture(scope="session")
@@ -61,9 +58,19 @@ def generated(
 
 #: "grpcio" runs the same tests on grpcio itself: it proves the expectations are
 #: grpcio's behaviour, so homarpc passing them means homarpc behaves like grpcio.
-@pytest.fixture(params=["memory", "udp", "grpcio"])
+@pytest.fixture(
+    params=[
+        "memory",
+        "udp",
+        pytest.param("kernel", marks=pytest.mark.kernel),
+        "grpcio",
+    ]
+)
 def transport(request: pytest.FixtureRequest) -> str:
-    _import_transport_or_skip(request.param)
+    if request.param == "kernel":
+        reason = BACKENDS["kernel"]().skip_reason()
+        if reason is not None:
+            pytest.skip(reason)
     return str(request.param)
 
 
