@@ -135,6 +135,7 @@ class UdpTransport(Transport):
         self._epoll = select.epoll()
         self._epoll.register(sock.fileno(), select.EPOLLIN)
         self._epoll.register(self._wake_fd, select.EPOLLIN)
+        self._epoll_fd = self._epoll.fileno()  # still answers after close()
         self._resolved: dict[Address, Address] = {}
         self.icmp_errors = 0
         self.send_errors = 0
@@ -215,7 +216,7 @@ class UdpTransport(Transport):
             self._step_down()
 
     def fileno(self) -> int:
-        return self._epoll.fileno()
+        return self._epoll_fd
 
     def next_deadline(self) -> float | None:
         with self._lock:

@@ -41,6 +41,12 @@ def test_close_wakes_the_leader_and_every_follower(client):
     assert all(isinstance(outcome, TransportClosedError) for outcome in outcomes)
 
 
+def test_fileno_stays_answerable_after_close_for_event_loops_to_unregister(client):
+    number = client.fileno()
+    client.close()
+    assert client.fileno() == number
+
+
 def test_each_message_goes_to_exactly_one_of_several_receivers(echo_server, client):
     threads, outcomes = _blocked_receivers(client, 3)
     cookies = {client.send(echo_server.address, bytes([i]), 100 + i) and 100 + i
