@@ -312,11 +312,12 @@ class ServerCallCore:
             replies.append((self._held.popleft(), encode_frame(out.popleft())))
         while len(self._held) > self._window:  # a client polling beyond its window
             replies.append((self._held.popleft(), self._empty_ack))
-        if self._finished and not out and not self._closed:
-            self._closed = True
+        if self._finished and not out:  # over: answer whatever is (or comes) late
             replies.extend((rpc_id, self._empty_ack) for rpc_id in self._held)
             self._held.clear()
-            self._endpoint.forget(self)
+            if not self._closed:
+                self._closed = True
+                self._endpoint.forget(self)
         return replies
 
     def _send(self, replies: list[tuple[int, bytes]]) -> None:

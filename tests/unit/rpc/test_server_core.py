@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import homarpc
@@ -67,8 +67,13 @@ requests = st.lists(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(requests, st.sampled_from(["finish", "terminate", "ignore"]))
+@example(  # polls that arrive before a call start that cancels the call
+    [(PEERS[0], encode_frame(Frame(1, 0, Flags.POLL)))] * 3
+    + [(PEERS[0], encode_frame(Frame(1, 1, Flags.CANCEL, "/s/M")))],
+    "finish",
+)
 def test_every_request_is_answered_exactly_once(incoming, handler_does):
     started: list[ServerCallCore] = []
 
