@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -18,7 +19,8 @@ import pytest_asyncio
 
 import homarpc
 from homarpc import aio
-from tests.conformance.backends import BACKENDS
+
+from .transports import KINDS, usable
 
 SERVICE = "test.Aio"
 
@@ -139,16 +141,10 @@ class Handlers:
         return homarpc.method_handlers_generic_handler(SERVICE, methods)
 
 
-@pytest.fixture(
-    params=["memory", "udp", pytest.param("kernel", marks=pytest.mark.kernel)]
-)
+@pytest.fixture(params=KINDS)
 def transport(request: pytest.FixtureRequest) -> str:
     """Every test runs over each backend; the kernel one only where Homa is loaded."""
-    if request.param == "kernel":
-        reason = BACKENDS["kernel"]().skip_reason()
-        if reason is not None:
-            pytest.skip(reason)
-    return str(request.param)
+    return usable(str(request.param))
 
 
 @pytest.fixture
@@ -156,16 +152,25 @@ def handlers() -> Handlers:
     return Handlers()
 
 
-@pytest_asyncio.fixture
-async def port(transport: str, handlers: Handlers) -> AsyncIterator[int]:
-    server = aio.server(transport=transport)
+@asynccontextmanager
+async def started_server(
+    transport: str, handlers: Handlers, **options: Any
+) -> AsyncIterator[tuple[aio.Server, int]]:
+    """An aio server with the test service, started; stopped on the way out."""
+    server = aio.server(transport=transport, **options)
     server.add_generic_rpc_handlers((handlers.generic_handler(),))
-    bound = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
-        yield bound
+        yield server, port
     finally:
         await server.stop(None)
+
+
+@pytest_asyncio.fixture
+async def port(transport: str, handlers: Handlers) -> AsyncIterator[int]:
+    async with started_server(transport, handlers) as (_, bound):
+        yield bound
 
 
 @pytest_asyncio.fixture

@@ -10,7 +10,7 @@ import pytest
 import homarpc
 from homarpc import aio
 
-from .conftest import Handlers, method
+from .conftest import Handlers, method, started_server
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -106,19 +106,17 @@ async def test_time_remaining_counts_down(channel: aio.Channel) -> None:
 async def test_server_stop_with_grace_none_fails_inflight_calls(
     transport: str, handlers: Handlers
 ) -> None:
-    server = aio.server(transport=transport)
-    server.add_generic_rpc_handlers((handlers.generic_handler(),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    async with aio.insecure_channel(f"127.0.0.1:{port}", transport=transport) as chan:
-        call = chan.unary_unary(method("Sleep"))(b"", timeout=10)
-        while not handlers.seen_remaining:
-            await asyncio.sleep(0.01)
-        await server.stop(None)
-        with pytest.raises(aio.AioRpcError) as caught:
-            await call
+    async with started_server(transport, handlers) as (server, port):
+        target = f"127.0.0.1:{port}"
+        async with aio.insecure_channel(target, transport=transport) as chan:
+            call = chan.unary_unary(method("Sleep"))(b"", timeout=10)
+            while not handlers.seen_remaining:
+                await asyncio.sleep(0.01)
+            await server.stop(None)
+            with pytest.raises(aio.AioRpcError) as caught:
+                await call
+        assert await server.wait_for_termination(timeout=1) is False
     assert caught.value.code() in (
         homarpc.StatusCode.UNAVAILABLE,
         homarpc.StatusCode.CANCELLED,
     )
-    assert await server.wait_for_termination(timeout=1) is False

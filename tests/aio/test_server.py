@@ -12,7 +12,7 @@ import pytest
 import homarpc
 from homarpc import aio
 
-from .conftest import Handlers, method
+from .conftest import Handlers, method, started_server
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -23,17 +23,10 @@ Continuation = Callable[[homarpc.HandlerCallDetails], Awaitable[Any]]
 async def serving(
     transport: str, handlers: Handlers, **options: Any
 ) -> AsyncIterator[aio.Channel]:
-    server = aio.server(transport=transport, **options)
-    server.add_generic_rpc_handlers((handlers.generic_handler(),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with aio.insecure_channel(
-            f"127.0.0.1:{port}", transport=transport
-        ) as chan:
+    async with started_server(transport, handlers, **options) as (_, port):
+        target = f"127.0.0.1:{port}"
+        async with aio.insecure_channel(target, transport=transport) as chan:
             yield chan
-    finally:
-        await server.stop(None)
 
 
 class Recorder(aio.ServerInterceptor):
@@ -124,18 +117,16 @@ async def test_wait_for_termination_times_out_while_serving(transport: str) -> N
 async def test_stop_with_grace_lets_running_calls_finish(
     transport: str, handlers: Handlers
 ) -> None:
-    server = aio.server(transport=transport)
-    server.add_generic_rpc_handlers((handlers.generic_handler(),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    async with aio.insecure_channel(f"127.0.0.1:{port}", transport=transport) as chan:
-        running = chan.unary_unary(method("SlowEcho"))(b"kept", timeout=5)
-        while not handlers.seen_remaining:
-            await asyncio.sleep(0.01)
-        stopping = asyncio.create_task(server.stop(grace=3))
-        await asyncio.sleep(0.05)
-        with pytest.raises(aio.AioRpcError) as refused:
-            await chan.unary_unary(method("Echo"))(b"late", timeout=5)
-        assert await running == b"kept"
-        await stopping
+    async with started_server(transport, handlers) as (server, port):
+        target = f"127.0.0.1:{port}"
+        async with aio.insecure_channel(target, transport=transport) as chan:
+            running = chan.unary_unary(method("SlowEcho"))(b"kept", timeout=5)
+            while not handlers.seen_remaining:
+                await asyncio.sleep(0.01)
+            stopping = asyncio.create_task(server.stop(grace=3))
+            await asyncio.sleep(0.05)
+            with pytest.raises(aio.AioRpcError) as refused:
+                await chan.unary_unary(method("Echo"))(b"late", timeout=5)
+            assert await running == b"kept"
+            await stopping
     assert refused.value.code() == homarpc.StatusCode.UNAVAILABLE

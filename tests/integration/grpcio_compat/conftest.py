@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.backends import BACKENDS
+from tests.aio.transports import KINDS, usable
 
 HERE = Path(__file__).resolve().parent
 PROTO = "compat.proto"
@@ -58,20 +58,9 @@ def generated(
 
 #: "grpcio" runs the same tests on grpcio itself: it proves the expectations are
 #: grpcio's behaviour, so homarpc passing them means homarpc behaves like grpcio.
-@pytest.fixture(
-    params=[
-        "memory",
-        "udp",
-        pytest.param("kernel", marks=pytest.mark.kernel),
-        "grpcio",
-    ]
-)
+@pytest.fixture(params=[*KINDS, "grpcio"])
 def transport(request: pytest.FixtureRequest) -> str:
-    if request.param == "kernel":
-        reason = BACKENDS["kernel"]().skip_reason()
-        if reason is not None:
-            pytest.skip(reason)
-    return str(request.param)
+    return usable(str(request.param))
 
 
 @pytest.fixture
