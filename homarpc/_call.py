@@ -351,6 +351,9 @@ class ClientCallCore:
 
     def _take_ordered(self, frame: Frame) -> None:
         try:
+            if self._inbound.take_in_order(frame.seq):  # the common case
+                self._apply(frame)
+                return
             self._inbound.add(frame.seq, frame)
             for ready in self._inbound.ready():
                 self._apply(ready)

@@ -22,7 +22,7 @@ from ._sync import Waiter
 from .metadata import Metadatum, check_metadata, format_peer
 from .status import MetadataTuple, Status, StatusCode, as_status_code
 
-__all__ = ["Context", "run_call"]
+__all__ = ["Context", "ContextState", "run_call"]
 
 log = logging.getLogger("homarpc.server")
 
@@ -48,13 +48,13 @@ class _BadRequest(Exception):
     """The request could not be deserialized."""
 
 
-class Context(ServicerContext):
-    """The ``ServicerContext`` a blocking handler receives."""
+class ContextState:
+    """What every servicer context keeps about its call, blocking or asyncio: the
+    call's facts, and the status and trailing metadata the handler chose, which
+    ``finish`` sends. ``homarpc.aio.ServicerContext`` builds on it too."""
 
-    def __init__(self, core: ServerCallCore, waiter: Waiter, streaming: bool) -> None:
+    def __init__(self, core: ServerCallCore) -> None:
         self._core = core
-        self._waiter = waiter
-        self._streaming = streaming
         self._code: StatusCode | None = None
         self._details = ""
         self._trailing: tuple[Metadatum, ...] = ()
@@ -82,36 +82,13 @@ class Context(ServicerContext):
     def is_active(self) -> bool:
         return self._core.is_active
 
-    def cancel(self) -> bool:
-        self._core.terminate(StatusCode.CANCELLED, "Cancelled")
-        return True
-
-    def add_callback(self, callback: Callable[[], Any]) -> bool:
-        return self._core.add_done_callback(callback)
-
-    # -- shaping the response -------------------------------------------------------
-
-    def send_initial_metadata(self, initial_metadata: Any) -> None:
-        entries = tuple(check_metadata(initial_metadata))
-        self._core.send_initial_metadata(entries, flush=self._streaming)
+    # -- the status the handler chooses ---------------------------------------------
 
     def set_trailing_metadata(self, trailing_metadata: Any) -> None:
         self._trailing = tuple(check_metadata(trailing_metadata))
 
     def trailing_metadata(self) -> MetadataTuple:
         return self._trailing
-
-    def abort(self, code: StatusCode, details: str) -> NoReturn:
-        code = as_status_code(code)
-        if code is StatusCode.OK:
-            log.error("abort() called with StatusCode.OK; returning UNKNOWN instead")
-            code = StatusCode.UNKNOWN
-        self._code, self._details = code, details
-        raise _Abort(details)
-
-    def abort_with_status(self, status: Status) -> NoReturn:
-        self.set_trailing_metadata(status.trailing_metadata)
-        self.abort(status.code, status.details)
 
     def set_code(self, code: StatusCode) -> None:
         self._code = as_status_code(code)
@@ -131,7 +108,7 @@ class Context(ServicerContext):
     def disable_next_message_compression(self) -> None:
         """Accepted for compatibility; homarpc does not compress."""
 
-    # -- used by run_call ---------------------------------------------------------
+    # -- used by the runners ----------------------------------------------------------
 
     def finish(self, message: bytes | None = None) -> None:
         code = self._code or StatusCode.OK
@@ -140,6 +117,38 @@ class Context(ServicerContext):
 
     def finish_with(self, code: StatusCode, details: str) -> None:
         self._core.finish(code, details, self._trailing)
+
+
+class Context(ContextState, ServicerContext):
+    """The ``ServicerContext`` a blocking handler receives."""
+
+    def __init__(self, core: ServerCallCore, waiter: Waiter, streaming: bool) -> None:
+        super().__init__(core)
+        self._waiter = waiter
+        self._streaming = streaming
+
+    def cancel(self) -> bool:
+        self._core.terminate(StatusCode.CANCELLED, "Cancelled")
+        return True
+
+    def add_callback(self, callback: Callable[[], Any]) -> bool:
+        return self._core.add_done_callback(callback)
+
+    def send_initial_metadata(self, initial_metadata: Any) -> None:
+        entries = tuple(check_metadata(initial_metadata))
+        self._core.send_initial_metadata(entries, flush=self._streaming)
+
+    def abort(self, code: StatusCode, details: str) -> NoReturn:
+        code = as_status_code(code)
+        if code is StatusCode.OK:
+            log.error("abort() called with StatusCode.OK; returning UNKNOWN instead")
+            code = StatusCode.UNKNOWN
+        self._code, self._details = code, details
+        raise _Abort(details)
+
+    def abort_with_status(self, status: Status) -> NoReturn:
+        self.set_trailing_metadata(status.trailing_metadata)
+        self.abort(status.code, status.details)
 
 
 def _requests(core: ServerCallCore, waiter: Waiter, decode: Callable[[bytes], Any]
@@ -153,6 +162,9 @@ def _requests(core: ServerCallCore, waiter: Waiter, decode: Callable[[bytes], An
 
 
 def _next_payload(core: ServerCallCore, waiter: Waiter) -> bytes | None:
+    payload = core.read()
+    if payload is not None:
+        return payload  # the usual case for unary requests: it came with the start
     holder: list[bytes] = []
 
     def ready() -> bool:

@@ -251,6 +251,9 @@ class ServerCallCore:
         if frame.seq == 0 or self._finished:
             self._release(rpc_id, is_poll)
             return
+        if self._inbound.take_in_order(frame.seq):  # the common case, e.g. unary
+            self._apply_checked(rpc_id, frame)
+            return
         try:
             if not self._inbound.add(frame.seq, (rpc_id, frame)):
                 self._release(rpc_id, is_poll)  # a duplicate
@@ -260,12 +263,18 @@ class ServerCallCore:
             self._end_locked(StatusCode.RESOURCE_EXHAUSTED, str(exc))
             return
         for ready_id, ready in self._inbound.ready():
-            try:
-                self._apply(ready_id, ready)
-            except MessageTooLargeError as exc:
-                self._release(ready_id, bool(ready.flags & Flags.POLL))
-                self._end_locked(StatusCode.RESOURCE_EXHAUSTED, str(exc))
+            if not self._apply_checked(ready_id, ready):
                 return
+
+    def _apply_checked(self, rpc_id: int, frame: Frame) -> bool:
+        """Apply one in-order frame; False when it ended the call (too large)."""
+        try:
+            self._apply(rpc_id, frame)
+        except MessageTooLargeError as exc:
+            self._release(rpc_id, bool(frame.flags & Flags.POLL))
+            self._end_locked(StatusCode.RESOURCE_EXHAUSTED, str(exc))
+            return False
+        return True
 
     def _apply(self, rpc_id: int, frame: Frame) -> None:
         # The client's last frame (EOS) is held like a poll: the client has nothing

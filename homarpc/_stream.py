@@ -68,6 +68,14 @@ class ReorderBuffer(Generic[T]):
         self._waiting[seq] = item
         return True
 
+    def take_in_order(self, seq: int) -> bool:
+        """True (and the item counted as released) when ``seq`` is next and nothing
+        waits: the caller handles the item at once, skipping the buffer."""
+        if seq == self._next and not self._waiting:
+            self._next += 1
+            return True
+        return False
+
     def ready(self) -> Iterator[T]:
         """Yield every item whose turn has come, in order."""
         while self._next in self._waiting:

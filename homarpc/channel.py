@@ -57,6 +57,8 @@ class _Targets:
         """The server for this attempt of a call; None after trying them all."""
         if attempt >= len(self.addresses):
             return None
+        if len(self.addresses) == 1:
+            return self.addresses[0]
         now = time.monotonic()
         count = len(self.addresses)
         start = next(self._turn)
