@@ -1,7 +1,8 @@
 """``homarpc.aio.ServicerContext``: what an async handler sees of its call.
 
 Layer: rpc (homarpc.aio). Imports: stdlib, ``homarpc`` rpc-layer modules
-(``_serving`` core, ``metadata``, ``status``), ``homarpc.aio`` siblings.
+(``_servicer``, ``_serving`` core, ``metadata``, ``status``), ``homarpc.aio``
+siblings.
 
 The context drives one ``homarpc._serving.ServerCallCore``, the call core the blocking
 server uses too. The core's ``notify`` wakes the context on the loop (coalesced, one
@@ -16,8 +17,9 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn
 
+from .._servicer import ContextState
 from .._serving import ServerCallCore
-from ..metadata import Metadatum, check_metadata, format_peer
+from ..metadata import check_metadata
 from ..status import Status, StatusCode, as_status_code
 from ._bridge import call_in_loop
 from ._errors import EOF, AbortError
@@ -26,8 +28,13 @@ from ._metadata import MetadataLike
 __all__ = ["ServicerContext"]
 
 
-class ServicerContext:
-    """The server side of one call, for ``async def`` handlers (grpc.aio's shape)."""
+class ServicerContext(ContextState):
+    """The server side of one call, for ``async def`` handlers (grpc.aio's shape).
+
+    The call's facts and the chosen status (``peer()``, ``set_code()``,
+    ``set_trailing_metadata()``, ...) are the blocking context's
+    (``_servicer.ContextState``); what waits is here, as coroutines.
+    """
 
     def __init__(
         self,
@@ -35,16 +42,13 @@ class ServicerContext:
         decode: Callable[[bytes], Any],
         encode: Callable[[Any], bytes],
     ) -> None:
-        self._core = core
+        super().__init__(core)
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._decode = decode
         self._encode = encode
         self._changed = asyncio.Event()
         self._wake_pending = False
-        self._code: StatusCode | None = None
-        self._details: str | None = None
-        self._trailing: tuple[Metadatum, ...] = ()
         core.notify = self._notify
 
     # -- waking up -----------------------------------------------------------------
@@ -103,18 +107,9 @@ class ServicerContext:
 
     # -- metadata ------------------------------------------------------------------
 
-    def invocation_metadata(self) -> tuple[Metadatum, ...]:
-        return tuple(Metadatum(k, v) for k, v in self._core.metadata)
-
     async def send_initial_metadata(self, initial_metadata: MetadataLike) -> None:
         entries = tuple(check_metadata(initial_metadata))
         self._core.send_initial_metadata(entries, flush=True)
-
-    def set_trailing_metadata(self, trailing_metadata: MetadataLike) -> None:
-        self._trailing = tuple(check_metadata(trailing_metadata))
-
-    def trailing_metadata(self) -> tuple[Metadatum, ...]:
-        return self._trailing
 
     # -- status --------------------------------------------------------------------
 
@@ -140,34 +135,7 @@ class ServicerContext:
     async def abort_with_status(self, status: Status) -> NoReturn:
         await self.abort(status.code, status.details, status.trailing_metadata)
 
-    def set_code(self, code: StatusCode) -> None:
-        self._code = as_status_code(code)
-
-    def set_details(self, details: str) -> None:
-        self._details = details
-
-    def code(self) -> StatusCode | None:
-        return self._code
-
-    def details(self) -> str | None:
-        return self._details
-
     # -- the call ------------------------------------------------------------------
-
-    def peer(self) -> str:
-        return format_peer(self._core.peer)
-
-    def peer_identities(self) -> None:
-        return None
-
-    def peer_identity_key(self) -> None:
-        return None
-
-    def auth_context(self) -> dict[str, list[bytes]]:
-        return {}
-
-    def time_remaining(self) -> float | None:
-        return self._core.time_remaining()
 
     def cancelled(self) -> bool:
         return self._core.cancelled
@@ -175,37 +143,12 @@ class ServicerContext:
     def done(self) -> bool:
         return not self._core.is_active
 
-    def is_active(self) -> bool:
-        return self._core.is_active
-
     def add_done_callback(self, callback: Callable[[ServicerContext], object]) -> None:
         """Run ``callback(context)`` on the loop when the call ends."""
         if not self._core.add_done_callback(
             lambda: call_in_loop(self._loop, callback, self)
         ):
             self._loop.call_soon(callback, self)
-
-    def set_compression(self, compression: object) -> None:
-        """Accepted for grpcio compatibility; homarpc does not compress."""
-
-    def disable_next_message_compression(self) -> None:
-        """Accepted for grpcio compatibility; homarpc does not compress."""
-
-    # -- for the server runner -------------------------------------------------------
-
-    def finish(self, message: bytes | None = None) -> None:
-        """End the call with the status the handler chose (OK if none)."""
-        code = self._code or StatusCode.OK
-        self._core.finish(
-            code,
-            self._details or "",
-            self._trailing,
-            message if code is StatusCode.OK else None,
-        )
-
-    def finish_with(self, code: StatusCode, details: str) -> None:
-        """End the call with ``code`` whatever the handler chose."""
-        self._core.finish(code, details, self._trailing)
 
     def __repr__(self) -> str:
         return f"<aio.ServicerContext {self._core.method} from {self.peer()}>"
