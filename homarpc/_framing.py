@@ -37,6 +37,8 @@ _HEADER = struct.Struct(">BBHIQI")
 HEADER_SIZE: Final = _HEADER.size  # 20
 _TLV = struct.Struct(">BI")
 _MD_ENTRY = struct.Struct(">HI")
+_TLV_SIZE: Final = _TLV.size
+_MD_ENTRY_SIZE: Final = _MD_ENTRY.size
 _U64 = struct.Struct(">Q")
 _STATUS = struct.Struct(">I")
 _NO_TIMEOUT: Final = (1 << 64) - 1
@@ -175,20 +177,20 @@ def decode_frame(data: bytes | memoryview) -> Frame:
 
 def _decode_head(view: memoryview) -> dict[str, object]:
     fields: dict[str, object] = {}
-    offset = 0
-    while offset < len(view):
-        if offset + _TLV.size > len(view):
+    offset, size = 0, len(view)
+    while offset < size:
+        if offset + _TLV_SIZE > size:
             raise FrameError("truncated head record")
         tag, length = _TLV.unpack_from(view, offset)
-        offset += _TLV.size
-        if offset + length > len(view):
+        offset += _TLV_SIZE
+        stop = offset + length
+        if stop > size:
             raise FrameError(f"head record {tag} runs past the head")
-        value = view[offset : offset + length]
-        offset += length
         decoder = _HEAD_DECODERS.get(tag)
         if decoder is not None:  # unknown tags are skipped: newer peers may add some
-            name, decoded = decoder(value)
+            name, decoded = decoder(view[offset:stop])
             fields[name] = decoded
+        offset = stop
     return fields
 
 
@@ -227,26 +229,27 @@ _HEAD_DECODERS = {
 
 def _text(value: memoryview, what: str) -> str:
     try:
-        return bytes(value).decode()
+        return str(value, "utf-8")
     except UnicodeDecodeError:
         raise FrameError(f"{what} is not valid UTF-8") from None
 
 
 def decode_metadata(view: memoryview) -> MetadataEntries:
     """Parse a metadata block; ``-bin`` values stay bytes, others become text."""
+    if not view:
+        return ()
     entries: list[Metadatum] = []
-    offset = 0
-    while offset < len(view):
-        if offset + _MD_ENTRY.size > len(view):
+    offset, size = 0, len(view)
+    while offset < size:
+        if offset + _MD_ENTRY_SIZE > size:
             raise FrameError("truncated metadata entry")
         key_len, value_len = _MD_ENTRY.unpack_from(view, offset)
-        offset += _MD_ENTRY.size
-        if offset + key_len + value_len > len(view):
+        start = offset + _MD_ENTRY_SIZE
+        offset = start + key_len + value_len
+        if offset > size:
             raise FrameError("metadata entry runs past its block")
-        key = bytes(view[offset : offset + key_len])
-        raw = bytes(view[offset + key_len : offset + key_len + value_len])
-        offset += key_len + value_len
-        entries.append(_metadatum(key, raw))
+        key = bytes(view[start : start + key_len])
+        entries.append(_metadatum(key, bytes(view[start + key_len : offset])))
     return tuple(entries)
 
 
