@@ -32,7 +32,10 @@ from ._channel import (
     StreamUnaryMultiCallable,
     UnaryStreamMultiCallable,
     UnaryUnaryMultiCallable,
+    init_grpc_aio,
     insecure_channel,
+    secure_channel,
+    shutdown_grpc_aio,
 )
 from ._context import ServicerContext
 from ._errors import EOF, AbortError, AioRpcError, BaseError, InternalError, UsageError
@@ -48,6 +51,10 @@ from ._interceptors import (
 from ._metadata import Metadata
 from ._server import Server, ServerInterceptor, server
 
+#: grpc.aio's names for two of the classes above.
+InterceptedUnaryUnaryCall = InterceptedCall
+RpcContext = Call
+
 __all__ = [
     "EOF",
     "AbortError",
@@ -59,8 +66,10 @@ __all__ = [
     "ClientInterceptor",
     "HandlerCallDetails",
     "InterceptedCall",
+    "InterceptedUnaryUnaryCall",
     "InternalError",
     "Metadata",
+    "RpcContext",
     "Server",
     "ServerInterceptor",
     "ServicerContext",
@@ -78,6 +87,9 @@ __all__ = [
     "UnaryUnaryClientInterceptor",
     "UnaryUnaryMultiCallable",
     "UsageError",
+    "init_grpc_aio",
     "insecure_channel",
+    "secure_channel",
     "server",
+    "shutdown_grpc_aio",
 ]

@@ -40,7 +40,10 @@ __all__ = [
     "StreamUnaryMultiCallable",
     "UnaryStreamMultiCallable",
     "UnaryUnaryMultiCallable",
+    "init_grpc_aio",
     "insecure_channel",
+    "secure_channel",
+    "shutdown_grpc_aio",
 ]
 
 RequestT = TypeVar("RequestT")
@@ -371,3 +374,25 @@ def insecure_channel(
         ),
         interceptors or (),
     )
+
+
+def secure_channel(
+    target: str, credentials: object, *args: object, **kwargs: object
+) -> Channel:
+    """Refused: homarpc channels are insecure (Homa has no TLS), as the server's
+    ``add_secure_port`` is.
+
+    Raises:
+        NotImplementedError: always; use ``insecure_channel``.
+    """
+    raise NotImplementedError(
+        "homarpc has no secure channels (Homa carries no TLS): use insecure_channel"
+    )
+
+
+def init_grpc_aio() -> None:
+    """grpc.aio needs this in some set-ups; homarpc.aio needs nothing (a no-op)."""
+
+
+def shutdown_grpc_aio() -> None:
+    """The counterpart of ``init_grpc_aio``: a no-op."""

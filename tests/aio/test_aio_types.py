@@ -77,3 +77,15 @@ def test_aio_rpc_error_from_a_blocking_error_keeps_everything() -> None:
     )
     assert tuple(converted.initial_metadata()) == (("a", "b"),)
     assert tuple(converted.trailing_metadata()) == (("c", "d"),)
+
+
+def test_every_grpc_aio_name_exists_so_the_import_swap_works() -> None:
+    import grpc.aio
+
+    assert sorted(set(grpc.aio.__all__) - set(aio.__all__)) == []
+    assert all(hasattr(aio, name) for name in aio.__all__)
+
+
+def test_secure_channels_are_refused_with_the_fix() -> None:
+    with pytest.raises(NotImplementedError, match="insecure_channel"):
+        aio.secure_channel("localhost:1", object())
