@@ -135,6 +135,8 @@ class ClientCallCore:
         self.unreachable = False
         self._heard_back = False
         self._server_finished = False
+        #: Seconds ``start()`` waits before sending (set on ``wait_for_ready`` retries).
+        self.start_delay = 0.0
         #: When this call last sent a frame (for keepalives).
         self.last_sent = time.monotonic()
 
@@ -211,7 +213,16 @@ class ClientCallCore:
     # -- start and send ----------------------------------------------------------
 
     def start(self) -> None:
-        """Send the call start (with the whole request, for unary requests)."""
+        """Send the call start (with the whole request, for unary requests), or
+        schedule it ``start_delay`` seconds from now (a ``wait_for_ready`` retry)."""
+        if self.start_delay > 0:
+            timer = threading.Timer(self.start_delay, self._start_now)
+            timer.daemon = True
+            timer.start()
+        else:
+            self._start_now()
+
+    def _start_now(self) -> None:
         head, request = self._start_frame, self._request
         self._request = None
         with self._lock:

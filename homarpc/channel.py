@@ -43,6 +43,9 @@ MetadataArg = Sequence[tuple[str, str | bytes]] | None
 
 #: How long a server that did not answer is skipped by round-robin.
 _DOWN_FOR = 1.0
+#: ``wait_for_ready`` retries back off from this delay to at most ``_RETRY_MAX``.
+_RETRY_FIRST = 0.005
+_RETRY_MAX = 0.25
 
 
 class _Targets:
@@ -158,28 +161,37 @@ class Channel:
 
     def _starter(self, method: str, metadata: tuple[Metadatum, ...], timeout: float | None,
                  request: bytes | None, response_streaming: bool, *,
-                 attended: bool = False
+                 attended: bool = False, wait_for_ready: bool | None = None
                  ) -> Callable[[Callable[[], None], int], ClientCallCore | None]:
         """A function that opens attempt N of a call (None: give up); the caller
         starts it. ``attended``: a thread will wait for the outcome (see
-        ``ClientEndpoint.open_call``)."""
-        previous: list[ClientCallCore] = []
+        ``ClientEndpoint.open_call``). An attempt that found no server fails over
+        to the next one; with ``wait_for_ready`` it cycles through them (backing
+        off) until the deadline instead of failing with UNAVAILABLE."""
+        first: list[ClientCallCore] = []
+        last: list[ClientCallCore] = []
 
         def start(notify: Callable[[], None], attempt: int) -> ClientCallCore | None:
-            if previous:
-                self._targets.mark_down(previous[-1].dest)
+            if last:
+                self._targets.mark_down(last[0].dest)
                 if request is None:
                     return None  # a streamed request cannot be replayed
-            dest = self._targets.pick(attempt)
+            dest, delay = self._targets.pick(attempt), 0.0
             if dest is None:
-                return None
+                remaining = first[0].time_remaining() if first else timeout
+                if not wait_for_ready or remaining == 0.0:
+                    return None
+                dest = self._targets.addresses[attempt % len(self._targets.addresses)]
+                delay = min(_RETRY_MAX, _RETRY_FIRST * 2 ** min(attempt, 8))
             # A retry keeps the first attempt's deadline.
-            remaining = previous[0].time_remaining() if previous else timeout
+            remaining = first[0].time_remaining() if first else timeout
             core = self._endpoint.open_call(dest, method, metadata, remaining,
                                             request=request,
                                             response_streaming=response_streaming,
                                             notify=notify, attended=attended)
-            previous.append(core)
+            core.start_delay = delay
+            first[:] = first or [core]
+            last[:] = [core]
             return core
 
         return start
@@ -218,19 +230,22 @@ class _MultiCallable(Generic[RequestT, ResponseT]):
 
     def _unary(self, request: Any, timeout: float | None, metadata: MetadataArg,
                outcome: type[UnaryOutcome] | type[ResponseStream],
-               attended: bool = False) -> Any:
-        return self._open(self._payload(request), timeout, metadata, outcome, attended)
+               attended: bool = False, wait_for_ready: bool | None = None) -> Any:
+        return self._open(self._payload(request), timeout, metadata, outcome, attended,
+                          wait_for_ready)
 
     def _streamed(self, timeout: float | None, metadata: MetadataArg,
                   outcome: type[UnaryOutcome] | type[ResponseStream],
                   attended: bool = False) -> Any:
-        return self._open(None, timeout, metadata, outcome, attended)
+        return self._open(None, timeout, metadata, outcome, attended, None)
 
     def _open(self, payload: bytes | None, timeout: float | None, metadata: MetadataArg,
-              outcome: type[UnaryOutcome] | type[ResponseStream], attended: bool) -> Any:
+              outcome: type[UnaryOutcome] | type[ResponseStream], attended: bool,
+              wait_for_ready: bool | None) -> Any:
         entries = tuple(check_metadata(metadata))
         start = self._channel._starter(self._method, entries, timeout, payload,
-                                       outcome is ResponseStream, attended=attended)
+                                       outcome is ResponseStream, attended=attended,
+                                       wait_for_ready=wait_for_ready)
         call = outcome(start, self._deserialize)
         call._core.start()
         return call
@@ -250,20 +265,21 @@ class UnaryUnaryMultiCallable(_MultiCallable[RequestT, ResponseT]):
     def __call__(self, request: RequestT, timeout: float | None = None,
                  metadata: MetadataArg = None, credentials: Any = None,
                  wait_for_ready: bool | None = None, compression: Any = None) -> ResponseT:
-        call = self._unary(request, timeout, metadata, UnaryOutcome, attended=True)
+        call = self._unary(request, timeout, metadata, UnaryOutcome, True, wait_for_ready)
         return call.result()  # type: ignore[no-any-return]
 
     def with_call(self, request: RequestT, timeout: float | None = None,
                   metadata: MetadataArg = None, credentials: Any = None,
                   wait_for_ready: bool | None = None, compression: Any = None
                   ) -> tuple[ResponseT, UnaryOutcome]:
-        call = self._unary(request, timeout, metadata, UnaryOutcome, attended=True)
+        call = self._unary(request, timeout, metadata, UnaryOutcome, True, wait_for_ready)
         return call.result(), call
 
     def future(self, request: RequestT, timeout: float | None = None,
                metadata: MetadataArg = None, credentials: Any = None,
                wait_for_ready: bool | None = None, compression: Any = None) -> UnaryOutcome:
-        return self._unary(request, timeout, metadata, UnaryOutcome)  # type: ignore[no-any-return]
+        return self._unary(  # type: ignore[no-any-return]
+            request, timeout, metadata, UnaryOutcome, False, wait_for_ready)
 
 
 class UnaryStreamMultiCallable(_MultiCallable[RequestT, ResponseT]):
@@ -273,7 +289,8 @@ class UnaryStreamMultiCallable(_MultiCallable[RequestT, ResponseT]):
                  metadata: MetadataArg = None, credentials: Any = None,
                  wait_for_ready: bool | None = None, compression: Any = None
                  ) -> ResponseStream:
-        return self._unary(request, timeout, metadata, ResponseStream)  # type: ignore[no-any-return]
+        return self._unary(  # type: ignore[no-any-return]
+            request, timeout, metadata, ResponseStream, False, wait_for_ready)
 
 
 class StreamUnaryMultiCallable(_MultiCallable[RequestT, ResponseT]):

@@ -193,3 +193,30 @@ def test_subscribe_reports_ready_then_shutdown(memory_rig: Rig):
     channel.close()
     assert states == [homarpc.ChannelConnectivity.READY,
                       homarpc.ChannelConnectivity.SHUTDOWN]
+
+
+def test_wait_for_ready_waits_for_a_late_server(memory_rig: Rig):
+    port = 45_678
+    channel = memory_rig.channel(port)
+    echo = channel.unary_unary(method("Echo"))
+    with pytest.raises(homarpc.RpcError) as caught:
+        echo(b"", timeout=TIMEOUT)  # fail-fast by default
+    assert caught.value.code() is StatusCode.UNAVAILABLE
+    with pytest.raises(homarpc.RpcError) as caught:
+        echo(b"", timeout=0.3, wait_for_ready=True)
+    assert caught.value.code() is StatusCode.DEADLINE_EXCEEDED
+
+    def start_late() -> None:
+        server = homarpc.server(transport="memory",
+                                transport_options=memory_rig.transport_options)
+        server.add_generic_rpc_handlers((TestService().generic_handler(),))
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        server.start()
+        memory_rig.closers.append(lambda: server.stop(None).wait(5))
+
+    timer = threading.Timer(0.3, start_late)
+    timer.start()
+    started = time.monotonic()
+    assert echo(b"late", timeout=TIMEOUT, wait_for_ready=True) == b"late"
+    assert 0.25 < time.monotonic() - started < 3.0
+    timer.join()
