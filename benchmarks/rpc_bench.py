@@ -419,16 +419,24 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     if args.mode == "_serve":
-        serve(args.framework, args.transport, args.api)
+        try:
+            serve(args.framework, args.transport, args.api)
+        except Exception as exc:  # e.g. no kernel Homa here: say it in one line
+            print(f"rpc_bench server: {exc}", file=sys.stderr)
+            return 1
         return 0
     budget = QUICK if args.quick else FULL
     progress = Progress()
     frameworks = [args.only] if args.only else list(FRAMEWORKS)
     started = time.monotonic()
-    results = {
-        f: asyncio.run(measure(f, args.transport, args.api, budget, progress))
-        for f in frameworks
-    }
+    try:
+        results = {
+            f: asyncio.run(measure(f, args.transport, args.api, budget, progress))
+            for f in frameworks
+        }
+    except RuntimeError as exc:  # a server that did not start said why above
+        print(f"rpc_bench: {exc}", file=sys.stderr)
+        return 1
     print(
         f"\n{len(frameworks)} framework(s) measured in "
         f"{time.monotonic() - started:.1f} s on {os.cpu_count()} CPUs\n"
