@@ -24,74 +24,83 @@ pytestmark = pytest.mark.timeout(30)
 BIG = 3 * 1024 * 1024  # larger than one Homa message: split and rejoined
 
 
-def make_servicer(gen: types.SimpleNamespace, rpc: Any) -> Any:
-    """A servicer subclassing the generated base, leaving ``Missing`` to its default.
+class CompatBehaviour:
+    """The servicer's methods, mixed over the generated ``CompatServicer`` by
+    ``make_servicer``; ``Missing`` is left to the generated default.
 
     ``rpc`` is the framework whose ``StatusCode`` the servicer uses (as a user who
     wrote ``import homarpc as grpc`` would).
     """
-    note = gen.pb2.Note
 
-    class Servicer(gen.pb2_grpc.CompatServicer):  # type: ignore[misc,name-defined]
-        def Unary(self, request: Any, context: Any) -> Any:
-            special = getattr(self, f"_unary_{request.text}", None)
-            if special is not None:
-                return special(request, context)
-            return note(
-                text=request.text.upper(), blob=request.blob, count=request.count + 1
-            )
+    def __init__(self, note: Any, rpc: Any) -> None:
+        self.note = note
+        self.rpc = rpc
 
-        def _unary_abort(self, request: Any, context: Any) -> Any:
-            context.abort(rpc.StatusCode.NOT_FOUND, "no such note")
+    def Unary(self, request: Any, context: Any) -> Any:
+        special = getattr(self, f"_unary_{request.text}", None)
+        if special is not None:
+            return special(request, context)
+        return self.note(
+            text=request.text.upper(), blob=request.blob, count=request.count + 1
+        )
 
-        def _unary_grpc_abort(self, request: Any, context: Any) -> Any:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, "grpcio's own enum")
+    def _unary_abort(self, request: Any, context: Any) -> Any:
+        context.abort(self.rpc.StatusCode.NOT_FOUND, "no such note")
 
-        def _unary_set_code(self, request: Any, context: Any) -> Any:
-            context.set_code(rpc.StatusCode.FAILED_PRECONDITION)
-            context.set_details("not yet")
-            return note()
+    def _unary_grpc_abort(self, request: Any, context: Any) -> Any:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, "grpcio's own enum")
 
-        def _unary_raise(self, request: Any, context: Any) -> Any:
-            raise ValueError("boom")
+    def _unary_set_code(self, request: Any, context: Any) -> Any:
+        context.set_code(self.rpc.StatusCode.FAILED_PRECONDITION)
+        context.set_details("not yet")
+        return self.note()
 
-        def _unary_metadata(self, request: Any, context: Any) -> Any:
-            received = dict(context.invocation_metadata())
-            context.send_initial_metadata((("initial-key", "initial value"),))
-            context.set_trailing_metadata(
-                (("trailing-key", "trailing value"), ("trailing-bin", b"\x00\xff\x01"))
-            )
-            return note(text=received["client-key"], blob=received["client-bin"])
+    def _unary_raise(self, request: Any, context: Any) -> Any:
+        raise ValueError("boom")
 
-        def _unary_deadline(self, request: Any, context: Any) -> Any:
-            remaining = context.time_remaining()
-            # grpcio says "no deadline" with a huge number, the spec allows None.
-            unbounded = remaining is None or remaining > 1e6
-            return note(count=-1 if unbounded else int(remaining * 1000))
+    def _unary_metadata(self, request: Any, context: Any) -> Any:
+        received = dict(context.invocation_metadata())
+        context.send_initial_metadata((("initial-key", "initial value"),))
+        context.set_trailing_metadata(
+            (("trailing-key", "trailing value"), ("trailing-bin", b"\x00\xff\x01"))
+        )
+        return self.note(text=received["client-key"], blob=received["client-bin"])
 
-        def _unary_sleep(self, request: Any, context: Any) -> Any:
-            give_up = time.monotonic() + 5
-            while context.is_active() and time.monotonic() < give_up:
-                time.sleep(0.01)
-            return note()
+    def _unary_deadline(self, request: Any, context: Any) -> Any:
+        remaining = context.time_remaining()
+        # grpcio says "no deadline" with a huge number, the spec allows None.
+        unbounded = remaining is None or remaining > 1e6
+        return self.note(count=-1 if unbounded else int(remaining * 1000))
 
-        def ServerStream(self, request: Any, context: Any) -> Iterator[Any]:
-            for index in range(request.count):
-                yield note(text=f"{request.text}-{index}", count=index)
+    def _unary_sleep(self, request: Any, context: Any) -> Any:
+        give_up = time.monotonic() + 5
+        while context.is_active() and time.monotonic() < give_up:
+            time.sleep(0.01)
+        return self.note()
 
-        def ClientStream(self, request_iterator: Any, context: Any) -> Any:
-            notes = list(request_iterator)
-            return note(
-                text="".join(n.text for n in notes),
-                blob=b"".join(n.blob for n in notes),
-                count=len(notes),
-            )
+    def ServerStream(self, request: Any, context: Any) -> Iterator[Any]:
+        for index in range(request.count):
+            yield self.note(text=f"{request.text}-{index}", count=index)
 
-        def Bidi(self, request_iterator: Any, context: Any) -> Iterator[Any]:
-            for received in request_iterator:
-                yield note(text=received.text[::-1], count=received.count)
+    def ClientStream(self, request_iterator: Any, context: Any) -> Any:
+        notes = list(request_iterator)
+        return self.note(
+            text="".join(n.text for n in notes),
+            blob=b"".join(n.blob for n in notes),
+            count=len(notes),
+        )
 
-    return Servicer()
+    def Bidi(self, request_iterator: Any, context: Any) -> Iterator[Any]:
+        for received in request_iterator:
+            yield self.note(text=received.text[::-1], count=received.count)
+
+
+def make_servicer(gen: types.SimpleNamespace, rpc: Any) -> Any:
+    """A servicer that *is* a generated ``CompatServicer`` (subclass of it)."""
+    servicer_class = type(
+        "Servicer", (CompatBehaviour, gen.pb2_grpc.CompatServicer), {}
+    )
+    return servicer_class(gen.pb2.Note, rpc)
 
 
 @pytest.fixture
