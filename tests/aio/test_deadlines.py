@@ -120,3 +120,19 @@ async def test_server_stop_with_grace_none_fails_inflight_calls(
         homarpc.StatusCode.UNAVAILABLE,
         homarpc.StatusCode.CANCELLED,
     )
+
+
+@pytest.mark.asyncio
+async def test_closing_the_channel_fails_its_calls_unavailable(
+    port: int, transport: str, handlers: Handlers
+) -> None:
+    chan = aio.insecure_channel(f"127.0.0.1:{port}", transport=transport)
+    call = chan.unary_unary(method("Sleep"))(b"", timeout=10)
+    while not handlers.seen_remaining:
+        await asyncio.sleep(0.01)
+    await chan.close()
+    with pytest.raises(aio.AioRpcError) as caught:
+        await call
+    assert caught.value.code() == homarpc.StatusCode.UNAVAILABLE
+    assert chan.get_state() is homarpc.ChannelConnectivity.SHUTDOWN
+    await asyncio.wait_for(handlers.cancelled.wait(), 5)
