@@ -87,7 +87,7 @@ MetadataEntries = tuple[Metadatum, ...]
 
 
 class ClientCallCore:
-    """One call's client-side state. Thread-safe; made by ``ClientEndpoint.open_call``."""
+    """One call's client-side state. Thread-safe; see ``ClientEndpoint.open_call``."""
 
     def __init__(
         self,
@@ -241,10 +241,13 @@ class ClientCallCore:
         self._send_seq += 1
         return seq
 
-    def _queue_message(self, payload: bytes, end: int, head: Frame | None = None) -> None:
+    def _queue_message(
+        self, payload: bytes, end: int, head: Frame | None = None
+    ) -> None:
         first = head or Frame(self.call_id)
-        frames = message_frames(first, payload, self._send_seq,
-                                self._endpoint.max_message_length, end)
+        frames = message_frames(
+            first, payload, self._send_seq, self._endpoint.max_message_length, end
+        )
         self._send_seq += len(frames)
         self._pending.extend(frames)
 
@@ -288,10 +291,15 @@ class ClientCallCore:
 
     def _transmit(self, frames: list[Frame]) -> None:
         for frame in frames:
-            cookie = (self.call_id << 2 | (len(frame.payload) >= _LARGE_FRAME) << 1
-                      | bool(frame.flags & _HELD))
+            cookie = (
+                self.call_id << 2
+                | (len(frame.payload) >= _LARGE_FRAME) << 1
+                | bool(frame.flags & _HELD)
+            )
             try:
-                rpc_id = self._endpoint.transport.send(self.dest, encode_frame(frame), cookie)
+                rpc_id = self._endpoint.transport.send(
+                    self.dest, encode_frame(frame), cookie
+                )
             except TransportClosedError:
                 self._fail(StatusCode.UNAVAILABLE, "Channel closed!")
                 return
@@ -381,7 +389,9 @@ class ClientCallCore:
         if frame.metadata is not None and self.initial_metadata is None:
             self.initial_metadata = frame.metadata
         if frame.flags & Flags.MESSAGE:
-            whole = self._assembler.add(frame.payload, bool(frame.flags & Flags.MSG_END))
+            whole = self._assembler.add(
+                frame.payload, bool(frame.flags & Flags.MSG_END)
+            )
             if whole is not None:
                 self._messages.append(whole)
         if frame.flags & Flags.EOS:

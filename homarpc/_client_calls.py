@@ -42,7 +42,9 @@ Starter = Callable[[Callable[[], None], int], ClientCallCore | None]
 class _CallState(Call, Future):
     """What unary and streamed responses share: the core, waiting, callbacks."""
 
-    def __init__(self, start: Starter, deserializer: Callable[[bytes], Any] | None) -> None:
+    def __init__(
+        self, start: Starter, deserializer: Callable[[bytes], Any] | None
+    ) -> None:
         self._start = start
         self._deserialize = deserializer or _identity
         self._waiters: list[Waiter] = []
@@ -113,8 +115,12 @@ class _CallState(Call, Future):
         if core.code is None or core.code is StatusCode.OK:
             return None
         if self._error is None:
-            self._error = RpcError(core.code, core.details, core.initial_metadata or (),
-                                   core.trailing_metadata)
+            self._error = RpcError(
+                core.code,
+                core.details,
+                core.initial_metadata or (),
+                core.trailing_metadata,
+            )
         return self._error
 
     # -- grpc.Call / RpcContext ------------------------------------------------------
@@ -200,15 +206,21 @@ class UnaryOutcome(_CallState):
             raise error
         payload = self._core.read()
         if payload is None:
-            raise RpcError(StatusCode.INTERNAL, "Server sent OK without a response",
-                           self._core.initial_metadata or (),
-                           self._core.trailing_metadata)
+            raise RpcError(
+                StatusCode.INTERNAL,
+                "Server sent OK without a response",
+                self._core.initial_metadata or (),
+                self._core.trailing_metadata,
+            )
         try:
             return self._deserialize(payload)
         except Exception:
-            raise RpcError(StatusCode.INTERNAL, "Exception deserializing response!",
-                           self._core.initial_metadata or (),
-                           self._core.trailing_metadata) from None
+            raise RpcError(
+                StatusCode.INTERNAL,
+                "Exception deserializing response!",
+                self._core.initial_metadata or (),
+                self._core.trailing_metadata,
+            ) from None
 
     def __repr__(self) -> str:
         return f"<homarpc call {self._core.call_id} code={self._core.code}>"
@@ -235,7 +247,9 @@ class ResponseStream(_CallState, Iterator[Any]):
             try:
                 return self._deserialize(holder[0])
             except Exception:
-                self._core.cancel(StatusCode.INTERNAL, "Exception deserializing response!")
+                self._core.cancel(
+                    StatusCode.INTERNAL, "Exception deserializing response!"
+                )
                 raise self._failure() from None
         error = self.error()
         if error is not None:

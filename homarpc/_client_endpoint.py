@@ -79,8 +79,9 @@ class ClientEndpoint:
         self._pump_cond = threading.Condition(threading.Lock())
         self._pumping = False
         self._standby: set[Waiter] = set()
-        self._thread = threading.Thread(target=self._run, name="homarpc-client",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="homarpc-client", daemon=True
+        )
         self._thread.start()
 
     # -- calls --------------------------------------------------------------------
@@ -107,8 +108,9 @@ class ClientEndpoint:
         with self._lock:
             call_id = next(self._ids)
             head = Frame(call_id, 0, Flags.POLL, method, timeout, metadata or None)
-            core = ClientCallCore(self, call_id, dest, deadline, response_streaming,
-                                  notify, head, request)
+            core = ClientCallCore(
+                self, call_id, dest, deadline, response_streaming, notify, head, request
+            )
             if self._closed:
                 core.code, core.details = StatusCode.UNAVAILABLE, "Channel closed!"
                 return core
@@ -144,8 +146,9 @@ class ClientEndpoint:
 
     # -- waiting, and pumping while waiting -----------------------------------------
 
-    def wait_for(self, ready: Callable[[], bool], waiter: Waiter,
-                 timeout: float | None = None) -> bool:
+    def wait_for(
+        self, ready: Callable[[], bool], waiter: Waiter, timeout: float | None = None
+    ) -> bool:
         """Block until ``ready()`` (True) or ``timeout`` (False), reading the
         transport for everyone while no other thread does.
 
@@ -270,7 +273,9 @@ class ClientEndpoint:
         try:
             core.on_response(message)
         except Exception:  # a bug must not kill the channel's receiver
-            log.exception("homarpc: error handling a response for call %d", core.call_id)
+            log.exception(
+                "homarpc: error handling a response for call %d", core.call_id
+            )
 
     def _sleep_time(self, now: float) -> float:
         with self._lock:
@@ -291,8 +296,11 @@ class ClientEndpoint:
                     expired.append(core)
             if now >= self._next_keepalive:
                 self._next_keepalive = now + KEEPALIVE_INTERVAL / 2
-                quiet = [c for c in self._calls.values()
-                         if now - c.last_sent >= KEEPALIVE_INTERVAL]
+                quiet = [
+                    c
+                    for c in self._calls.values()
+                    if now - c.last_sent >= KEEPALIVE_INTERVAL
+                ]
         for core in expired:
             core.expire()
         for core in quiet:

@@ -61,7 +61,9 @@ class GenericRpcHandler(abc.ABC):
     """Maps a call's details to an ``RpcMethodHandler``, or None when unknown."""
 
     @abc.abstractmethod
-    def service(self, handler_call_details: HandlerCallDetails) -> RpcMethodHandler | None:
+    def service(
+        self, handler_call_details: HandlerCallDetails
+    ) -> RpcMethodHandler | None:
         """Return the handler for ``handler_call_details.method`` or None."""
 
 
@@ -70,7 +72,9 @@ class _DictionaryGenericHandler(GenericRpcHandler):
         self._service = service
         self._methods = {f"/{service}/{name}": h for name, h in method_handlers.items()}
 
-    def service(self, handler_call_details: HandlerCallDetails) -> RpcMethodHandler | None:
+    def service(
+        self, handler_call_details: HandlerCallDetails
+    ) -> RpcMethodHandler | None:
         found = self._methods.get(handler_call_details.method)
         return None if found is None else as_method_handler(found)
 
@@ -160,7 +164,7 @@ def stream_stream_rpc_method_handler(
     request_deserializer: Deserializer | None = None,
     response_serializer: Serializer | None = None,
 ) -> RpcMethodHandler:
-    """A handler for ``behavior(request_iterator, context) -> iterator of responses``."""
+    """A handler for ``behavior(request_iterator, context) -> response iterator``."""
     return RpcMethodHandler(
         True, True, request_deserializer, response_serializer,
         None, None, None, behavior,

@@ -41,7 +41,7 @@ class Finisher(Protocol):
 
 
 class _Abort(Exception):
-    """Raised by ``context.abort``: unwinds the behavior; the status is on the context."""
+    """Raised by ``context.abort`` to unwind the behavior."""
 
 
 class _BadRequest(Exception):
@@ -112,8 +112,12 @@ class ContextState:
 
     def finish(self, message: bytes | None = None) -> None:
         code = self._code or StatusCode.OK
-        self._core.finish(code, self._details, self._trailing,
-                          message if code is StatusCode.OK else None)
+        self._core.finish(
+            code,
+            self._details,
+            self._trailing,
+            message if code is StatusCode.OK else None,
+        )
 
     def finish_with(self, code: StatusCode, details: str) -> None:
         self._core.finish(code, details, self._trailing)
@@ -151,8 +155,9 @@ class Context(ContextState, ServicerContext):
         self.abort(status.code, status.details)
 
 
-def _requests(core: ServerCallCore, waiter: Waiter, decode: Callable[[bytes], Any]
-              ) -> Iterator[Any]:
+def _requests(
+    core: ServerCallCore, waiter: Waiter, decode: Callable[[bytes], Any]
+) -> Iterator[Any]:
     """The request iterator a streaming-request behavior receives."""
     while True:
         payload = _next_payload(core, waiter)
@@ -202,7 +207,9 @@ def _encoder(handler: RpcMethodHandler, max_send: int) -> Callable[[Any], bytes]
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise TypeError(f"serializer returned {type(payload).__name__}, not bytes")
         if max_send >= 0 and len(payload) > max_send:
-            raise _TooLarge(f"Sent message larger than max ({len(payload)} vs. {max_send})")
+            raise _TooLarge(
+                f"Sent message larger than max ({len(payload)} vs. {max_send})"
+            )
         return bytes(payload)
 
     return encode
@@ -252,7 +259,9 @@ def _run_call(core: ServerCallCore, lookup: Lookup, max_send: int) -> None:
         _finish_after_exception(context, core, exc)
 
 
-def _finish_after_exception(context: Finisher, core: ServerCallCore, exc: Exception) -> None:
+def _finish_after_exception(
+    context: Finisher, core: ServerCallCore, exc: Exception
+) -> None:
     if not core.is_active:
         return  # cancelled or timed out meanwhile: the client has its status
     if context.code() not in (None, StatusCode.OK):
@@ -262,7 +271,9 @@ def _finish_after_exception(context: Finisher, core: ServerCallCore, exc: Except
     context.finish_with(StatusCode.UNKNOWN, f"Exception calling application: {exc}")
 
 
-def _unary_request(core: ServerCallCore, waiter: Waiter, handler: RpcMethodHandler) -> Any:
+def _unary_request(
+    core: ServerCallCore, waiter: Waiter, handler: RpcMethodHandler
+) -> Any:
     payload = _next_payload(core, waiter)
     if payload is None:
         if core.is_active:
@@ -275,8 +286,9 @@ class _Cancelled(Exception):
     """The call ended before the handler could run."""
 
 
-def _unary_response(context: Finisher, handler: RpcMethodHandler, max_send: int,
-                    response: Any) -> None:
+def _unary_response(
+    context: Finisher, handler: RpcMethodHandler, max_send: int, response: Any
+) -> None:
     if response is None:
         if context.code() in (None, StatusCode.OK):
             context.finish_with(StatusCode.INTERNAL, "Failed to serialize response!")
@@ -293,9 +305,14 @@ def _unary_response(context: Finisher, handler: RpcMethodHandler, max_send: int,
     context.finish(payload)
 
 
-def _stream_response(core: ServerCallCore, waiter: Waiter, context: Context,
-                     handler: RpcMethodHandler, max_send: int,
-                     responses: Iterator[Any]) -> None:
+def _stream_response(
+    core: ServerCallCore,
+    waiter: Waiter,
+    context: Context,
+    handler: RpcMethodHandler,
+    max_send: int,
+    responses: Iterator[Any],
+) -> None:
     encode = _encoder(handler, max_send)
     try:
         for response in responses:
@@ -310,8 +327,13 @@ def _stream_response(core: ServerCallCore, waiter: Waiter, context: Context,
     context.finish()
 
 
-def _run_unary_unary(core: ServerCallCore, waiter: Waiter, handler: RpcMethodHandler,
-                     context: Context, max_send: int) -> None:
+def _run_unary_unary(
+    core: ServerCallCore,
+    waiter: Waiter,
+    handler: RpcMethodHandler,
+    context: Context,
+    max_send: int,
+) -> None:
     try:
         request = _unary_request(core, waiter, handler)
     except _Cancelled:
@@ -320,8 +342,13 @@ def _run_unary_unary(core: ServerCallCore, waiter: Waiter, handler: RpcMethodHan
     _unary_response(context, handler, max_send, handler.unary_unary(request, context))
 
 
-def _run_unary_stream(core: ServerCallCore, waiter: Waiter, handler: RpcMethodHandler,
-                      context: Context, max_send: int) -> None:
+def _run_unary_stream(
+    core: ServerCallCore,
+    waiter: Waiter,
+    handler: RpcMethodHandler,
+    context: Context,
+    max_send: int,
+) -> None:
     try:
         request = _unary_request(core, waiter, handler)
     except _Cancelled:
@@ -331,15 +358,25 @@ def _run_unary_stream(core: ServerCallCore, waiter: Waiter, handler: RpcMethodHa
     _stream_response(core, waiter, context, handler, max_send, iter(responses or ()))
 
 
-def _run_stream_unary(core: ServerCallCore, waiter: Waiter, handler: RpcMethodHandler,
-                      context: Context, max_send: int) -> None:
+def _run_stream_unary(
+    core: ServerCallCore,
+    waiter: Waiter,
+    handler: RpcMethodHandler,
+    context: Context,
+    max_send: int,
+) -> None:
     assert handler.stream_unary is not None
     requests = _requests(core, waiter, _decoder(handler))
     _unary_response(context, handler, max_send, handler.stream_unary(requests, context))
 
 
-def _run_stream_stream(core: ServerCallCore, waiter: Waiter, handler: RpcMethodHandler,
-                       context: Context, max_send: int) -> None:
+def _run_stream_stream(
+    core: ServerCallCore,
+    waiter: Waiter,
+    handler: RpcMethodHandler,
+    context: Context,
+    max_send: int,
+) -> None:
     assert handler.stream_stream is not None
     requests = _requests(core, waiter, _decoder(handler))
     responses = handler.stream_stream(requests, context)

@@ -18,7 +18,7 @@ When the call ends every request still held is answered, so Homa keeps no state.
 
 Internal interface (stable; ``homarpc.aio`` uses exactly this)::
 
-    endpoint = ServerEndpoint(transport, on_call=callback, max_receive_message_length=...)
+    endpoint = ServerEndpoint(transport, on_call=callback, max_receive_message_length=N)
     endpoint.start(); ...; endpoint.close()
     # on_call(core) runs on the receive thread for each new call: it must not block
     # (hand the call to a worker pool or an event loop) and should set core.notify.
@@ -32,6 +32,7 @@ Internal interface (stable; ``homarpc.aio`` uses exactly this)::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -81,12 +82,16 @@ class ServerCallCore:
         self.call_id = start.call_id
         self.method = start.method or ""
         self.metadata: MetadataEntries = start.metadata or ()
-        self.deadline = None if start.timeout is None else time.monotonic() + start.timeout
+        self.deadline = (
+            None if start.timeout is None else time.monotonic() + start.timeout
+        )
         self.notify: Notify = _nothing
         self.last_heard = time.monotonic()
         self._lock = threading.Lock()
         self._window = endpoint.window
-        self._inbound: ReorderBuffer[tuple[int, Frame]] = ReorderBuffer(4 * self._window + 4)
+        self._inbound: ReorderBuffer[tuple[int, Frame]] = ReorderBuffer(
+            4 * self._window + 4
+        )
         self._assembler = Assembler(endpoint.max_receive_message_length)
         self._messages: deque[tuple[bytes, int, bool]] = deque()
         self._half_closed = False
@@ -144,7 +149,7 @@ class ServerCallCore:
     # -- writing ------------------------------------------------------------------
 
     def send_initial_metadata(self, metadata: MetadataEntries, flush: bool) -> None:
-        """Set initial metadata; ``flush`` sends it now instead of with the next frame."""
+        """Set initial metadata; ``flush`` sends it now, not with the next frame."""
         with self._lock:
             if self._metadata_sent or not self.is_active:
                 return
@@ -181,8 +186,9 @@ class ServerCallCore:
         with self._lock:
             if not self.is_active:
                 return
-            last = Frame(self.call_id, status=(code.code, details),
-                         trailers=trailing_metadata)
+            last = Frame(
+                self.call_id, status=(code.code, details), trailers=trailing_metadata
+            )
             if message is None:
                 self._out.append(self._stamp(last._replace(flags=Flags.EOS)))
             else:
@@ -194,7 +200,9 @@ class ServerCallCore:
         self._send(replies)
         _run_callbacks(callbacks)
 
-    def terminate(self, code: StatusCode, details: str, tell_client: bool = True) -> None:
+    def terminate(
+        self, code: StatusCode, details: str, tell_client: bool = True
+    ) -> None:
         """End the call now (cancel, deadline, protocol trouble); handlers see it."""
         with self._lock:
             if not self.is_active or self._closed:
@@ -219,8 +227,9 @@ class ServerCallCore:
         if not self._metadata_sent:
             self._metadata_sent = True
             first = first._replace(metadata=self._initial_metadata or ())
-        frames = message_frames(first, payload, self._send_seq,
-                                self._endpoint.max_message_length, end)
+        frames = message_frames(
+            first, payload, self._send_seq, self._endpoint.max_message_length, end
+        )
         self._send_seq += len(frames)
         self._out.extend(frames)
 
@@ -284,13 +293,17 @@ class ServerCallCore:
         if frame.flags & Flags.EOS:
             self._half_closed = True
         if frame.flags & Flags.MESSAGE:
-            whole = self._assembler.add(frame.payload, bool(frame.flags & Flags.MSG_END))
+            whole = self._assembler.add(
+                frame.payload, bool(frame.flags & Flags.MSG_END)
+            )
             if whole is not None:
                 self._messages.append((whole, rpc_id, is_poll))
                 return
         self._release(rpc_id, is_poll)
 
-    def _end_locked(self, code: StatusCode, details: str, tell_client: bool = True) -> None:
+    def _end_locked(
+        self, code: StatusCode, details: str, tell_client: bool = True
+    ) -> None:
         """Cancel the call (under the lock): drop queued output, send the status."""
         self.cancelled = True
         self._out.clear()
@@ -316,7 +329,9 @@ class ServerCallCore:
         out = self._out
         while self._answerable:
             rpc_id = self._answerable.popleft()
-            replies.append((rpc_id, encode_frame(out.popleft()) if out else self._empty_ack))
+            replies.append(
+                (rpc_id, encode_frame(out.popleft()) if out else self._empty_ack)
+            )
         while self._held and out:
             replies.append((self._held.popleft(), encode_frame(out.popleft())))
         while len(self._held) > self._window:  # a client polling beyond its window
@@ -466,9 +481,18 @@ class ServerEndpoint:
             frame = decode_frame(message.payload)
         except FrameError as exc:
             self.malformed += 1
-            log.debug("homarpc: dropped a malformed request from %s: %s", message.peer, exc)
-            self._answer(message.peer, message.id, Frame(0, flags=Flags.EOS, status=(
-                StatusCode.INTERNAL.code, f"malformed request: {exc}")))
+            log.debug(
+                "homarpc: dropped a malformed request from %s: %s", message.peer, exc
+            )
+            self._answer(
+                message.peer,
+                message.id,
+                Frame(
+                    0,
+                    flags=Flags.EOS,
+                    status=(StatusCode.INTERNAL.code, f"malformed request: {exc}"),
+                ),
+            )
             return
         finally:
             message.release()
@@ -492,26 +516,30 @@ class ServerEndpoint:
 
     def _park_unknown(self, key: _Key, rpc_id: int, frame: Frame) -> None:
         """A frame for a call we do not have (under the lock): answer it or keep it."""
-        if key in self._finished or frame.flags & Flags.CANCEL or (
-            len(self._orphans) >= _MAX_ORPHANS
+        if (
+            key in self._finished
+            or frame.flags & Flags.CANCEL
+            or (len(self._orphans) >= _MAX_ORPHANS)
         ):
             self._answer(key[0], rpc_id, Frame(frame.call_id))
         else:  # arrived before its call start: keep it a moment
             self._orphans.setdefault(key, []).append((time.monotonic(), rpc_id, frame))
 
     def _answer(self, peer: Address, rpc_id: int, frame: Frame) -> None:
-        try:
+        with contextlib.suppress(TransportClosedError):
             self.transport.reply(peer, rpc_id, encode_frame(frame))
-        except TransportClosedError:
-            pass
 
     def _sweep(self, now: float) -> None:
         """Expire deadlines and give up on orphans whose call never started."""
         with self._lock:
-            expired = [c for c in self._calls.values()
-                       if c.deadline is not None and c.deadline <= now]
-            silent = [c for c in self._calls.values()
-                      if now - c.last_heard > LIVENESS_TIMEOUT]
+            expired = [
+                c
+                for c in self._calls.values()
+                if c.deadline is not None and c.deadline <= now
+            ]
+            silent = [
+                c for c in self._calls.values() if now - c.last_heard > LIVENESS_TIMEOUT
+            ]
             stale = [k for k, v in self._orphans.items() if v[0][0] + _ORPHAN_TTL < now]
             dropped = [(k, self._orphans.pop(k)) for k in stale]
         for core in expired:

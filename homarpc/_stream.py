@@ -146,10 +146,17 @@ def message_frames(
     Raises:
         ValueError: the head alone does not fit in one message.
     """
-    whole = Frame(first.call_id, next_seq,
-                  first.flags | Flags.MESSAGE | Flags.MSG_END | end_flags,
-                  first.method, first.timeout, first.metadata, first.status,
-                  first.trailers, payload)
+    whole = Frame(
+        first.call_id,
+        next_seq,
+        first.flags | Flags.MESSAGE | Flags.MSG_END | end_flags,
+        first.method,
+        first.timeout,
+        first.metadata,
+        first.status,
+        first.trailers,
+        payload,
+    )
     fits_surely = len(payload) + _FAST_HEAD_ROOM <= max_length
     if fits_surely and not _head_is_large(first):
         return [whole]  # the hot path: one frame, head encoded once (by the caller)
@@ -157,11 +164,15 @@ def message_frames(
         return [whole]
     lead = first._replace(status=None, trailers=None, flags=first.flags | Flags.MESSAGE)
     frames = _chunk_frames(lead, payload, max_length)
-    closing = Frame(first.call_id, flags=end_flags, status=first.status,
-                    trailers=first.trailers)
+    closing = Frame(
+        first.call_id, flags=end_flags, status=first.status, trailers=first.trailers
+    )
     last = frames[-1]
-    merged = last._replace(flags=last.flags | Flags.MSG_END | end_flags,
-                     status=first.status, trailers=first.trailers)
+    merged = last._replace(
+        flags=last.flags | Flags.MSG_END | end_flags,
+        status=first.status,
+        trailers=first.trailers,
+    )
     if head_size(merged) + len(merged.payload) <= max_length:
         frames[-1] = merged
     else:
@@ -188,9 +199,9 @@ def _chunk_frames(lead: Frame, payload: bytes, max_length: int) -> list[Frame]:
     if room <= 0:
         raise ValueError("metadata does not fit in one Homa message")
     view = memoryview(payload)  # chunks are views: encode_frame makes the one copy
-    frames = [lead._replace(payload=view[:room])]
     plain = Frame(lead.call_id, flags=Flags.MESSAGE)
     rest_room = max_length - HEADER_SIZE
-    for offset in range(room, len(payload), rest_room):
-        frames.append(plain._replace(payload=view[offset : offset + rest_room]))
-    return frames
+    return [lead._replace(payload=view[:room])] + [
+        plain._replace(payload=view[offset : offset + rest_room])
+        for offset in range(room, len(payload), rest_room)
+    ]

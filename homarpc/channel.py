@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from ._call import ClientCallCore
-from ._client_endpoint import ClientEndpoint
 from ._client_calls import ResponseStream, UnaryOutcome, send_requests
+from ._client_endpoint import ClientEndpoint
 from ._interfaces import ChannelConnectivity
 from ._options import message_limits
 from ._targets import parse_target
@@ -90,8 +90,12 @@ class Channel:
         self._targets = _Targets(addresses)
         max_receive, self._max_send = message_limits(options)
         local_host = _local_host(addresses)
-        link = open_transport(kind or transport, (local_host, 0), server=False,
-                              **dict(transport_options or {}))
+        link = open_transport(
+            kind or transport,
+            (local_host, 0),
+            server=False,
+            **dict(transport_options or {}),
+        )
         self._endpoint = ClientEndpoint(link, max_receive_message_length=max_receive)
         self._subscribers: list[Callable[[ChannelConnectivity], None]] = []
         self._closed = False
@@ -99,40 +103,61 @@ class Channel:
 
     # -- multicallables -------------------------------------------------------------
 
-    def unary_unary(self, method: str, request_serializer: Serializer = None,
-                    response_deserializer: Deserializer = None,
-                    _registered_method: bool | None = False) -> UnaryUnaryMultiCallable[Any, Any]:
-        return UnaryUnaryMultiCallable(self, method, request_serializer,
-                                       response_deserializer)
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Serializer = None,
+        response_deserializer: Deserializer = None,
+        _registered_method: bool | None = False,
+    ) -> UnaryUnaryMultiCallable[Any, Any]:
+        return UnaryUnaryMultiCallable(
+            self, method, request_serializer, response_deserializer
+        )
 
-    def unary_stream(self, method: str, request_serializer: Serializer = None,
-                     response_deserializer: Deserializer = None,
-                     _registered_method: bool | None = False
-                     ) -> UnaryStreamMultiCallable[Any, Any]:
-        return UnaryStreamMultiCallable(self, method, request_serializer,
-                                        response_deserializer)
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Serializer = None,
+        response_deserializer: Deserializer = None,
+        _registered_method: bool | None = False,
+    ) -> UnaryStreamMultiCallable[Any, Any]:
+        return UnaryStreamMultiCallable(
+            self, method, request_serializer, response_deserializer
+        )
 
-    def stream_unary(self, method: str, request_serializer: Serializer = None,
-                     response_deserializer: Deserializer = None,
-                     _registered_method: bool | None = False
-                     ) -> StreamUnaryMultiCallable[Any, Any]:
-        return StreamUnaryMultiCallable(self, method, request_serializer,
-                                        response_deserializer)
+    def stream_unary(
+        self,
+        method: str,
+        request_serializer: Serializer = None,
+        response_deserializer: Deserializer = None,
+        _registered_method: bool | None = False,
+    ) -> StreamUnaryMultiCallable[Any, Any]:
+        return StreamUnaryMultiCallable(
+            self, method, request_serializer, response_deserializer
+        )
 
-    def stream_stream(self, method: str, request_serializer: Serializer = None,
-                      response_deserializer: Deserializer = None,
-                      _registered_method: bool | None = False
-                      ) -> StreamStreamMultiCallable[Any, Any]:
-        return StreamStreamMultiCallable(self, method, request_serializer,
-                                         response_deserializer)
+    def stream_stream(
+        self,
+        method: str,
+        request_serializer: Serializer = None,
+        response_deserializer: Deserializer = None,
+        _registered_method: bool | None = False,
+    ) -> StreamStreamMultiCallable[Any, Any]:
+        return StreamStreamMultiCallable(
+            self, method, request_serializer, response_deserializer
+        )
 
     # -- connectivity (Homa has no connections: a channel is READY until closed) ----
 
-    def subscribe(self, callback: Callable[[ChannelConnectivity], None],
-                  try_to_connect: bool = False) -> None:
+    def subscribe(
+        self,
+        callback: Callable[[ChannelConnectivity], None],
+        try_to_connect: bool = False,
+    ) -> None:
         self._subscribers.append(callback)
-        callback(ChannelConnectivity.SHUTDOWN if self._closed
-                 else ChannelConnectivity.READY)
+        callback(
+            ChannelConnectivity.SHUTDOWN if self._closed else ChannelConnectivity.READY
+        )
 
     def unsubscribe(self, callback: Callable[[ChannelConnectivity], None]) -> None:
         if callback in self._subscribers:
@@ -155,14 +180,23 @@ class Channel:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<homarpc.Channel to {self.target} over {self._endpoint.transport.kind}>"
+        return (
+            f"<homarpc.Channel to {self.target} over {self._endpoint.transport.kind}>"
+        )
 
     # -- used by the multicallables ---------------------------------------------------
 
-    def _starter(self, method: str, metadata: tuple[Metadatum, ...], timeout: float | None,
-                 request: bytes | None, response_streaming: bool, *,
-                 attended: bool = False, wait_for_ready: bool | None = None
-                 ) -> Callable[[Callable[[], None], int], ClientCallCore | None]:
+    def _starter(
+        self,
+        method: str,
+        metadata: tuple[Metadatum, ...],
+        timeout: float | None,
+        request: bytes | None,
+        response_streaming: bool,
+        *,
+        attended: bool = False,
+        wait_for_ready: bool | None = None,
+    ) -> Callable[[Callable[[], None], int], ClientCallCore | None]:
         """A function that opens attempt N of a call (None: give up); the caller
         starts it. ``attended``: a thread will wait for the outcome (see
         ``ClientEndpoint.open_call``). An attempt that found no server fails over
@@ -185,10 +219,16 @@ class Channel:
                 delay = min(_RETRY_MAX, _RETRY_FIRST * 2 ** min(attempt, 8))
             # A retry keeps the first attempt's deadline.
             remaining = first[0].time_remaining() if first else timeout
-            core = self._endpoint.open_call(dest, method, metadata, remaining,
-                                            request=request,
-                                            response_streaming=response_streaming,
-                                            notify=notify, attended=attended)
+            core = self._endpoint.open_call(
+                dest,
+                method,
+                metadata,
+                remaining,
+                request=request,
+                response_streaming=response_streaming,
+                notify=notify,
+                attended=attended,
+            )
             core.start_delay = delay
             first[:] = first or [core]
             last[:] = [core]
@@ -198,9 +238,10 @@ class Channel:
 
     def _check_send_size(self, payload: bytes) -> None:
         if 0 <= self._max_send < len(payload):
-            raise RpcError(StatusCode.RESOURCE_EXHAUSTED,
-                           f"Sent message larger than max ({len(payload)} vs. "
-                           f"{self._max_send})")
+            raise RpcError(
+                StatusCode.RESOURCE_EXHAUSTED,
+                f"Sent message larger than max ({len(payload)} vs. {self._max_send})",
+            )
 
 
 def _local_host(addresses: list[tuple[str, int]]) -> str:
@@ -213,8 +254,13 @@ def _local_host(addresses: list[tuple[str, int]]) -> str:
 
 
 class _MultiCallable(Generic[RequestT, ResponseT]):
-    def __init__(self, channel: Channel, method: str, serializer: Serializer,
-                 deserializer: Deserializer) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        method: str,
+        serializer: Serializer,
+        deserializer: Deserializer,
+    ) -> None:
         self._channel = channel
         self._method = method
         self._serialize: Callable[[Any], bytes] = serializer or _identity
@@ -224,35 +270,64 @@ class _MultiCallable(Generic[RequestT, ResponseT]):
         try:
             payload = self._serialize(request)
         except Exception:
-            raise RpcError(StatusCode.INTERNAL, "Exception serializing request!") from None
+            raise RpcError(
+                StatusCode.INTERNAL, "Exception serializing request!"
+            ) from None
         self._channel._check_send_size(payload)
         return bytes(payload)
 
-    def _unary(self, request: Any, timeout: float | None, metadata: MetadataArg,
-               outcome: type[UnaryOutcome] | type[ResponseStream],
-               attended: bool = False, wait_for_ready: bool | None = None) -> Any:
-        return self._open(self._payload(request), timeout, metadata, outcome, attended,
-                          wait_for_ready)
+    def _unary(
+        self,
+        request: Any,
+        timeout: float | None,
+        metadata: MetadataArg,
+        outcome: type[UnaryOutcome] | type[ResponseStream],
+        attended: bool = False,
+        wait_for_ready: bool | None = None,
+    ) -> Any:
+        return self._open(
+            self._payload(request), timeout, metadata, outcome, attended, wait_for_ready
+        )
 
-    def _streamed(self, timeout: float | None, metadata: MetadataArg,
-                  outcome: type[UnaryOutcome] | type[ResponseStream],
-                  attended: bool = False) -> Any:
+    def _streamed(
+        self,
+        timeout: float | None,
+        metadata: MetadataArg,
+        outcome: type[UnaryOutcome] | type[ResponseStream],
+        attended: bool = False,
+    ) -> Any:
         return self._open(None, timeout, metadata, outcome, attended, None)
 
-    def _open(self, payload: bytes | None, timeout: float | None, metadata: MetadataArg,
-              outcome: type[UnaryOutcome] | type[ResponseStream], attended: bool,
-              wait_for_ready: bool | None) -> Any:
+    def _open(
+        self,
+        payload: bytes | None,
+        timeout: float | None,
+        metadata: MetadataArg,
+        outcome: type[UnaryOutcome] | type[ResponseStream],
+        attended: bool,
+        wait_for_ready: bool | None,
+    ) -> Any:
         entries = tuple(check_metadata(metadata))
-        start = self._channel._starter(self._method, entries, timeout, payload,
-                                       outcome is ResponseStream, attended=attended,
-                                       wait_for_ready=wait_for_ready)
+        start = self._channel._starter(
+            self._method,
+            entries,
+            timeout,
+            payload,
+            outcome is ResponseStream,
+            attended=attended,
+            wait_for_ready=wait_for_ready,
+        )
         call = outcome(start, self._deserialize)
         call._core.start()
         return call
 
     def _feed(self, call: Any, requests: Any) -> None:
-        threading.Thread(target=send_requests, args=(call, iter(requests), self._payload),
-                         daemon=True, name="homarpc-requests").start()
+        threading.Thread(
+            target=send_requests,
+            args=(call, iter(requests), self._payload),
+            daemon=True,
+            name="homarpc-requests",
+        ).start()
 
 
 def _identity(data: Any) -> bytes:
@@ -262,59 +337,103 @@ def _identity(data: Any) -> bytes:
 class UnaryUnaryMultiCallable(_MultiCallable[RequestT, ResponseT]):
     """Calls a unary-unary method; one Homa RPC per call."""
 
-    def __call__(self, request: RequestT, timeout: float | None = None,
-                 metadata: MetadataArg = None, credentials: Any = None,
-                 wait_for_ready: bool | None = None, compression: Any = None) -> ResponseT:
-        call = self._unary(request, timeout, metadata, UnaryOutcome, True, wait_for_ready)
+    def __call__(
+        self,
+        request: RequestT,
+        timeout: float | None = None,
+        metadata: MetadataArg = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Any = None,
+    ) -> ResponseT:
+        call = self._unary(
+            request, timeout, metadata, UnaryOutcome, True, wait_for_ready
+        )
         return call.result()  # type: ignore[no-any-return]
 
-    def with_call(self, request: RequestT, timeout: float | None = None,
-                  metadata: MetadataArg = None, credentials: Any = None,
-                  wait_for_ready: bool | None = None, compression: Any = None
-                  ) -> tuple[ResponseT, UnaryOutcome]:
-        call = self._unary(request, timeout, metadata, UnaryOutcome, True, wait_for_ready)
+    def with_call(
+        self,
+        request: RequestT,
+        timeout: float | None = None,
+        metadata: MetadataArg = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Any = None,
+    ) -> tuple[ResponseT, UnaryOutcome]:
+        call = self._unary(
+            request, timeout, metadata, UnaryOutcome, True, wait_for_ready
+        )
         return call.result(), call
 
-    def future(self, request: RequestT, timeout: float | None = None,
-               metadata: MetadataArg = None, credentials: Any = None,
-               wait_for_ready: bool | None = None, compression: Any = None) -> UnaryOutcome:
+    def future(
+        self,
+        request: RequestT,
+        timeout: float | None = None,
+        metadata: MetadataArg = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Any = None,
+    ) -> UnaryOutcome:
         return self._unary(  # type: ignore[no-any-return]
-            request, timeout, metadata, UnaryOutcome, False, wait_for_ready)
+            request, timeout, metadata, UnaryOutcome, False, wait_for_ready
+        )
 
 
 class UnaryStreamMultiCallable(_MultiCallable[RequestT, ResponseT]):
     """Calls a unary-stream method; returns an iterator that is also a ``Call``."""
 
-    def __call__(self, request: RequestT, timeout: float | None = None,
-                 metadata: MetadataArg = None, credentials: Any = None,
-                 wait_for_ready: bool | None = None, compression: Any = None
-                 ) -> ResponseStream:
+    def __call__(
+        self,
+        request: RequestT,
+        timeout: float | None = None,
+        metadata: MetadataArg = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Any = None,
+    ) -> ResponseStream:
         return self._unary(  # type: ignore[no-any-return]
-            request, timeout, metadata, ResponseStream, False, wait_for_ready)
+            request, timeout, metadata, ResponseStream, False, wait_for_ready
+        )
 
 
 class StreamUnaryMultiCallable(_MultiCallable[RequestT, ResponseT]):
     """Calls a stream-unary method with an iterator of requests."""
 
-    def __call__(self, request_iterator: Iterator[RequestT], timeout: float | None = None,
-                 metadata: MetadataArg = None, credentials: Any = None,
-                 wait_for_ready: bool | None = None, compression: Any = None) -> ResponseT:
+    def __call__(
+        self,
+        request_iterator: Iterator[RequestT],
+        timeout: float | None = None,
+        metadata: MetadataArg = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Any = None,
+    ) -> ResponseT:
         call = self._streamed(timeout, metadata, UnaryOutcome, attended=True)
         send_requests(call, iter(request_iterator), self._payload)
         return call.result()  # type: ignore[no-any-return]
 
-    def with_call(self, request_iterator: Iterator[RequestT], timeout: float | None = None,
-                  metadata: MetadataArg = None, credentials: Any = None,
-                  wait_for_ready: bool | None = None, compression: Any = None
-                  ) -> tuple[ResponseT, UnaryOutcome]:
+    def with_call(
+        self,
+        request_iterator: Iterator[RequestT],
+        timeout: float | None = None,
+        metadata: MetadataArg = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Any = None,
+    ) -> tuple[ResponseT, UnaryOutcome]:
         call = self._streamed(timeout, metadata, UnaryOutcome, attended=True)
         send_requests(call, iter(request_iterator), self._payload)
         return call.result(), call
 
-    def future(self, request_iterator: Iterator[RequestT], timeout: float | None = None,
-               metadata: MetadataArg = None, credentials: Any = None,
-               wait_for_ready: bool | None = None, compression: Any = None
-               ) -> UnaryOutcome:
+    def future(
+        self,
+        request_iterator: Iterator[RequestT],
+        timeout: float | None = None,
+        metadata: MetadataArg = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Any = None,
+    ) -> UnaryOutcome:
         call = self._streamed(timeout, metadata, UnaryOutcome)
         self._feed(call, request_iterator)
         return call  # type: ignore[no-any-return]
@@ -323,10 +442,15 @@ class StreamUnaryMultiCallable(_MultiCallable[RequestT, ResponseT]):
 class StreamStreamMultiCallable(_MultiCallable[RequestT, ResponseT]):
     """Calls a bidirectional-streaming method; returns an iterator and ``Call``."""
 
-    def __call__(self, request_iterator: Iterator[RequestT], timeout: float | None = None,
-                 metadata: MetadataArg = None, credentials: Any = None,
-                 wait_for_ready: bool | None = None, compression: Any = None
-                 ) -> ResponseStream:
+    def __call__(
+        self,
+        request_iterator: Iterator[RequestT],
+        timeout: float | None = None,
+        metadata: MetadataArg = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Any = None,
+    ) -> ResponseStream:
         call = self._streamed(timeout, metadata, ResponseStream)
         self._feed(call, request_iterator)
         return call  # type: ignore[no-any-return]

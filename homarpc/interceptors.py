@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-class ClientCallDetails(abc.ABC):  # noqa: B024 - grpcio's is an attribute-only ABC
+class ClientCallDetails(abc.ABC):
     """What client interceptors see and may rewrite: ``method``, ``timeout``,
     ``metadata``, ``credentials``, ``wait_for_ready``, ``compression``."""
 
@@ -73,7 +73,10 @@ class UnaryStreamClientInterceptor(abc.ABC):
 class StreamUnaryClientInterceptor(abc.ABC):
     @abc.abstractmethod
     def intercept_stream_unary(
-        self, continuation: Continuation, client_call_details: Any, request_iterator: Any
+        self,
+        continuation: Continuation,
+        client_call_details: Any,
+        request_iterator: Any,
     ) -> Any:
         """Call ``continuation(details, request_iterator)`` and return its outcome."""
 
@@ -81,7 +84,10 @@ class StreamUnaryClientInterceptor(abc.ABC):
 class StreamStreamClientInterceptor(abc.ABC):
     @abc.abstractmethod
     def intercept_stream_stream(
-        self, continuation: Continuation, client_call_details: Any, request_iterator: Any
+        self,
+        continuation: Continuation,
+        client_call_details: Any,
+        request_iterator: Any,
     ) -> Any:
         """Call ``continuation(details, request_iterator)``; return the iterator."""
 
@@ -198,7 +204,9 @@ class _InterceptedChannel:
     def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return self._multicallable("stream_stream", method, *args, **kwargs)
 
-    def subscribe(self, callback: Callable[..., Any], try_to_connect: bool = False) -> None:
+    def subscribe(
+        self, callback: Callable[..., Any], try_to_connect: bool = False
+    ) -> None:
         self._channel.subscribe(callback, try_to_connect)
 
     def unsubscribe(self, callback: Callable[..., Any]) -> None:
@@ -226,4 +234,3 @@ def intercept_channel(channel: Any, *interceptors: Any) -> Any:
     for interceptor in reversed(interceptors):
         channel = _InterceptedChannel(channel, interceptor)
     return channel
-

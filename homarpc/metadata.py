@@ -41,7 +41,9 @@ def is_binary_key(key: str) -> bool:
     return key.endswith("-bin")
 
 
-def check_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> list[Metadatum]:
+def check_metadata(
+    metadata: Iterable[tuple[str, str | bytes]] | None,
+) -> list[Metadatum]:
     """Validate user metadata and normalise it; raise as grpcio would.
 
     Raises:
@@ -64,7 +66,9 @@ def check_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> list[M
 def _checked_value(key: str, value: object) -> str | bytes:
     if is_binary_key(key):
         if not isinstance(value, bytes | bytearray | memoryview):
-            raise TypeError(f"metadata key {key!r} ends in -bin: its value must be bytes")
+            raise TypeError(
+                f"metadata key {key!r} ends in -bin: its value must be bytes"
+            )
         return bytes(value)
     if isinstance(value, bytes | bytearray | memoryview):
         try:

@@ -86,18 +86,28 @@ class Server:
         """
         try:
             kind, local = parse_bind(address)
-            transport = open_transport(kind or self._transport_kind, local, server=True,
-                                       **self._transport_options)
+            transport = open_transport(
+                kind or self._transport_kind,
+                local,
+                server=True,
+                **self._transport_options,
+            )
         except (TargetError, OSError, ValueError) as exc:
             raise RuntimeError(f"Failed to bind to address {address}: {exc}") from None
-        endpoint = ServerEndpoint(transport, on_call=self._on_call,
-                                  max_receive_message_length=self._max_receive)
+        endpoint = ServerEndpoint(
+            transport,
+            on_call=self._on_call,
+            max_receive_message_length=self._max_receive,
+        )
         with self._lock:
             self._endpoints.append(endpoint)
             if self._started:
                 endpoint.start()
-        log.info("homarpc server listening on %s over %s", transport.local_addr,
-                 transport.kind)
+        log.info(
+            "homarpc server listening on %s over %s",
+            transport.local_addr,
+            transport.kind,
+        )
         return transport.local_addr[1]
 
     def add_secure_port(self, address: str, server_credentials: Any) -> int:
@@ -119,8 +129,12 @@ class Server:
         with self._lock:
             self._stopping = True
         if grace:
-            threading.Thread(target=self._stop_after, args=(grace,), daemon=True,
-                             name="homarpc-server-stop").start()
+            threading.Thread(
+                target=self._stop_after,
+                args=(grace,),
+                daemon=True,
+                name="homarpc-server-stop",
+            ).start()
         else:
             self._shut_down()
         return self._stopped
@@ -257,7 +271,16 @@ def server(
     """
     owns_pool = thread_pool is None
     pool = thread_pool or futures.ThreadPoolExecutor(
-        max_workers=max_workers or _DEFAULT_WORKERS, thread_name_prefix="homarpc-handler"
+        max_workers=max_workers or _DEFAULT_WORKERS,
+        thread_name_prefix="homarpc-handler",
     )
-    return Server(pool, handlers or (), interceptors or (), options or (),
-                  maximum_concurrent_rpcs, transport, owns_pool, transport_options)
+    return Server(
+        pool,
+        handlers or (),
+        interceptors or (),
+        options or (),
+        maximum_concurrent_rpcs,
+        transport,
+        owns_pool,
+        transport_options,
+    )

@@ -46,9 +46,13 @@ class ChannelFor:
     ) -> None:
         self._network = MemoryNetwork()
         transport_options = {"network": self._network}
-        self.server = server(interceptors=interceptors, options=options,
-                             max_workers=max_workers, transport="memory",
-                             transport_options=transport_options)
+        self.server = server(
+            interceptors=interceptors,
+            options=options,
+            max_workers=max_workers,
+            transport="memory",
+            transport_options=transport_options,
+        )
         for service in services:
             if isinstance(service, tuple):
                 add, servicer = service
@@ -57,7 +61,9 @@ class ChannelFor:
                 self.server.add_generic_rpc_handlers((service,))
         port = self.server.add_insecure_port("127.0.0.1:0")
         self.server.start()
-        self.channel = Channel(f"127.0.0.1:{port}", options, "memory", transport_options)
+        self.channel = Channel(
+            f"127.0.0.1:{port}", options, "memory", transport_options
+        )
 
     def __enter__(self) -> Channel:
         return self.channel
@@ -71,7 +77,9 @@ class ChannelFor:
 
 
 @contextmanager
-def channel_for(add_servicer: AddServicer, servicer: Any, **kwargs: Any) -> Iterator[Channel]:
+def channel_for(
+    add_servicer: AddServicer, servicer: Any, **kwargs: Any
+) -> Iterator[Channel]:
     """A channel to an in-process server running ``servicer`` (one service)."""
     harness = ChannelFor([(add_servicer, servicer)], **kwargs)
     try:

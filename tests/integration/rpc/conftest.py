@@ -59,8 +59,9 @@ class Rig:
         **kwargs: Any,
     ) -> tuple[homarpc.Server, int]:
         kwargs.setdefault("max_workers", 16)
-        server = homarpc.server(transport=self.kind,
-                                transport_options=self.transport_options, **kwargs)
+        server = homarpc.server(
+            transport=self.kind, transport_options=self.transport_options, **kwargs
+        )
         if service is not None:
             server.add_generic_rpc_handlers((service.generic_handler(),))
         server.add_generic_rpc_handlers(handlers)
@@ -72,14 +73,22 @@ class Rig:
     def channel(self, target: str | int, **kwargs: Any) -> homarpc.Channel:
         if isinstance(target, int):
             target = f"127.0.0.1:{target}"
-        channel = homarpc.insecure_channel(target, transport=self.kind,
-                                           transport_options=self.transport_options,
-                                           **kwargs)
+        channel = homarpc.insecure_channel(
+            target,
+            transport=self.kind,
+            transport_options=self.transport_options,
+            **kwargs,
+        )
         self.closers.append(channel.close)
         return channel
 
-    def pair(self, service: TestService | None = None, *, server_kwargs: Any = None,
-             **channel_kwargs: Any) -> tuple[TestService, homarpc.Channel]:
+    def pair(
+        self,
+        service: TestService | None = None,
+        *,
+        server_kwargs: Any = None,
+        **channel_kwargs: Any,
+    ) -> tuple[TestService, homarpc.Channel]:
         service = service or TestService()
         _, port = self.server(service, **(server_kwargs or {}))
         return service, self.channel(port, **channel_kwargs)

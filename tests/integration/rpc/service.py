@@ -30,14 +30,17 @@ class TestService:
         self._lock = threading.Lock()
 
     def generic_handler(self) -> homarpc.GenericRpcHandler:
-        return homarpc.method_handlers_generic_handler(SERVICE, {
-            "Echo": homarpc.unary_unary_rpc_method_handler(self.echo),
-            "Count": homarpc.unary_stream_rpc_method_handler(self.count),
-            "Collect": homarpc.stream_unary_rpc_method_handler(self.collect),
-            "Bidi": homarpc.stream_stream_rpc_method_handler(self.bidi),
-            "Forever": homarpc.unary_stream_rpc_method_handler(self.forever),
-            "Hoard": homarpc.stream_unary_rpc_method_handler(self.hoard),
-        })
+        return homarpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "Echo": homarpc.unary_unary_rpc_method_handler(self.echo),
+                "Count": homarpc.unary_stream_rpc_method_handler(self.count),
+                "Collect": homarpc.stream_unary_rpc_method_handler(self.collect),
+                "Bidi": homarpc.stream_stream_rpc_method_handler(self.bidi),
+                "Forever": homarpc.unary_stream_rpc_method_handler(self.forever),
+                "Hoard": homarpc.stream_unary_rpc_method_handler(self.hoard),
+            },
+        )
 
     # -- unary -----------------------------------------------------------------------
 
@@ -70,13 +73,20 @@ class TestService:
         raise NotImplementedError("Method not implemented!")
 
     def _do_status(self, request: bytes, context: Any, argument: str) -> Any:
-        context.abort_with_status(homarpc.Status(
-            homarpc.StatusCode.PERMISSION_DENIED, "no", (("why-bin", b"\x01\x02"),)))
+        context.abort_with_status(
+            homarpc.Status(
+                homarpc.StatusCode.PERMISSION_DENIED, "no", (("why-bin", b"\x01\x02"),)
+            )
+        )
 
     def _do_md(self, request: bytes, context: Any, argument: str) -> Any:
-        echoed = [(k, v) for k, v in context.invocation_metadata() if k.startswith("x-")]
+        echoed = [
+            (k, v) for k, v in context.invocation_metadata() if k.startswith("x-")
+        ]
         context.send_initial_metadata([("initial", "yes"), *echoed])
-        context.set_trailing_metadata([("trailing-bin", b"\xff\x00"), ("trailing", "t")])
+        context.set_trailing_metadata(
+            [("trailing-bin", b"\xff\x00"), ("trailing", "t")]
+        )
         return request
 
     def _do_sleep(self, request: bytes, context: Any, argument: str) -> Any:
@@ -109,8 +119,7 @@ class TestService:
         return b"".join(received) if received else b"none"
 
     def bidi(self, requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
-        for request in requests:
-            yield request
+        yield from requests
 
     def forever(self, request: bytes, context: Any) -> Iterator[bytes]:
         context.add_callback(self.ended.set)

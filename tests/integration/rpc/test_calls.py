@@ -15,16 +15,18 @@ SIZES = {"empty": 0, "small": 64, "3MB": 3_000_000}
 
 
 def _payload(size: int, salt: int = 0) -> bytes:
-    return bytes((i * 7 + salt) % 251 for i in range(min(size, 997))) * (size // 997) + (
-        b"t" * (size % 997)
-    )
+    return bytes((i * 7 + salt) % 251 for i in range(min(size, 997))) * (
+        size // 997
+    ) + (b"t" * (size % 997))
 
 
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
 def test_unary_unary(rig: Rig, size: int):
     _, channel = rig.pair()
     payload = _payload(size)
-    response, call = channel.unary_unary(method("Echo")).with_call(payload, timeout=TIMEOUT)
+    response, call = channel.unary_unary(method("Echo")).with_call(
+        payload, timeout=TIMEOUT
+    )
     assert response == payload
     assert call.code() is homarpc.StatusCode.OK
     assert call.details() == ""
@@ -34,12 +36,17 @@ def test_unary_unary(rig: Rig, size: int):
 def test_unary_stream(rig: Rig, size: int):
     _, channel = rig.pair()
     count = 3 if size > 1000 else 20
-    responses = list(channel.unary_stream(method("Count"))(
-        f"{count}:{size}".encode(), timeout=TIMEOUT))
+    responses = list(
+        channel.unary_stream(method("Count"))(
+            f"{count}:{size}".encode(), timeout=TIMEOUT
+        )
+    )
     assert len(responses) == count
     assert [len(r) for r in responses] == [size // 4 * 4] * count
     if size:
-        assert [r[:4] for r in responses] == [i.to_bytes(4, "big") for i in range(count)]
+        assert [r[:4] for r in responses] == [
+            i.to_bytes(4, "big") for i in range(count)
+        ]
 
 
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
@@ -54,7 +61,9 @@ def test_stream_unary(rig: Rig, size: int):
 def test_stream_stream(rig: Rig, size: int):
     _, channel = rig.pair()
     parts = [_payload(size, salt) for salt in range(2 if size > 1000 else 25)]
-    responses = list(channel.stream_stream(method("Bidi"))(iter(parts), timeout=TIMEOUT))
+    responses = list(
+        channel.stream_stream(method("Bidi"))(iter(parts), timeout=TIMEOUT)
+    )
     assert responses == parts
 
 

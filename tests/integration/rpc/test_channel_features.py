@@ -19,14 +19,18 @@ from .service import SERVICE, TestService
 TIMEOUT = 10.0
 
 
-class _Details(collections.namedtuple(
-        "_Details", "method timeout metadata credentials wait_for_ready compression"),
-        homarpc.ClientCallDetails):
+class _Details(
+    collections.namedtuple(
+        "_Details", "method timeout metadata credentials wait_for_ready compression"
+    ),
+    homarpc.ClientCallDetails,
+):
     pass
 
 
-class _AddMetadata(homarpc.UnaryUnaryClientInterceptor,
-                   homarpc.UnaryStreamClientInterceptor):
+class _AddMetadata(
+    homarpc.UnaryUnaryClientInterceptor, homarpc.UnaryStreamClientInterceptor
+):
     def __init__(self, key: str) -> None:
         self.key = key
         self.seen: list[str] = []
@@ -48,11 +52,15 @@ def test_client_interceptors_run_in_order_and_can_rewrite(memory_rig: Rig):
     first, second = _AddMetadata("x-first"), _AddMetadata("x-second")
     intercepted = homarpc.intercept_channel(channel, first, second)
     response, call = intercepted.unary_unary(method("Echo")).with_call(
-        b"hi", timeout=TIMEOUT, metadata=[("x-do", "md")])
+        b"hi", timeout=TIMEOUT, metadata=[("x-do", "md")]
+    )
     assert response == b"hi"
     keys = [key for key, _ in call.initial_metadata()]
     assert keys == ["initial", "x-do", "x-first", "x-second"]
-    assert len(list(intercepted.unary_stream(method("Count"))(b"2:4", timeout=TIMEOUT))) == 2
+    assert (
+        len(list(intercepted.unary_stream(method("Count"))(b"2:4", timeout=TIMEOUT)))
+        == 2
+    )
     assert first.seen == second.seen == [method("Echo"), method("Count")]
 
 
@@ -68,8 +76,9 @@ def test_client_interceptors_see_failures_as_outcomes(memory_rig: Rig):
 
     intercepted = homarpc.intercept_channel(channel, Observe())
     with pytest.raises(homarpc.RpcError):
-        intercepted.unary_unary(method("Echo"))(b"", timeout=TIMEOUT,
-                                                metadata=[("x-do", "raise")])
+        intercepted.unary_unary(method("Echo"))(
+            b"", timeout=TIMEOUT, metadata=[("x-do", "raise")]
+        )
     assert outcomes == [StatusCode.UNKNOWN]
 
 
@@ -87,8 +96,9 @@ def test_server_interceptors_wrap_lookup_in_order(memory_rig: Rig):
             return continuation(handler_call_details)
 
     service = TestService()
-    _, port = memory_rig.server(service, interceptors=[
-        Gate("outer"), Gate("inner", refuse=method("Count"))])
+    _, port = memory_rig.server(
+        service, interceptors=[Gate("outer"), Gate("inner", refuse=method("Count"))]
+    )
     channel = memory_rig.channel(port)
     assert channel.unary_unary(method("Echo"))(b"ok", timeout=TIMEOUT) == b"ok"
     assert order == ["outer", "inner"]
@@ -120,8 +130,9 @@ def test_calls_fail_over_from_a_server_that_is_not_there(memory_rig: Rig):
 
 
 def test_no_server_at_all_is_unavailable(rig: Rig):
-    probe = open_transport(rig.kind, ("127.0.0.1", 0), server=True,
-                           **rig.transport_options)
+    probe = open_transport(
+        rig.kind, ("127.0.0.1", 0), server=True, **rig.transport_options
+    )
     port = probe.local_addr[1]
     probe.close()
     channel = rig.channel(port)
@@ -153,13 +164,16 @@ def test_malformed_requests_are_dropped_counted_and_answered(rig: Rig):
         for garbage in (b"\x07" * 3, b"\x02" + b"\x00" * 30, b"\x01" * 25):
             raw.send(("127.0.0.1", port), garbage, 1)
             answer = raw.recv(TIMEOUT)
-            assert answer is not None and answer.error is None and len(answer.payload) > 0
+            assert (
+                answer is not None and answer.error is None and len(answer.payload) > 0
+            )
     finally:
         raw.close()
     assert server._endpoints[0].malformed == 3
     channel = rig.channel(port)
     assert channel.unary_unary(method("Echo"))(b"still here", timeout=TIMEOUT) == (
-        b"still here")
+        b"still here"
+    )
 
 
 def test_channel_for_serves_a_servicer_without_ports():
@@ -169,19 +183,24 @@ def test_channel_for_serves_a_servicer_without_ports():
     service = TestService()
     with channel_for(add_to_server, service) as channel:
         assert channel.unary_unary(method("Echo"))(b"in-process", timeout=TIMEOUT) == (
-            b"in-process")
+            b"in-process"
+        )
     assert service.calls == 1
     with ChannelFor([TestService().generic_handler()]) as channel:
         assert list(channel.unary_stream(method("Count"))(b"2:4", timeout=TIMEOUT)) == [
-            b"\x00\x00\x00\x00", b"\x00\x00\x00\x01"]
+            b"\x00\x00\x00\x00",
+            b"\x00\x00\x00\x01",
+        ]
 
 
 def test_registered_method_handlers_are_served(memory_rig: Rig):
     server, port = memory_rig.server()
-    server.add_registered_method_handlers(SERVICE, {
-        "Echo": homarpc.unary_unary_rpc_method_handler(lambda r, c: r + b"!")})
-    assert memory_rig.channel(port).unary_unary(method("Echo"))(b"hi", timeout=TIMEOUT) == (
-        b"hi!")
+    server.add_registered_method_handlers(
+        SERVICE, {"Echo": homarpc.unary_unary_rpc_method_handler(lambda r, c: r + b"!")}
+    )
+    assert memory_rig.channel(port).unary_unary(method("Echo"))(
+        b"hi", timeout=TIMEOUT
+    ) == (b"hi!")
 
 
 def test_subscribe_reports_ready_then_shutdown(memory_rig: Rig):
@@ -191,8 +210,10 @@ def test_subscribe_reports_ready_then_shutdown(memory_rig: Rig):
     channel.subscribe(lambda state: (states.append(state), seen.set()))
     assert seen.wait(TIMEOUT)
     channel.close()
-    assert states == [homarpc.ChannelConnectivity.READY,
-                      homarpc.ChannelConnectivity.SHUTDOWN]
+    assert states == [
+        homarpc.ChannelConnectivity.READY,
+        homarpc.ChannelConnectivity.SHUTDOWN,
+    ]
 
 
 def test_wait_for_ready_waits_for_a_late_server(memory_rig: Rig):
@@ -207,8 +228,9 @@ def test_wait_for_ready_waits_for_a_late_server(memory_rig: Rig):
     assert caught.value.code() is StatusCode.DEADLINE_EXCEEDED
 
     def start_late() -> None:
-        server = homarpc.server(transport="memory",
-                                transport_options=memory_rig.transport_options)
+        server = homarpc.server(
+            transport="memory", transport_options=memory_rig.transport_options
+        )
         server.add_generic_rpc_handlers((TestService().generic_handler(),))
         server.add_insecure_port(f"127.0.0.1:{port}")
         server.start()

@@ -32,7 +32,9 @@ def _wait_until(condition, limit: float = TIMEOUT) -> bool:
 
 def test_the_deadline_reaches_the_server(rig: Rig):
     service, channel = rig.pair()
-    channel.unary_unary(method("Echo"))(b"", timeout=5.0, metadata=[("x-do", "sleep:0")])
+    channel.unary_unary(method("Echo"))(
+        b"", timeout=5.0, metadata=[("x-do", "sleep:0")]
+    )
     assert service.remaining is not None
     assert 3.0 < service.remaining <= 5.0
 
@@ -47,11 +49,14 @@ def test_an_expired_deadline_is_deadline_exceeded_on_both_sides(rig: Rig):
     service, channel = rig.pair()
     started = time.monotonic()
     with pytest.raises(homarpc.RpcError) as caught:
-        channel.unary_unary(method("Echo"))(b"", timeout=0.2,
-                                            metadata=[("x-do", "sleep:5")])
+        channel.unary_unary(method("Echo"))(
+            b"", timeout=0.2, metadata=[("x-do", "sleep:5")]
+        )
     elapsed = time.monotonic() - started
     assert (caught.value.code(), caught.value.details()) == (
-        StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        StatusCode.DEADLINE_EXCEEDED,
+        "Deadline Exceeded",
+    )
     assert 0.15 < elapsed < 1.5
     assert service.cancel_seen.wait(TIMEOUT)  # the handler saw is_active() go false
     assert service.ended.wait(TIMEOUT)
@@ -76,7 +81,9 @@ def test_client_cancel_is_cancelled_on_both_sides(rig: Rig):
         for _ in stream:
             pass
     assert (caught.value.code(), caught.value.details()) == (
-        StatusCode.CANCELLED, "Locally cancelled by application!")
+        StatusCode.CANCELLED,
+        "Locally cancelled by application!",
+    )
     assert service.ended.wait(TIMEOUT)
     assert service.cancel_seen.wait(TIMEOUT)
     assert not stream.is_active()
@@ -85,7 +92,8 @@ def test_client_cancel_is_cancelled_on_both_sides(rig: Rig):
 def test_a_cancelled_future_raises_future_cancelled(memory_rig: Rig):
     _, channel = memory_rig.pair()
     future = channel.unary_unary(method("Echo")).future(
-        b"", timeout=TIMEOUT, metadata=[("x-do", "sleep:5")])
+        b"", timeout=TIMEOUT, metadata=[("x-do", "sleep:5")]
+    )
     assert future.cancel()
     assert future.cancelled() and future.done()
     with pytest.raises(homarpc.FutureCancelledError):
@@ -96,8 +104,9 @@ def test_a_cancelled_future_raises_future_cancelled(memory_rig: Rig):
 def test_server_cancel_is_cancelled_on_the_client(rig: Rig):
     _, channel = rig.pair()
     with pytest.raises(homarpc.RpcError) as caught:
-        channel.unary_unary(method("Echo"))(b"", timeout=TIMEOUT,
-                                            metadata=[("x-do", "cancel")])
+        channel.unary_unary(method("Echo"))(
+            b"", timeout=TIMEOUT, metadata=[("x-do", "cancel")]
+        )
     assert caught.value.code() is StatusCode.CANCELLED
 
 
@@ -153,7 +162,8 @@ def test_stop_refuses_new_calls_and_lets_running_ones_finish(memory_rig: Rig):
     server, port = memory_rig.server(service)
     channel = memory_rig.channel(port)
     slow = channel.unary_unary(method("Echo")).future(
-        b"done", timeout=TIMEOUT, metadata=[("x-do", "sleep:0.3")])
+        b"done", timeout=TIMEOUT, metadata=[("x-do", "sleep:0.3")]
+    )
     assert _wait_until(lambda: service.remaining is not None)
     stopped = server.stop(grace=5)
     with pytest.raises(homarpc.RpcError) as caught:
@@ -167,7 +177,9 @@ def test_stop_refuses_new_calls_and_lets_running_ones_finish(memory_rig: Rig):
 def test_stop_without_grace_ends_running_calls(memory_rig: Rig):
     service = memory_rig.pair()[0]
     server, port = memory_rig.server(service)
-    stream = memory_rig.channel(port).unary_stream(method("Forever"))(b"", timeout=TIMEOUT)
+    stream = memory_rig.channel(port).unary_stream(method("Forever"))(
+        b"", timeout=TIMEOUT
+    )
     assert next(stream) == b"tick"
     assert server.stop(None).wait(TIMEOUT)
     with pytest.raises(homarpc.RpcError) as caught:
@@ -178,7 +190,9 @@ def test_stop_without_grace_ends_running_calls(memory_rig: Rig):
 def test_a_vanished_server_is_unavailable_mid_stream(memory_rig: Rig):
     service = memory_rig.pair()[0]
     server, port = memory_rig.server(service)
-    stream = memory_rig.channel(port).unary_stream(method("Forever"))(b"", timeout=TIMEOUT)
+    stream = memory_rig.channel(port).unary_stream(method("Forever"))(
+        b"", timeout=TIMEOUT
+    )
     assert next(stream) == b"tick"
     server._endpoints[0].transport.close()  # gone without a word, like a crash
     with pytest.raises(homarpc.RpcError) as caught:
@@ -204,9 +218,13 @@ def test_a_killed_server_process_is_unavailable_within_the_deadline():
     reason = skip_reason("udp")
     if reason is not None:
         pytest.skip(reason)
-    process = subprocess.Popen([sys.executable, "-c", _SERVER_SCRIPT], cwd=ROOT,
-                               stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SERVER_SCRIPT],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         assert process.stdout is not None
         port = int(process.stdout.readline())
@@ -248,12 +266,18 @@ def fast_liveness(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_quiet_but_live_client_keeps_its_call(memory_rig: Rig, fast_liveness: None):
     service, channel = memory_rig.pair()
-    assert channel.unary_unary(method("Echo"))(
-        b"patient", metadata=[("x-do", "sleep:1.2")]) == b"patient"
+    assert (
+        channel.unary_unary(method("Echo"))(
+            b"patient", metadata=[("x-do", "sleep:1.2")]
+        )
+        == b"patient"
+    )
     assert not service.cancel_seen.is_set()
 
 
-def test_a_vanished_client_is_noticed_by_the_server(memory_rig: Rig, fast_liveness: None):
+def test_a_vanished_client_is_noticed_by_the_server(
+    memory_rig: Rig, fast_liveness: None
+):
     service, channel = memory_rig.pair()
     stream = channel.unary_stream(method("Forever"))(b"")  # no deadline
     assert next(stream) == b"tick"

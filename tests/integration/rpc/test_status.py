@@ -17,13 +17,15 @@ TIMEOUT = 10.0
 
 def _fail(channel: homarpc.Channel, do: str, payload: bytes = b"x") -> homarpc.RpcError:
     with pytest.raises(homarpc.RpcError) as caught:
-        channel.unary_unary(method("Echo"))(payload, timeout=TIMEOUT,
-                                            metadata=[("x-do", do)])
+        channel.unary_unary(method("Echo"))(
+            payload, timeout=TIMEOUT, metadata=[("x-do", do)]
+        )
     return caught.value
 
 
-@pytest.mark.parametrize("code", [c for c in StatusCode if c is not StatusCode.OK],
-                         ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "code", [c for c in StatusCode if c is not StatusCode.OK], ids=lambda c: c.name
+)
 def test_abort_carries_every_code_and_its_details(memory_rig: Rig, code: StatusCode):
     _, channel = memory_rig.pair()
     error = _fail(channel, f"abort:{code.name}:because {code.value[1]}")
@@ -48,7 +50,9 @@ def test_a_handler_exception_is_unknown_and_logged(rig: Rig, caplog):
     with caplog.at_level(logging.ERROR, logger="homarpc.server"):
         error = _fail(channel, "raise")
     assert (error.code(), error.details()) == (
-        StatusCode.UNKNOWN, "Exception calling application: boom")
+        StatusCode.UNKNOWN,
+        "Exception calling application: boom",
+    )
     assert any("boom" in record.getMessage() for record in caplog.records)
 
 
@@ -56,14 +60,18 @@ def test_the_generated_servicer_default_reads_method_not_implemented(memory_rig:
     _, channel = memory_rig.pair()
     error = _fail(channel, "unimplemented")
     assert (error.code(), error.details()) == (
-        StatusCode.UNIMPLEMENTED, "Method not implemented!")
+        StatusCode.UNIMPLEMENTED,
+        "Method not implemented!",
+    )
 
 
 def test_returning_none_from_a_unary_handler_is_internal(memory_rig: Rig):
     _, channel = memory_rig.pair()
     error = _fail(channel, "none")
     assert (error.code(), error.details()) == (
-        StatusCode.INTERNAL, "Failed to serialize response!")
+        StatusCode.INTERNAL,
+        "Failed to serialize response!",
+    )
 
 
 @pytest.mark.parametrize("path", ["/test.Rpc/Nope", "/no.Such/Echo", "garbage"])
@@ -84,13 +92,21 @@ def test_abort_with_status_sends_its_trailing_metadata(memory_rig: Rig):
 
 def test_metadata_travels_both_ways_with_binary_values(rig: Rig):
     _, channel = rig.pair()
-    sent = [("x-do", "md"), ("x-text", "hello"), ("x-raw-bin", bytes(range(256))),
-            ("x-text", "again")]
+    sent = [
+        ("x-do", "md"),
+        ("x-text", "hello"),
+        ("x-raw-bin", bytes(range(256))),
+        ("x-text", "again"),
+    ]
     response, call = channel.unary_unary(method("Echo")).with_call(
-        b"payload", timeout=TIMEOUT, metadata=sent)
+        b"payload", timeout=TIMEOUT, metadata=sent
+    )
     assert response == b"payload"
     assert call.initial_metadata() == (("initial", "yes"), *sent)
-    assert call.trailing_metadata() == (("trailing-bin", b"\xff\x00"), ("trailing", "t"))
+    assert call.trailing_metadata() == (
+        ("trailing-bin", b"\xff\x00"),
+        ("trailing", "t"),
+    )
     assert all(isinstance(m, homarpc.Metadatum) for m in call.initial_metadata())
 
 
@@ -106,8 +122,9 @@ def test_bad_metadata_is_refused_before_sending(memory_rig: Rig):
 
 def test_the_server_sees_the_peer_in_grpcio_form(rig: Rig):
     _, channel = rig.pair()
-    peer = channel.unary_unary(method("Echo"))(b"", timeout=TIMEOUT,
-                                               metadata=[("x-do", "peer")])
+    peer = channel.unary_unary(method("Echo"))(
+        b"", timeout=TIMEOUT, metadata=[("x-do", "peer")]
+    )
     assert peer.startswith(b"ipv4:127.0.0.1:")
     assert int(peer.rsplit(b":", 1)[1]) > 0
 
@@ -119,22 +136,28 @@ def test_serializer_failures_are_internal(memory_rig: Rig):
         raise ValueError("no")
 
     with pytest.raises(homarpc.RpcError) as caught:
-        channel.unary_unary(method("Echo"), request_serializer=explode)(1, timeout=TIMEOUT)
+        channel.unary_unary(method("Echo"), request_serializer=explode)(
+            1, timeout=TIMEOUT
+        )
     assert caught.value.details() == "Exception serializing request!"
     with pytest.raises(homarpc.RpcError) as caught:
         channel.unary_unary(method("Echo"), response_deserializer=explode)(
-            b"x", timeout=TIMEOUT)
+            b"x", timeout=TIMEOUT
+        )
     assert caught.value.details() == "Exception deserializing response!"
 
 
 def test_maximum_concurrent_rpcs_gives_resource_exhausted(memory_rig: Rig):
     service, channel = memory_rig.pair(server_kwargs={"maximum_concurrent_rpcs": 1})
     slow = channel.unary_unary(method("Echo")).future(
-        b"", timeout=TIMEOUT, metadata=[("x-do", "sleep:0.5")])
+        b"", timeout=TIMEOUT, metadata=[("x-do", "sleep:0.5")]
+    )
     limit = time.monotonic() + TIMEOUT
     while service.remaining is None and time.monotonic() < limit:
         time.sleep(0.002)  # until the slow call is being served
     error = _fail(channel, "")
     assert (error.code(), error.details()) == (
-        StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!")
+        StatusCode.RESOURCE_EXHAUSTED,
+        "Concurrent RPC limit exceeded!",
+    )
     assert slow.result(TIMEOUT) == b""

@@ -19,8 +19,11 @@ def test_status_codes_match_grpcio_exactly():
 
 
 def test_rpc_error_reads_like_grpcios():
-    error = homarpc.RpcError(homarpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded",
-                             trailing_metadata=(("k", "v"),))
+    error = homarpc.RpcError(
+        homarpc.StatusCode.DEADLINE_EXCEEDED,
+        "Deadline Exceeded",
+        trailing_metadata=(("k", "v"),),
+    )
     text = str(error)
     assert text.startswith("<_InactiveRpcError of RPC that terminated with:")
     assert "status = StatusCode.DEADLINE_EXCEEDED" in text
@@ -32,7 +35,10 @@ def test_rpc_error_reads_like_grpcios():
 
 def test_metadata_checks_follow_grpcio():
     assert check_metadata([("a", "1"), ("k-bin", b"\x00"), ("a", b"2")]) == [
-        ("a", "1"), ("k-bin", b"\x00"), ("a", "2")]
+        ("a", "1"),
+        ("k-bin", b"\x00"),
+        ("a", "2"),
+    ]
     with pytest.raises(homarpc.RpcError, match="Invalid metadata"):
         check_metadata([("Upper", "x")])
     with pytest.raises(homarpc.RpcError, match="Invalid metadata"):
@@ -75,16 +81,30 @@ def test_bind_addresses_map_any_to_ipv4_any():
 
 def test_options_give_grpcios_default_limits_and_honour_overrides():
     assert message_limits(None) == (4 * 1024 * 1024, -1)
-    assert message_limits([("grpc.max_receive_message_length", 10),
-                           ("grpc.max_send_message_length", 20),
-                           ("grpc.unknown", "ignored")]) == (10, 20)
+    assert message_limits(
+        [
+            ("grpc.max_receive_message_length", 10),
+            ("grpc.max_send_message_length", 20),
+            ("grpc.unknown", "ignored"),
+        ]
+    ) == (10, 20)
     assert message_limits([("grpc.max_receive_message_length", -1)]) == (-1, -1)
 
 
 def test_the_public_api_has_the_grpcio_names_generated_code_uses():
-    for name in ("unary_unary_rpc_method_handler", "stream_stream_rpc_method_handler",
-                 "method_handlers_generic_handler", "insecure_channel", "server",
-                 "StatusCode", "RpcError", "ServicerContext", "intercept_channel",
-                 "ChannelConnectivity", "HandlerCallDetails", "RpcMethodHandler"):
+    for name in (
+        "unary_unary_rpc_method_handler",
+        "stream_stream_rpc_method_handler",
+        "method_handlers_generic_handler",
+        "insecure_channel",
+        "server",
+        "StatusCode",
+        "RpcError",
+        "ServicerContext",
+        "intercept_channel",
+        "ChannelConnectivity",
+        "HandlerCallDetails",
+        "RpcMethodHandler",
+    ):
         assert hasattr(homarpc, name) and hasattr(grpc, name), name
     assert set(homarpc.__all__) <= set(dir(homarpc))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 import pytest
@@ -35,7 +36,11 @@ def test_a_full_frame_round_trips():
         flags=Flags.MESSAGE | Flags.MSG_END | Flags.EOS | Flags.POLL,
         method="/pkg.Svc/Method",
         timeout=1.5,
-        metadata=(Metadatum("a", "1"), Metadatum("a", "2"), Metadatum("k-bin", b"\0\xff")),
+        metadata=(
+            Metadatum("a", "1"),
+            Metadatum("a", "2"),
+            Metadatum("k-bin", b"\0\xff"),
+        ),
         status=(5, "not here"),
         trailers=(Metadatum("t", "x"),),
         payload=b"hello",
@@ -68,14 +73,22 @@ def test_the_header_layout_is_the_documented_one():
         (struct.pack(">BBHIQI", 2, 0, 0, 0, 1, 0), "unsupported frame version 2"),
         (struct.pack(">BBHIQI", 1, 0, 0, 0, 1, 10), "runs past the message end"),
         (struct.pack(">BBHIQI", 1, 0, 0, 0, 1, 3) + b"\x01\x00\x00", "truncated head"),
-        (struct.pack(">BBHIQI", 1, 0, 0, 0, 1, 5) + b"\x01\x00\x00\x00\x09",
-         "runs past the head"),
-        (struct.pack(">BBHIQI", 1, 0, 0, 0, 1, 7) + b"\x01\x00\x00\x00\x02\xff\xfe",
-         "not valid UTF-8"),
-        (struct.pack(">BBHIQI", 1, 0, 0, 0, 1, 6) + b"\x02\x00\x00\x00\x01\x00",
-         "timeout record"),
-        (struct.pack(">BBHIQI", 1, 0, 0, 0, 1, 7) + b"\x03\x00\x00\x00\x02\x00\x01",
-         "truncated metadata"),
+        (
+            struct.pack(">BBHIQI", 1, 0, 0, 0, 1, 5) + b"\x01\x00\x00\x00\x09",
+            "runs past the head",
+        ),
+        (
+            struct.pack(">BBHIQI", 1, 0, 0, 0, 1, 7) + b"\x01\x00\x00\x00\x02\xff\xfe",
+            "not valid UTF-8",
+        ),
+        (
+            struct.pack(">BBHIQI", 1, 0, 0, 0, 1, 6) + b"\x02\x00\x00\x00\x01\x00",
+            "timeout record",
+        ),
+        (
+            struct.pack(">BBHIQI", 1, 0, 0, 0, 1, 7) + b"\x03\x00\x00\x00\x02\x00\x01",
+            "truncated metadata",
+        ),
     ],
 )
 def test_malformed_input_is_a_clean_frame_error(data, complaint):
@@ -92,20 +105,18 @@ def test_unknown_head_tags_and_flag_bits_are_ignored():
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
 def test_random_bytes_raise_only_frame_error(data):
-    try:
+    with contextlib.suppress(FrameError):  # anything else fails the test
         decode_frame(data)
-    except FrameError:
-        pass
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(min_size=HEADER_SIZE, max_size=120))
 def test_random_bytes_behind_a_valid_header_raise_only_frame_error(data):
-    mutated = b"\x01" + data[1:16] + struct.pack(">I", len(data) - HEADER_SIZE) + data[20:]
-    try:
+    mutated = (
+        b"\x01" + data[1:16] + struct.pack(">I", len(data) - HEADER_SIZE) + data[20:]
+    )
+    with contextlib.suppress(FrameError):  # anything else fails the test
         decode_frame(mutated)
-    except FrameError:
-        pass
 
 
 def test_a_small_message_is_one_frame_with_everything():
@@ -116,11 +127,19 @@ def test_a_small_message_is_one_frame_with_everything():
     assert frame.payload == b"abc" and frame.status == (0, "")
 
 
-@pytest.mark.parametrize("size", [LIMIT - 100, LIMIT, 3_000_000, 3 * (LIMIT - HEADER_SIZE)])
+@pytest.mark.parametrize(
+    "size", [LIMIT - 100, LIMIT, 3_000_000, 3 * (LIMIT - HEADER_SIZE)]
+)
 def test_large_messages_split_into_frames_that_fit_and_rejoin(size):
     payload = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
-    first = Frame(1, flags=Flags.POLL, method="/a/b", metadata=(Metadatum("k", "v"),),
-                  status=(0, "done"), trailers=(Metadatum("t", "1"),))
+    first = Frame(
+        1,
+        flags=Flags.POLL,
+        method="/a/b",
+        metadata=(Metadatum("k", "v"),),
+        status=(0, "done"),
+        trailers=(Metadatum("t", "1"),),
+    )
     frames = message_frames(first, payload, 4, LIMIT, Flags.EOS)
     encoded = [encode_frame(f) for f in frames]
     assert all(len(e) <= LIMIT for e in encoded)
@@ -129,8 +148,11 @@ def test_large_messages_split_into_frames_that_fit_and_rejoin(size):
     assert not any(f.flags & Flags.POLL for f in frames[1:])
     assert frames[-1].flags & Flags.EOS and frames[-1].status == (0, "done")
     assembler = Assembler(4 * 1024 * 1024)
-    results = [assembler.add(f.payload, bool(f.flags & Flags.MSG_END))
-               for f in map(decode_frame, encoded) if f.flags & Flags.MESSAGE]
+    results = [
+        assembler.add(f.payload, bool(f.flags & Flags.MSG_END))
+        for f in map(decode_frame, encoded)
+        if f.flags & Flags.MESSAGE
+    ]
     assert results[:-1] == [None] * (len(results) - 1)
     assert results[-1] == payload
 
@@ -144,8 +166,9 @@ def test_a_head_too_big_for_one_message_is_refused():
 def test_the_assembler_enforces_the_receive_limit_with_grpcio_words():
     assembler = Assembler(10)
     assert assembler.add(b"123456", False) is None
-    with pytest.raises(MessageTooLargeError,
-                       match=r"Received message larger than max \(12 vs\. 10\)"):
+    with pytest.raises(
+        MessageTooLargeError, match=r"Received message larger than max \(12 vs\. 10\)"
+    ):
         assembler.add(b"123456", True)
     assert assembler.add(b"ok", True) == b"ok"  # it starts afresh after refusing
 

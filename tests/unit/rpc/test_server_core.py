@@ -41,21 +41,31 @@ class RecordingTransport:
 
 def _endpoint(on_call: Any) -> tuple[ServerEndpoint, RecordingTransport]:
     transport = RecordingTransport()
-    endpoint = ServerEndpoint(transport, on_call=on_call,  # type: ignore[arg-type]
-                              max_receive_message_length=64)
+    endpoint = ServerEndpoint(
+        transport,
+        on_call=on_call,  # type: ignore[arg-type]
+        max_receive_message_length=64,
+    )
     return endpoint, transport
 
 
 frames = st.builds(
     lambda call, seq, flags, method, payload: Frame(
-        call, seq, flags, method, None, None, payload=payload),
+        call, seq, flags, method, None, None, payload=payload
+    ),
     st.integers(1, 2),
     st.integers(0, 3),
     st.one_of(
-        st.sampled_from([
-            Flags.POLL, Flags.POLL | Flags.MESSAGE | Flags.MSG_END, Flags.EOS,
-            Flags.MESSAGE, Flags.MESSAGE | Flags.MSG_END | Flags.EOS, Flags.CANCEL,
-        ]),
+        st.sampled_from(
+            [
+                Flags.POLL,
+                Flags.POLL | Flags.MESSAGE | Flags.MSG_END,
+                Flags.EOS,
+                Flags.MESSAGE,
+                Flags.MESSAGE | Flags.MSG_END | Flags.EOS,
+                Flags.CANCEL,
+            ]
+        ),
         st.integers(0, 0xFF),
     ),
     st.sampled_from([None, "/s/M", "/s/M"]),
@@ -109,8 +119,15 @@ def test_a_unary_call_is_one_request_and_one_answer():
         core.finish(homarpc.StatusCode.OK, "", (), b"pong")
 
     endpoint, transport = _endpoint(on_call)
-    start = Frame(7, 1, Flags.POLL | Flags.MESSAGE | Flags.MSG_END | Flags.EOS,
-                  "/s/Ping", 2.0, None, payload=b"ping")
+    start = Frame(
+        7,
+        1,
+        Flags.POLL | Flags.MESSAGE | Flags.MSG_END | Flags.EOS,
+        "/s/Ping",
+        2.0,
+        None,
+        payload=b"ping",
+    )
     endpoint._dispatch(Message(1, 0, PEERS[0], True, encode_frame(start)))
     assert served == [("/s/Ping", b"ping")]
     (answer,) = transport.replies[(PEERS[0], 1)]
@@ -131,7 +148,9 @@ def test_frames_before_their_call_start_wait_for_it(monkeypatch):
     early = Frame(3, 2, Flags.MESSAGE | Flags.MSG_END, payload=b"second")
     endpoint._dispatch(Message(1, 0, PEERS[0], True, encode_frame(early)))
     assert served == [] and transport.replies == {}
-    start = Frame(3, 1, Flags.POLL | Flags.MESSAGE | Flags.MSG_END, "/s/M", payload=b"first")
+    start = Frame(
+        3, 1, Flags.POLL | Flags.MESSAGE | Flags.MSG_END, "/s/M", payload=b"first"
+    )
     endpoint._dispatch(Message(3, 0, PEERS[0], True, encode_frame(start)))
     (core,) = served
     assert [core.read(), core.read()] == [b"first", b"second"]
