@@ -242,3 +242,22 @@ def test_wait_for_ready_waits_for_a_late_server(memory_rig: Rig):
     assert echo(b"late", timeout=TIMEOUT, wait_for_ready=True) == b"late"
     assert 0.25 < time.monotonic() - started < 3.0
     timer.join()
+
+
+def test_streaming_interceptors_see_and_can_wrap_the_streams(memory_rig: Rig):
+    _, channel = memory_rig.pair()
+
+    class Doubler(
+        homarpc.StreamStreamClientInterceptor, homarpc.StreamUnaryClientInterceptor
+    ):
+        def intercept_stream_stream(self, continuation, client_call_details, requests):
+            return continuation(client_call_details, (r * 2 for r in requests))
+
+        def intercept_stream_unary(self, continuation, client_call_details, requests):
+            return continuation(client_call_details, (r * 2 for r in requests))
+
+    intercepted = homarpc.intercept_channel(channel, Doubler())
+    bidi = intercepted.stream_stream(method("Bidi"))
+    assert list(bidi(iter([b"a", b"b"]), timeout=TIMEOUT)) == [b"aa", b"bb"]
+    collect = intercepted.stream_unary(method("Collect"))
+    assert collect(iter([b"x", b"y"]), timeout=TIMEOUT) == b"xxyy"
