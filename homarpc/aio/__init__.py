@@ -5,9 +5,11 @@ and this package's modules; nothing from ``homarpc.transport`` but public names.
 
 Not a second implementation: channels and servers here reuse the blocking API's
 transport, framing, call cores (``homarpc._call``, ``homarpc._serving``), targets,
-failover and server admission. What is new is waiting on the event loop instead of
-in threads (the cores' ``notify`` wakes the loop) and running ``async def``
-handlers as tasks. Switching from grpc.aio is one line::
+failover, server admission and handler runner. What is new is the waiting: the
+event loop reads the transports itself (``_driver``), the cores' ``notify`` wakes
+the waiting coroutine, and ``async def`` handlers run as tasks.
+
+Switching from grpc.aio is one line::
 
     from homarpc import aio   # instead of: from grpc import aio
 
