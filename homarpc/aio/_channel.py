@@ -124,6 +124,7 @@ class _MultiCallable(Generic[RequestT, ResponseT]):
             request,
             response_streaming,
             attended=True,
+            wait_for_ready=details.wait_for_ready,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 import homarpc
 from homarpc import aio
 
-from .conftest import method
+from .conftest import Handlers, method
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -49,8 +50,6 @@ async def test_blocking_handler_runs_on_an_aio_server(channel: aio.Channel) -> N
 
 @pytest.mark.asyncio
 async def test_many_concurrent_calls_share_one_channel(channel: aio.Channel) -> None:
-    import asyncio
-
     echo = channel.unary_unary(method("Echo"))
     payloads = [str(i).encode() * (i + 1) for i in range(100)]
     replies = await asyncio.gather(*(echo(p, timeout=10) for p in payloads))
@@ -147,3 +146,25 @@ async def test_unary_calls_fail_over_to_a_live_server(
         echo = channel.unary_unary(method("Echo"))
         replies = [await echo(str(i).encode(), timeout=5) for i in range(4)]
     assert replies == [b"0", b"1", b"2", b"3"]
+
+
+@pytest.mark.asyncio
+async def test_wait_for_ready_waits_for_a_server_that_comes_up(
+    transport: str, handlers: Handlers
+) -> None:
+    port = _dead_port()
+    async with aio.insecure_channel(f"127.0.0.1:{port}", transport=transport) as chan:
+        echo = chan.unary_unary(method("Echo"))
+        with pytest.raises(aio.AioRpcError) as fail_fast:
+            await echo(b"now", timeout=5)
+        call = echo(b"later", timeout=5, wait_for_ready=True)
+        await asyncio.sleep(0.2)
+        server = aio.server(transport=transport)
+        server.add_generic_rpc_handlers((handlers.generic_handler(),))
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        try:
+            assert await call == b"later"
+        finally:
+            await server.stop(None)
+    assert fail_fast.value.code() == homarpc.StatusCode.UNAVAILABLE
