@@ -184,23 +184,26 @@ class InterceptedCall:
         call = await self._call()
         return Metadata() if call is None else await call.trailing_metadata()
 
+    def _settled(self) -> Any:
+        """What the chain produced, once it finished without failing; else None."""
+        task = self._task
+        if not task.done() or task.cancelled() or task.exception() is not None:
+            return None
+        return task.result()
+
     def cancel(self) -> bool:
         if not self._task.done():
             return self._task.cancel()
-        call = self._task.result() if not self._task.cancelled() else None
+        call = self._settled()
         return isinstance(call, Call) and call.cancel()
 
     def cancelled(self) -> bool:
-        if self._task.cancelled():
-            return True
-        call = self._task.result() if self._task.done() else None
-        return isinstance(call, Call) and call.cancelled()
+        call = self._settled()
+        return self._task.cancelled() or (isinstance(call, Call) and call.cancelled())
 
     def done(self) -> bool:
-        if not self._task.done() or self._task.cancelled():
-            return self._task.done()
-        call = self._task.result()
-        return not isinstance(call, Call) or call.done()
+        call = self._settled()
+        return self._task.done() and not (isinstance(call, Call) and not call.done())
 
     def __repr__(self) -> str:
         return f"<aio.InterceptedCall {self._task!r}>"

@@ -50,6 +50,18 @@ class Cache(aio.UnaryUnaryClientInterceptor):
         return await continuation(client_call_details, request)
 
 
+class Refuse(aio.UnaryUnaryClientInterceptor):
+    """Fails every call before it starts."""
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Any,
+        client_call_details: aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        raise aio.AioRpcError(homarpc.StatusCode.PERMISSION_DENIED, details="refused")
+
+
 class Counting(aio.UnaryStreamClientInterceptor, aio.StreamStreamClientInterceptor):
     """Counts calls of the two streaming-response kinds and passes them through."""
 
@@ -154,3 +166,19 @@ async def test_cancelling_an_intercepted_call(
         with pytest.raises(asyncio.CancelledError):
             await call
     await asyncio.wait_for(handlers.cancelled.wait(), 5)
+
+
+@pytest.mark.asyncio
+async def test_an_interceptor_that_raises_fails_the_call(
+    target: str, transport: str
+) -> None:
+    async with aio.insecure_channel(
+        target, interceptors=[Refuse()], transport=transport
+    ) as channel:
+        call = channel.unary_unary(method("Echo"))(b"x", timeout=5)
+        with pytest.raises(aio.AioRpcError) as caught:
+            await call
+        assert call.done()
+        assert not call.cancelled()
+        assert not call.cancel()
+    assert caught.value.details() == "refused"
