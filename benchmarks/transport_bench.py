@@ -57,7 +57,8 @@ from _stats import (  # noqa: E402
 )
 
 from homarpc.transport import Transport  # noqa: E402
-from homarpc.transport.udp import open_udp_transport  # noqa: E402
+from homarpc.transport.engine import HomaConfig  # noqa: E402
+from homarpc.transport.udp import UdpTransport, open_udp_transport  # noqa: E402
 
 HOST = "127.0.0.1"
 SMALL, MEDIUM, LARGE = 64, 16_384, 1_000_000
@@ -79,6 +80,33 @@ class Budget:
     loss_rpcs: int
 
 
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """How both ends are opened. The client always talks to ``HOST``.
+
+    Attributes:
+        server_host: address the echo servers bind (``0.0.0.0`` is what servers
+            usually do, and what makes the datagram size a per-peer choice).
+        max_incoming: ``HomaConfig.max_incoming`` for both ends (``None``: the
+            transport's default).
+    """
+
+    server_host: str = HOST
+    max_incoming: int | None = None
+
+    def open(self, host: str, *, server: bool = False) -> UdpTransport:
+        config = None if self.max_incoming is None else HomaConfig(
+            max_incoming=self.max_incoming)  # fmt: skip
+        return open_udp_transport((host, 0), server=server, config=config)
+
+    def argv(self) -> list[str]:
+        """The options that make a ``_serve`` child open its end the same way."""
+        extra = ["--server-host", self.server_host]
+        if self.max_incoming is not None:
+            extra += ["--max-incoming", str(self.max_incoming)]
+        return extra
+
+
 FULL = Budget(small=20_000, medium=4_000, large=60, phase_seconds=12.0,
               srpt_trials=30, loss_rpcs=10_000)  # fmt: skip
 QUICK = Budget(small=2_000, medium=500, large=10, phase_seconds=3.0,
@@ -96,10 +124,10 @@ def _exit_when_stdin_closes() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def serve_plain(host: str) -> None:
+def serve_plain(setup: Setup) -> None:
     """Plain UDP echo: the floor any protocol in Python is measured against."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((host, 0))
+    sock.bind((setup.server_host, 0))
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     _exit_when_stdin_closes()
     while True:
@@ -107,9 +135,9 @@ def serve_plain(host: str) -> None:
         sock.sendto(data, peer)
 
 
-def serve_homa(host: str) -> None:
+def serve_homa(setup: Setup) -> None:
     """Transport echo: answer each request with its own bytes."""
-    transport = open_udp_transport((host, 0), server=True)
+    transport = setup.open(setup.server_host, server=True)
     print(f"PORT {transport.local_addr[1]}", flush=True)
     _exit_when_stdin_closes()
     while True:
@@ -118,10 +146,10 @@ def serve_homa(host: str) -> None:
             transport.reply(message.peer, message.id, message.payload)
 
 
-def echo_server(kind: str, cpu: int | None = None) -> ChildServer:
+def echo_server(kind: str, setup: Setup, cpu: int | None = None) -> ChildServer:
     """A ``_serve`` child process (pinned to ``cpu`` if given); its address is
     ``(HOST, server.port)``."""
-    argv = [sys.executable, os.path.abspath(__file__), "_serve", kind]
+    argv = [sys.executable, os.path.abspath(__file__), "_serve", kind, *setup.argv()]
     if cpu is not None:
         argv += ["--cpu", str(cpu)]
     return ChildServer(argv, f"{kind} echo")
@@ -289,14 +317,14 @@ def placements(choice: str) -> list[Placement]:
 
 
 def measure_latency(
-    placement: Placement, budget: Budget, progress: Progress
+    placement: Placement, budget: Budget, setup: Setup, progress: Progress
 ) -> dict[str, dict[str, list[float]]]:
     """64 B and 16 KB ping-pongs, transport and plain UDP alternating."""
     results: dict[str, dict[str, list[float]]] = {}
     placement.pin_client()
-    with echo_server("plain", placement.server_cpu) as plain, \
-            echo_server("homa", placement.server_cpu) as homa, \
-            open_udp_transport((HOST, 0)) as client:  # fmt: skip
+    with echo_server("plain", setup, placement.server_cpu) as plain, \
+            echo_server("homa", setup, placement.server_cpu) as homa, \
+            setup.open(HOST) as client:  # fmt: skip
         for label, size, count in (("64 B", SMALL, budget.small),
                                    ("16 KB", MEDIUM, budget.medium)):  # fmt: skip
             pingers = {"plain UDP": plain_pinger((HOST, plain.port), size),
@@ -306,11 +334,13 @@ def measure_latency(
     return results
 
 
-def measure_bulk(placement: Placement, budget: Budget, progress: Progress) -> dict[str, Any]:
+def measure_bulk(
+    placement: Placement, budget: Budget, setup: Setup, progress: Progress
+) -> dict[str, Any]:
     """1,000,000 B ping-pongs and the SRPT trials."""
     placement.pin_client()
-    with echo_server("homa", placement.server_cpu) as homa, \
-            open_udp_transport((HOST, 0)) as client:  # fmt: skip
+    with echo_server("homa", setup, placement.server_cpu) as homa, \
+            setup.open(HOST) as client:  # fmt: skip
         server = (HOST, homa.port)
         large = {"homarpc udp": homa_pinger(client, server, LARGE)}
         samples = alternate(large, budget.large, budget.phase_seconds,
@@ -320,15 +350,17 @@ def measure_bulk(placement: Placement, budget: Budget, progress: Progress) -> di
 
 
 def measure(
-    budget: Budget, progress: Progress, *, where: list[Placement], with_loss: bool
-) -> dict[str, Any]:
+    budget: Budget, setup: Setup, progress: Progress, *, where: list[Placement],
+    with_loss: bool,
+) -> dict[str, Any]:  # fmt: skip
     """Every phase, in one run; returns the figures (samples included)."""
     original = os.sched_getaffinity(0)
     results: dict[str, Any] = {"latency": {}}
     try:
         for placement in where:
-            results["latency"][placement.name] = measure_latency(placement, budget, progress)
-        results["bulk"] = measure_bulk(where[0], budget, progress)
+            results["latency"][placement.name] = measure_latency(
+                placement, budget, setup, progress)  # fmt: skip
+        results["bulk"] = measure_bulk(where[0], budget, setup, progress)
         results["bulk"]["placement"] = where[0].name
     finally:
         os.sched_setaffinity(0, original)
@@ -423,6 +455,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--placement", choices=["both", "separate", "same", "free"],
                         default="both", help="CPU placement of client and server")
     parser.add_argument("--cpu", type=int, help="(internal) pin the echo server")
+    parser.add_argument("--server-host", default=HOST, metavar="ADDR",
+                        help="address the echo servers bind, e.g. 0.0.0.0 (the "
+                        "client still sends to 127.0.0.1)")
+    parser.add_argument("--max-incoming", type=int, metavar="BYTES",
+                        help="HomaConfig.max_incoming for both ends")
     parser.add_argument("--nice", type=int, default=0, metavar="N",
                         help="add N to this run's niceness (negative needs root): "
                         "shields the figures from other work on a shared machine")
@@ -434,10 +471,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
+    setup = Setup(args.server_host, args.max_incoming)
     if args.mode == "_serve":
         if args.cpu is not None:
             os.sched_setaffinity(0, {args.cpu})
-        (serve_plain if args.kind == "plain" else serve_homa)(HOST)
+        (serve_plain if args.kind == "plain" else serve_homa)(setup)
         return 0
     if args.nice:
         os.nice(args.nice)  # inherited by the echo servers started below
@@ -446,11 +484,13 @@ def main(argv: list[str] | None = None) -> int:
         budget = dataclasses.replace(budget, loss_rpcs=args.loss_rpcs)
     progress = Progress()
     started = time.monotonic()
-    results = measure(budget, progress, where=placements(args.placement),
+    results = measure(budget, setup, progress, where=placements(args.placement),
                       with_loss=not args.no_loss)  # fmt: skip
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\nmeasured in {time.monotonic() - started:.1f} s on {os.cpu_count()} CPUs "
-          f"(loopback, two processes; nice {os.nice(0)}; load average {load})\n")  # fmt: skip
+          f"(loopback, two processes; nice {os.nice(0)}; load average {load}; "
+          f"servers bound to {setup.server_host}; max_incoming "
+          f"{setup.max_incoming or 'default'})\n")  # fmt: skip
     print(report(results))
     if args.json:
         Path(args.json).write_text(json.dumps(_summary_json(results), indent=2))

@@ -14,7 +14,7 @@ ALL = list(itertools.product([True, False], RpcState, RpcInput))
 
 @pytest.mark.parametrize(("is_client", "state", "event"), ALL)
 def test_every_pair_follows_the_table_or_is_refused(is_client, state, event):
-    rpc = Rpc(10, 10, ("127.0.0.1", 1), is_client=is_client)
+    rpc = Rpc(10, 10, ("127.0.0.1", 1), 1_000, is_client=is_client)
     rpc.state = state
     expected = TRANSITIONS.get((is_client, state, event))
     if expected is None:
@@ -35,5 +35,5 @@ def test_dead_is_terminal_and_every_live_state_can_die():
 
 
 def test_new_rpcs_start_where_the_kernel_starts_them():
-    assert Rpc(2, 2, ("h", 1), is_client=True).state is RpcState.OUTGOING
-    assert Rpc(3, 2, ("h", 1), is_client=False).state is RpcState.INCOMING
+    assert Rpc(2, 2, ("h", 1), 1_000, is_client=True).state is RpcState.OUTGOING
+    assert Rpc(3, 2, ("h", 1), 1_000, is_client=False).state is RpcState.INCOMING

@@ -2,15 +2,18 @@
 
 Layer: transport.engine. Imports: the stdlib only.
 
-Defaults follow ``spec/homa-protocol.md`` §6.4 for UDP over loopback; a driver on a
-real network lowers ``max_datagram`` to the path MTU (1472 for IPv4 over Ethernet)
-and sets ``max_incoming`` from the socket's actual receive buffer.
+Defaults follow ``spec/homa-protocol.md`` §6.4 for UDP over loopback. A driver
+chooses the datagram size per peer (``HomaEngine(datagram_size=...)``: ~64 KB to a
+peer on this host, the path MTU to others, never above ``max_datagram``) and sets
+``max_incoming`` from the socket's actual receive buffer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from .events import Address
 from .wire import DATA_HEADER_LENGTH
 
 __all__ = ["HomaConfig"]
@@ -32,8 +35,10 @@ class HomaConfig:
     """Tunables of one engine. All byte counts are message payload bytes.
 
     Attributes:
-        max_datagram: largest UDP payload to emit (Homa header included). 65,000 on
-            loopback; about 1,472 (IPv4) / 1,452 (IPv6) on a 1500-byte MTU path.
+        max_datagram: largest UDP payload to emit to any peer (Homa header
+            included). 65,000 suits loopback; the engine's ``datagram_size`` hook
+            lowers it per peer (1,472 (IPv4) / 1,452 (IPv6) on a 1500-byte MTU path).
+            Received datagrams may be of any size, whatever this says.
         unsched_bytes: bytes of each message sent before any GRANT. Also caps the data
             per packet, so the unscheduled part of a message is at most one datagram.
         max_incoming: the receiver's budget of granted-but-unreceived bytes over all
@@ -93,8 +98,25 @@ class HomaConfig:
 
     @property
     def data_per_packet(self) -> int:
-        """Message bytes carried by one full DATA packet."""
+        """Message bytes carried by one full DATA packet of ``max_datagram`` bytes."""
         return min(self.max_datagram - DATA_HEADER_LENGTH, self.unsched_bytes)
+
+    def data_per_packet_for(self, datagram: int) -> int:
+        """Message bytes in one full DATA packet to a path carrying ``datagram``
+        bytes of UDP payload (never more than ``data_per_packet``, at least 1)."""
+        return max(1, min(datagram - DATA_HEADER_LENGTH, self.data_per_packet))
+
+    def packet_data_per_peer(
+        self, datagram_size: Callable[[Address], int] | None
+    ) -> Callable[[Address], int]:
+        """Message bytes per DATA packet to each peer, given the driver's choice of
+        datagram size per peer (it knows the path: ~64 KB on loopback, the MTU
+        across a network). ``None`` uses ``max_datagram`` for every peer."""
+        if datagram_size is None:
+            seg = self.data_per_packet
+            return lambda peer: seg
+        size = datagram_size
+        return lambda peer: self.data_per_packet_for(size(peer))
 
     @property
     def tombstone_lifetime(self) -> int:

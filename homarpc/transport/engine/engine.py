@@ -66,6 +66,8 @@ class HomaEngine:
         local_port: our UDP port (written as ``sport``; packets to others are dropped).
         rng: source of the random starting RPC id (inject a seeded one in tests).
         server: accept incoming requests (a client-only endpoint drops them).
+        datagram_size: the largest datagram to send to a peer, asked once per new
+            RPC (see ``HomaConfig.packet_data_per_peer``).
     """
 
     def __init__(
@@ -75,21 +77,21 @@ class HomaEngine:
         rng: random.Random,
         *,
         server: bool = False,
+        datagram_size: Callable[[Address], int] | None = None,
     ) -> None:
         self.config = config
         self.local_port = local_port
         self.is_server = server
         self.stats = EngineStats()
         self._tag = ((config.wire_tag >> 16) & 0xFF, config.wire_tag & 0xFFFF)
-        self._seg = config.data_per_packet
-        self._rpcs = RpcTable(rng)
+        self._rpcs = RpcTable(rng, config.packet_data_per_peer(datagram_size))
         self._tombstones = Tombstones()
         self._pending_acks = PendingAcks(wire.MAX_ACKS_PER_PACKET)
         self._writer = PacketWriter(local_port, config.wire_tag, self.stats)
-        self._sender = SrptSender(self._seg, self._writer, self._pending_acks)
+        self._sender = SrptSender(self._writer, self._pending_acks)
         self._seq = 0
         self._events: deque[HomaEvent] = deque()
-        self._grants = GrantScheduler(config.max_incoming, config.overcommit, self._seg)
+        self._grants = GrantScheduler(config.max_incoming, config.overcommit)
         self._grants_dirty = False
         self._rx_buffered = 0  # bytes of reassembly buffers in use
         self._timer = TickTimer(config.tick)
@@ -143,9 +145,7 @@ class HomaEngine:
 
         Then call ``datagrams_to_send()``.
         """
-        for rpc in self._rpcs.snapshot():
-            if rpc.peer != addr:
-                continue
+        for rpc in [rpc for rpc in self._rpcs.snapshot() if rpc.peer == addr]:
             if rpc.is_client:
                 self._fail_client(rpc, errno)
             else:

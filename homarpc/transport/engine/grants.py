@@ -11,7 +11,9 @@ Policy (``spec/homa-protocol.md`` §2.1, simplified for user space):
   included) never exceeds ``max_incoming`` through a grant;
 * every ``FIFO_PERIOD``-th decision the oldest message joins the active set, so a
   stream of short messages cannot starve a long one;
-* grants grow by at least ``min_increment`` (one packet) unless they reach the end.
+* grants grow by at least one of the sender's packets (``rpc.data_per_packet``,
+  the size we use towards that peer, standing in for the one it uses) or the
+  whole window if that is smaller, unless they reach the end.
 """
 
 from __future__ import annotations
@@ -26,12 +28,11 @@ FIFO_PERIOD = 20
 class GrantScheduler:
     """Keeps the incomplete incoming messages and hands out grants."""
 
-    __slots__ = ("_decisions", "_rpcs", "max_incoming", "min_increment", "overcommit")
+    __slots__ = ("_decisions", "_rpcs", "max_incoming", "overcommit")
 
-    def __init__(self, max_incoming: int, overcommit: int, min_increment: int) -> None:
+    def __init__(self, max_incoming: int, overcommit: int) -> None:
         self.max_incoming = max_incoming
         self.overcommit = overcommit
-        self.min_increment = min_increment
         self._rpcs: dict[Rpc, None] = {}  # insertion-ordered set
         self._decisions = 0
 
@@ -79,7 +80,7 @@ class GrantScheduler:
         increase = target - msgin.granted
         if increase <= 0:
             return 0
-        if target < msgin.length and increase < min(self.min_increment, window):
+        if target < msgin.length and increase < min(rpc.data_per_packet, window):
             return 0  # wait until a whole packet's worth can be granted
         return increase
 

@@ -99,6 +99,8 @@ class Rpc:
         wire_id: the id written in ``sender_id`` of packets we send for it.
         client_id: the client's id for the RPC (the server-side lookup key).
         peer: the other end's address.
+        data_per_packet: message bytes in one full DATA packet we send to ``peer``
+            (the path decides: large on loopback, MTU-sized across a network).
         is_client: we sent the request.
         cookie: the completion cookie given to ``send_request`` (0 on servers).
         msgout / msgin: the message we send / receive, when there is one.
@@ -113,6 +115,7 @@ class Rpc:
     __slots__ = (
         "client_id",
         "cookie",
+        "data_per_packet",
         "delivered",
         "id",
         "idle_ticks",
@@ -131,6 +134,7 @@ class Rpc:
         rpc_id: int,
         client_id: int,
         peer: Address,
+        data_per_packet: int,
         *,
         is_client: bool,
         cookie: int = 0,
@@ -139,6 +143,7 @@ class Rpc:
         self.client_id = client_id
         self.wire_id = client_id if is_client else client_id | 1
         self.peer = peer
+        self.data_per_packet = data_per_packet
         self.is_client = is_client
         self.cookie = cookie
         self.state = RpcState.OUTGOING if is_client else RpcState.INCOMING

@@ -28,18 +28,16 @@ _OUTGOING = RpcState.OUTGOING
 class SrptSender:
     """Turns outgoing messages into DATA packets, shortest remaining first.
 
+    Packets carry up to ``rpc.data_per_packet`` bytes each (chosen per peer).
+
     Args:
-        data_per_packet: message bytes per full packet.
         writer: builds the packets.
         acks: acks to piggy-back on DATA packets to the same peer.
     """
 
-    __slots__ = ("_acks", "_heap", "_seg", "_seq", "_writer")
+    __slots__ = ("_acks", "_heap", "_seq", "_writer")
 
-    def __init__(
-        self, data_per_packet: int, writer: PacketWriter, acks: PendingAcks
-    ) -> None:
-        self._seg = data_per_packet
+    def __init__(self, writer: PacketWriter, acks: PendingAcks) -> None:
         self._writer = writer
         self._acks = acks
         self._heap: list[tuple[int, int, Rpc]] = []
@@ -72,7 +70,7 @@ class SrptSender:
         """The next DATA packet of ``msgout``: retransmissions first, then new bytes."""
         if msgout.retransmit:
             start, end = msgout.retransmit[0]
-            stop = min(end, start + self._seg)
+            stop = min(end, start + rpc.data_per_packet)
             if stop >= end:
                 del msgout.retransmit[0]
             else:
@@ -81,7 +79,7 @@ class SrptSender:
             self._writer.stats.retransmitted_packets += 1
         else:
             start = msgout.sent
-            stop = min(msgout.granted, start + self._seg)
+            stop = min(msgout.granted, start + rpc.data_per_packet)
             msgout.sent = stop
             msgout.started = True
             retransmit = 0

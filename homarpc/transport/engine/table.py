@@ -13,6 +13,7 @@ bit of a packet's ``sender_id`` says which table to look in: 0 = sent by a clien
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from .events import Address
 from .ledger import ServerKey
@@ -24,12 +25,22 @@ _ID_MASK = (1 << 64) - 1
 
 
 class RpcTable:
-    """Live RPCs of one engine, by every key the protocol needs."""
+    """Live RPCs of one engine, by every key the protocol needs.
 
-    __slots__ = ("_next_id", "_rng", "clients", "server_ids", "servers")
+    Args:
+        rng: source of the random first id and of ids that would collide.
+        packet_data_for: message bytes per DATA packet to a peer (asked once for
+            each new RPC, which keeps its answer).
+    """
 
-    def __init__(self, rng: random.Random) -> None:
+    __slots__ = ("_next_id", "_packet_data_for", "_rng", "clients", "server_ids",
+                 "servers")  # fmt: skip
+
+    def __init__(
+        self, rng: random.Random, packet_data_for: Callable[[Address], int]
+    ) -> None:
         self._rng = rng
+        self._packet_data_for = packet_data_for
         self._next_id = (rng.getrandbits(62) << 1) or 2
         self.clients: dict[int, Rpc] = {}
         self.servers: dict[ServerKey, Rpc] = {}
@@ -45,7 +56,8 @@ class RpcTable:
     def new_client(self, peer: Address, cookie: int) -> Rpc:
         rpc_id = self._next_id
         self._next_id = (rpc_id + 2) & _ID_MASK or 2  # 2**62 ids before a wrap
-        rpc = Rpc(rpc_id, rpc_id, peer, is_client=True, cookie=cookie)
+        seg = self._packet_data_for(peer)
+        rpc = Rpc(rpc_id, rpc_id, peer, seg, is_client=True, cookie=cookie)
         self.clients[rpc_id] = rpc
         return rpc
 
@@ -54,7 +66,8 @@ class RpcTable:
         local_id = client_id | 1
         while local_id in self.server_ids:
             local_id = self._rng.getrandbits(63) | 1
-        rpc = Rpc(local_id, client_id, peer, is_client=False)
+        seg = self._packet_data_for(peer)
+        rpc = Rpc(local_id, client_id, peer, seg, is_client=False)
         self.servers[peer, client_id] = rpc
         self.server_ids[local_id] = rpc
         return rpc

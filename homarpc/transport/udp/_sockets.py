@@ -4,7 +4,7 @@ Layer: transport (udp backend). Imports: stdlib only.
 
 Everything here is about one kernel UDP socket and nothing about Homa: how big its
 buffers are (what the kernel actually grants, since ``net.core.rmem_max`` caps an
-unprivileged request), how large a datagram the path to a peer carries, and how ICMP
+unprivileged request), how large a datagram fills an MTU, and how ICMP
 errors reach us (``IP_RECVERR`` queues them on the socket's error queue, read with
 ``MSG_ERRQUEUE``; they name the destination that could not be reached).
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import os
 import socket
 import struct
 
@@ -22,11 +21,9 @@ __all__ = [
     "SocketSizes",
     "datagram_size_for_mtu",
     "open_udp_socket",
-    "path_datagram_size",
     "read_icmp_errors",
     "resolve",
     "set_dont_fragment",
-    "smallest_interface_mtu",
 ]
 
 # Linux constants the socket module does not export (linux/in.h, linux/in6.h).
@@ -53,8 +50,6 @@ _ICMP6_PORT_UNREACH = 4
 
 #: Bytes of IP + UDP header per datagram, by address family.
 _HEADER_BYTES: dict[int, int] = {socket.AF_INET: 20 + 8, socket.AF_INET6: 40 + 8}
-_IFF_UP = 0x1
-_IFF_LOOPBACK = 0x8
 #: The largest UDP payload IPv4 can carry at all (65,535 - 20 - 8).
 _MAX_UDP_PAYLOAD = 65_507
 
@@ -132,51 +127,6 @@ def _set_buffers(sock: socket.socket, buffer_bytes: int) -> SocketSizes:
         rcvbuf=sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
         sndbuf=sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
     )
-
-
-def path_datagram_size(family: int, peer: tuple[str, int]) -> int:
-    """The largest UDP payload the route to ``peer`` carries unfragmented.
-
-    Asks the kernel for the route's MTU through a connected throw-away socket
-    (65,536 on loopback, 1,500 on common Ethernet) and subtracts the IP and UDP
-    headers. Falls back to a conservative 1,500-byte MTU when the kernel will not say.
-    """
-    level, option = (
-        (socket.IPPROTO_IPV6, IPV6_MTU)
-        if family == socket.AF_INET6
-        else (socket.IPPROTO_IP, IP_MTU)
-    )
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            probe.connect(peer)
-            mtu = probe.getsockopt(level, option)
-    except OSError:
-        mtu = 1500
-    return datagram_size_for_mtu(family, mtu)
-
-
-def smallest_interface_mtu(sys_class_net: str = "/sys/class/net") -> int | None:
-    """The smallest MTU among this host's non-loopback interfaces that are up.
-
-    That is the most a datagram to an unknown remote peer can carry unfragmented;
-    None when only loopback is up (e.g. inside a fresh network namespace).
-    """
-    mtus: list[int] = []
-    try:
-        names = os.listdir(sys_class_net)
-    except OSError:
-        return None
-    for name in names:
-        try:
-            with open(os.path.join(sys_class_net, name, "flags")) as flags_file:
-                flags = int(flags_file.read(), 16)
-            with open(os.path.join(sys_class_net, name, "mtu")) as mtu_file:
-                mtu = int(mtu_file.read())
-        except (OSError, ValueError):
-            continue
-        if flags & _IFF_UP and not flags & _IFF_LOOPBACK:
-            mtus.append(mtu)
-    return min(mtus, default=None)
 
 
 def datagram_size_for_mtu(family: int, mtu: int) -> int:

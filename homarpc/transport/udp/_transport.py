@@ -102,6 +102,7 @@ class UdpTransport(Transport):
         sock: socket.socket,
         sizes: SocketSizes,
         config: HomaConfig,
+        datagram_sizes: Callable[[Address], int],
         *,
         server: bool,
         busy_poll: float = 0.0,
@@ -113,7 +114,11 @@ class UdpTransport(Transport):
         self.busy_poll = busy_poll
         self.max_message_length = min(config.max_message_length, MAX_MESSAGE_LENGTH)
         self._local: Address = sock.getsockname()[:2]
-        self._engine = HomaEngine(config, self._local[1], random.Random(), server=server)
+        self.datagram_sizes = datagram_sizes  # peer -> largest datagram we send it
+        self._engine = HomaEngine(
+            config, self._local[1], random.Random(), server=server,
+            datagram_size=datagram_sizes,
+        )  # fmt: skip
         # Peers choose their own datagram size (a loopback-bound client sends 64 KB
         # to a server whose own limit is the Ethernet MTU): read any UDP payload.
         self._bufsize = _MAX_UDP_PAYLOAD

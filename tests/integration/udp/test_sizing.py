@@ -1,45 +1,132 @@
-"""How the UDP driver sizes things: datagrams for the path, grants for the socket
-buffer, packets for the grant window; and how it reads ICMP errors."""
+"""How the UDP driver sizes things: datagrams for each peer's path, grants for the
+socket buffer, packets for the grant window; and how it reads ICMP errors."""
 
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import struct
-from pathlib import Path
 
 import pytest
 
 from homarpc.transport.engine import HomaConfig
-from homarpc.transport.udp import fit_config, open_udp_transport
+from homarpc.transport.udp import DatagramSizes, fit_config, open_udp_transport
+from homarpc.transport.udp._paths import DEFAULT_MTU, RouteFacts, is_loopback, probe_route
 from homarpc.transport.udp._sockets import (
     SocketSizes,
     _unreachable_errno,
     datagram_size_for_mtu,
-    smallest_interface_mtu,
 )
+
+from .helpers import EchoServer, recv_or_fail
 
 BIG = SocketSizes(rcvbuf=8 << 20, sndbuf=8 << 20)
 
 
-def _fake_interface(root: Path, name: str, mtu: int, flags: int) -> None:
-    (root / name).mkdir()
-    (root / name / "mtu").write_text(f"{mtu}\n")
-    (root / name / "flags").write_text(f"{flags:#x}\n")
+class FakeRoutes:
+    """Stands in for the kernel's routing table: host -> (MTU, is ours)."""
+
+    def __init__(self, routes: dict[str, RouteFacts]) -> None:
+        self.routes = routes
+        self.asked: list[str] = []
+
+    def __call__(self, family: int, host: str) -> RouteFacts:
+        self.asked.append(host)
+        return self.routes.get(host, (DEFAULT_MTU, False))
 
 
-def test_smallest_mtu_counts_only_interfaces_that_are_up_and_not_loopback(tmp_path):
-    _fake_interface(tmp_path, "lo", 65_536, 0x9)  # up, loopback
-    _fake_interface(tmp_path, "eth0", 1_500, 0x1003)  # up
-    _fake_interface(tmp_path, "wg0", 1_420, 0x1003)  # up
-    _fake_interface(tmp_path, "eth1", 576, 0x1002)  # down
-    assert smallest_interface_mtu(str(tmp_path)) == 1_420
+ROUTES = {"127.0.0.1": (65_536, True), "::1": (65_536, True),
+          "192.0.2.2": (65_536, True), "fd00::2": (65_536, True),
+          "192.0.2.9": (1_400, False), "fd00::9": (1_400, False)}  # fmt: skip
 
 
-def test_no_interface_but_loopback_means_no_mtu(tmp_path):
-    _fake_interface(tmp_path, "lo", 65_536, 0x9)
-    assert smallest_interface_mtu(str(tmp_path)) is None
-    assert smallest_interface_mtu(str(tmp_path / "missing")) is None
+@pytest.mark.parametrize(
+    ("family", "host", "expected"),
+    [
+        (socket.AF_INET, "127.0.0.1", 65_507),
+        (socket.AF_INET, "127.3.2.1", 65_507),  # all of 127/8 is loopback
+        (socket.AF_INET, "192.0.2.2", 65_507),  # an address of this host
+        (socket.AF_INET, "192.0.2.9", 1_372),  # across eth0, MTU 1,400
+        (socket.AF_INET, "198.51.100.7", 1_472),  # no route known: 1,500
+        (socket.AF_INET6, "::1", 65_488),
+        (socket.AF_INET6, "::ffff:127.0.0.1", 65_488),  # v4-mapped loopback
+        (socket.AF_INET6, "fd00::2", 65_488),
+        (socket.AF_INET6, "fd00::9", 1_352),
+        (socket.AF_INET6, "fe80::1%eth0", 1_452),
+    ],
+)
+def test_each_peer_gets_the_datagram_size_of_its_path(family, host, expected):
+    sizes = DatagramSizes(family, probe=FakeRoutes(ROUTES))
+    assert sizes((host, 5_000)) == expected
+
+
+def test_loopback_is_known_without_asking_about_the_peer():
+    routes = FakeRoutes(ROUTES)
+    sizes = DatagramSizes(socket.AF_INET, probe=routes)
+    assert sizes(("127.0.0.9", 1)) == sizes(("127.0.0.1", 2)) == 65_507
+    assert routes.asked == ["127.0.0.1"]  # loopback's own MTU, once
+
+
+def test_a_host_is_asked_about_once_whatever_its_port():
+    routes = FakeRoutes(ROUTES)
+    sizes = DatagramSizes(socket.AF_INET, probe=routes)
+    assert {sizes(("192.0.2.9", port)) for port in range(1, 50)} == {1_372}
+    assert routes.asked == ["192.0.2.9"]
+
+
+def test_a_configured_path_mtu_limits_remote_peers_only():
+    sizes = DatagramSizes(socket.AF_INET, path_mtu=1_280, probe=FakeRoutes(ROUTES))
+    assert sizes(("192.0.2.9", 1)) == 1_252
+    assert sizes(("198.51.100.7", 1)) == 1_252
+    assert sizes(("192.0.2.2", 1)) == sizes(("127.0.0.1", 1)) == 65_507
+
+
+def test_a_path_mtu_with_no_room_for_data_is_refused():
+    with pytest.raises(ValueError, match="path_mtu=80"):
+        DatagramSizes(socket.AF_INET, path_mtu=80)
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [("127.0.0.1", True), ("127.255.0.1", True), ("::1", True),
+     ("::ffff:127.0.0.2", True), ("::ffff:10.0.0.1", False), ("10.0.0.1", False),
+     ("fe80::1%lo", False), ("localhost", False), ("", False)],
+)  # fmt: skip
+def test_loopback_addresses_are_recognised(host, expected):
+    assert is_loopback(host) is expected
+
+
+def test_the_kernel_says_loopback_is_ours_and_large():
+    mtu, is_ours = probe_route(socket.AF_INET, "127.0.0.1")
+    assert is_ours and mtu > 9_000
+
+
+@pytest.mark.parametrize(("wildcard", "loopback"), [("0.0.0.0", "127.0.0.1"), ("::", "::1")])
+def test_a_wildcard_server_sends_large_datagrams_to_a_loopback_client(wildcard, loopback):
+    # Servers bind to the wildcard; before datagram sizes were per peer, this one
+    # cut 1 MB into ~770 MTU-sized datagrams for a client on the same host.
+    server = EchoServer(open_udp_transport((wildcard, 0), server=True), bytes)
+    try:
+        with open_udp_transport((loopback, 0)) as client:
+            payload = os.urandom(1_000_000)
+            client.send((loopback, server.address[1]), payload, cookie=1)
+            response = recv_or_fail(client)
+            assert response.error is None and bytes(response) == payload
+            for end in (server.transport, client):
+                assert end.datagram_sizes((loopback, 1)) > 60_000
+                fresh = end.stats.data_packets_sent - end.stats.retransmitted_packets
+                # 16 full 64 KB packets, plus a few cut short at grant edges
+                # (MTU-sized ones would take ~770).
+                assert fresh <= 40
+    finally:
+        server.stop()
+
+
+def test_a_wildcard_server_keeps_datagrams_small_for_other_hosts():
+    with open_udp_transport(("0.0.0.0", 0), server=True) as server:
+        # 192.0.2.1 (TEST-NET-1): the route's MTU, or 1,500 if there is no route.
+        assert server.datagram_sizes(("192.0.2.1", 1)) <= 9_000 - 28
 
 
 def test_datagram_size_leaves_room_for_ip_and_udp_headers():
@@ -48,22 +135,11 @@ def test_datagram_size_leaves_room_for_ip_and_udp_headers():
     assert datagram_size_for_mtu(socket.AF_INET, 65_536) == 65_507
 
 
-def test_a_loopback_socket_gets_large_datagrams_and_others_mtu_sized(monkeypatch):
-    import homarpc.transport.udp as udp
-
-    monkeypatch.setattr(udp, "smallest_interface_mtu", lambda: 1_400)
-    loopback = fit_config(HomaConfig(), socket.AF_INET, "127.0.0.1", BIG)
-    anywhere = fit_config(HomaConfig(), socket.AF_INET, "0.0.0.0", BIG)
-    assert loopback.max_datagram == HomaConfig().max_datagram  # 65,000 fits loopback
-    assert anywhere.max_datagram == 1_372
-
-
 @pytest.mark.parametrize("rcvbuf", [4_608, 32_768, 425_984, 8 << 20])
 @pytest.mark.parametrize("overcommit", [1, 4, 8])
 def test_a_packet_always_fits_the_smallest_grant_window(rcvbuf, overcommit):
     sizes = SocketSizes(rcvbuf=rcvbuf, sndbuf=rcvbuf)
-    fitted = fit_config(HomaConfig(overcommit=overcommit, max_incoming=10**9),
-                        socket.AF_INET, "127.0.0.1", sizes)  # fmt: skip
+    fitted = fit_config(HomaConfig(overcommit=overcommit, max_incoming=10**9), sizes)
     assert fitted.max_incoming == sizes.usable_receive_bytes
     smallest_window = fitted.max_incoming // (overcommit + 1)
     assert 1 <= fitted.data_per_packet <= smallest_window

@@ -41,6 +41,6 @@ def test_tombstones_expire_in_order_and_renewal_wins():
 
 def test_rpc_repr_names_side_and_state():
     assert (
-        repr(Rpc(3, 2, A, is_client=False))
+        repr(Rpc(3, 2, A, 1_000, is_client=False))
         == "<Rpc server id=3 peer=('10.0.0.1', 1) incoming>"
     )

@@ -23,26 +23,26 @@ def sent(payload: bytes) -> OutgoingMessage:
 
 
 def test_waiting_client_resends_then_times_out():
-    rpc = Rpc(2, 2, PEER, is_client=True)
+    rpc = Rpc(2, 2, PEER, 1_000, is_client=True)
     rpc.msgout = sent(b"q")
     N, R, T = TickAction.NONE, TickAction.RESEND, TickAction.TIMEOUT
     assert ages(rpc, 8) == [N, N, R, N, R, N, R, T]
 
 
 def test_a_server_at_work_never_ages():
-    rpc = Rpc(3, 2, PEER, is_client=False)
+    rpc = Rpc(3, 2, PEER, 1_000, is_client=False)
     rpc.state = RpcState.IN_SERVICE
     assert set(ages(rpc, 50)) == {TickAction.NONE} and rpc.silent_ticks == 0
 
 
 def test_sender_with_granted_bytes_left_owes_the_move():
-    rpc = Rpc(2, 2, PEER, is_client=True)
+    rpc = Rpc(2, 2, PEER, 1_000, is_client=True)
     rpc.msgout = OutgoingMessage(b"x" * 500, unsched_bytes=100)  # nothing sent yet
     assert set(ages(rpc, 50)) == {TickAction.NONE}
 
 
 def test_receiver_without_room_to_grant_keeps_the_sender_alive():
-    rpc = Rpc(3, 2, PEER, is_client=False)
+    rpc = Rpc(3, 2, PEER, 1_000, is_client=False)
     rpc.msgin = IncomingMessage(length=1_000, granted=100, seq=0)
     rpc.msgin.add(0, memoryview(b"y" * 100), max_gaps=4)
     N, K = TickAction.NONE, TickAction.KEEP_ALIVE
@@ -51,7 +51,7 @@ def test_receiver_without_room_to_grant_keeps_the_sender_alive():
 
 
 def test_server_asks_for_an_ack_every_tick_once_the_response_is_out():
-    rpc = Rpc(3, 2, PEER, is_client=False)
+    rpc = Rpc(3, 2, PEER, 1_000, is_client=False)
     rpc.state = RpcState.OUTGOING
     rpc.msgout = sent(b"r")
     actions = ages(rpc, 8)
@@ -60,7 +60,7 @@ def test_server_asks_for_an_ack_every_tick_once_the_response_is_out():
 
 
 def test_keep_alives_are_spaced_by_a_quarter_of_the_timeout():
-    rpc = Rpc(3, 2, PEER, is_client=False)
+    rpc = Rpc(3, 2, PEER, 1_000, is_client=False)
     rpc.msgin = IncomingMessage(length=1_000, granted=0, seq=0)
     config = HomaConfig(resend_interval=2, timeout_ticks=40)
     actions = [rpc.age(config) for _ in range(40)]
