@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import time
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -125,8 +126,9 @@ def of_kind(interceptors: Sequence[Any], kind: str) -> list[Any]:
 class InterceptedCall:
     """What an intercepted multicallable returns; see the module docstring."""
 
-    def __init__(self, chain: Coroutine[Any, Any, Any]) -> None:
+    def __init__(self, chain: Coroutine[Any, Any, Any], timeout: float | None) -> None:
         self._task = asyncio.get_running_loop().create_task(chain)
+        self._deadline = None if timeout is None else time.monotonic() + timeout
 
     async def _call(self) -> Call[Any, Any] | None:
         outcome = await self._task
@@ -205,6 +207,31 @@ class InterceptedCall:
         call = self._settled()
         return self._task.done() and not (isinstance(call, Call) and not call.done())
 
+    def time_remaining(self) -> float | None:
+        call = self._settled()
+        if isinstance(call, Call):
+            return call.time_remaining()
+        return (
+            None
+            if self._deadline is None
+            else max(0.0, self._deadline - time.monotonic())
+        )
+
+    def add_done_callback(self, callback: Callable[[InterceptedCall], None]) -> None:
+        """Run ``callback(self)`` once the chain and the call it made have ended."""
+
+        def chain_ended(_: object) -> None:
+            call = self._settled()
+            if isinstance(call, Call) and not call.done():
+                call.add_done_callback(lambda _call: callback(self))
+            else:
+                callback(self)
+
+        self._task.add_done_callback(chain_ended)
+
+    async def wait_for_connection(self) -> None:
+        """Homa has no connections: there is nothing to wait for."""
+
     def __repr__(self) -> str:
         return f"<aio.InterceptedCall {self._task!r}>"
 
@@ -231,4 +258,4 @@ def intercept(
         interceptor = getattr(interceptors[index], method_name)
         return await interceptor(continuation, details, request)
 
-    return InterceptedCall(run(0, details, request))
+    return InterceptedCall(run(0, details, request), details.timeout)

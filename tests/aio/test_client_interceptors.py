@@ -182,3 +182,20 @@ async def test_an_interceptor_that_raises_fails_the_call(
         assert not call.cancelled()
         assert not call.cancel()
     assert caught.value.details() == "refused"
+
+
+@pytest.mark.asyncio
+async def test_intercepted_calls_count_down_and_call_back(
+    target: str, transport: str
+) -> None:
+    ended = asyncio.Event()
+    async with aio.insecure_channel(
+        target, interceptors=[Cache()], transport=transport
+    ) as channel:
+        call = channel.unary_unary(method("Echo"))(b"x", timeout=5)
+        remaining = call.time_remaining()
+        assert remaining is not None
+        assert 0 < remaining <= 5
+        call.add_done_callback(lambda _call: ended.set())
+        assert await call == b"x"
+        await asyncio.wait_for(ended.wait(), 5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
@@ -59,7 +60,7 @@ async def test_cancel_ends_the_call_on_both_sides(
 async def test_cancelling_the_awaiting_task_cancels_the_rpc(
     channel: aio.Channel, handlers: Handlers
 ) -> None:
-    async def call_and_wait() -> bytes:
+    async def call_and_wait() -> Any:
         return await channel.unary_unary(method("Sleep"))(b"", timeout=10)
 
     task = asyncio.create_task(call_and_wait())

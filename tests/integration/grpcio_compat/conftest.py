@@ -27,7 +27,7 @@ def generated(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[types.SimpleNamespace]:
     """The ``compat_pb2`` and ``compat_pb2_grpc`` modules, freshly generated."""
-    from grpc_tools import protoc
+    from grpc_tools import protoc  # type: ignore[import-untyped]
 
     out = tmp_path_factory.mktemp("grpcio_generated")
     well_known = Path(protoc.__file__).resolve().parent / "_proto"

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
 
-import grpc
+import grpc  # type: ignore[import-untyped]
 import pytest
 
 pytestmark = pytest.mark.timeout(30)

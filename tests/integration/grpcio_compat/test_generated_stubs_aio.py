@@ -11,7 +11,7 @@ import types
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
+import grpc  # type: ignore[import-untyped]
 import pytest
 import pytest_asyncio
 
