@@ -438,8 +438,11 @@ class ClientCallCore:
 
     def keepalive(self) -> None:
         """Send an empty frame (answered at once) so the server knows we live."""
-        if self.code is None:
-            self._transmit([Frame(self.call_id)])
+        with self._lock:
+            if self.code is not None:
+                return
+            self._data_out += 1  # a data request as far as the windows go
+        self._transmit([Frame(self.call_id)])
 
     def expire(self) -> None:
         """The deadline passed: DEADLINE_EXCEEDED, as grpcio words it."""

@@ -203,13 +203,21 @@ class ServerCallCore:
     def terminate(
         self, code: StatusCode, details: str, tell_client: bool = True
     ) -> None:
-        """End the call now (cancel, deadline, protocol trouble); handlers see it."""
+        """End the call now (cancel, deadline, protocol trouble); handlers see it.
+
+        A call that already finished but whose last frames still wait for a poll
+        (which may never come) just drops them and closes.
+        """
         with self._lock:
-            if not self.is_active or self._closed:
+            if self._closed:
                 return
-            self._end_locked(code, details, tell_client)
+            if self.is_active:
+                self._end_locked(code, details, tell_client)
+                callbacks = self._take_callbacks()
+            else:
+                self._out.clear()
+                callbacks = []
             replies = self._pair()
-            callbacks = self._take_callbacks()
         self._send(replies)
         _run_callbacks(callbacks)
         self.notify()
@@ -242,7 +250,7 @@ class ServerCallCore:
             was_active = self.is_active
             if frame.flags & Flags.CANCEL:
                 self._answerable.append(rpc_id)
-                cancelled = not self._finished
+                cancelled = True
             else:
                 cancelled = False
                 self._take(rpc_id, frame)

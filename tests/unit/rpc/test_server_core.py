@@ -154,3 +154,18 @@ def test_frames_before_their_call_start_wait_for_it(monkeypatch):
     endpoint._dispatch(Message(3, 0, PEERS[0], True, encode_frame(start)))
     (core,) = served
     assert [core.read(), core.read()] == [b"first", b"second"]
+
+
+def test_a_finished_call_waiting_for_a_poll_closes_on_cancel():
+    cores: list[ServerCallCore] = []
+    endpoint, transport = _endpoint(cores.append)
+    start = Frame(5, 1, Flags.MESSAGE | Flags.MSG_END, "/s/M", payload=b"x")
+    endpoint._dispatch(Message(1, 0, PEERS[0], True, encode_frame(start)))
+    (core,) = cores
+    assert core.read() == b"x"
+    core.finish(homarpc.StatusCode.OK, "", (), b"reply")  # no poll to ride on yet
+    assert endpoint.live_calls() == [core]
+    cancel = Frame(5, 0, Flags.CANCEL)
+    endpoint._dispatch(Message(3, 0, PEERS[0], True, encode_frame(cancel)))
+    assert endpoint.live_calls() == []
+    assert set(transport.replies) == {(PEERS[0], 1), (PEERS[0], 3)}
