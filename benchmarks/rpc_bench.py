@@ -24,6 +24,7 @@ Usage::
     .venv/bin/python benchmarks/rpc_bench.py --quick    # smoke run, < 20 s
     .venv/bin/python benchmarks/rpc_bench.py --api aio  # grpc.aio vs homarpc.aio
     .venv/bin/python benchmarks/rpc_bench.py --transport kernel --plot lat.png
+    .venv/bin/python benchmarks/rpc_bench.py --pin      # client, server on own CPUs
 """
 
 from __future__ import annotations
@@ -152,10 +153,23 @@ async def _serve_aio(aio: Any, kwargs: dict[str, Any]) -> None:
     await server.stop(None)
 
 
-def start_server(framework: str, transport: str, api: str) -> ChildServer:
-    """A ``serve()`` child process for ``framework``."""
+def start_server(
+    framework: str, transport: str, api: str, cpu: int | None
+) -> ChildServer:
+    """A ``serve()`` child process for ``framework`` (pinned to ``cpu`` if given)."""
     argv = [sys.executable, os.path.abspath(__file__), "_serve", framework]
-    return ChildServer([*argv, "--transport", transport, "--api", api], framework)
+    argv += ["--transport", transport, "--api", api]
+    if cpu is not None:
+        argv += ["--cpu", str(cpu)]
+    return ChildServer(argv, framework)
+
+
+def placement(pin: bool) -> tuple[int | None, int | None]:
+    """(client CPU, server CPU): separate CPUs when pinning and there are two."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pin or len(cpus) < 2:
+        return None, None
+    return cpus[0], cpus[-1]
 
 
 # -- client workloads ----------------------------------------------------------------
@@ -298,12 +312,17 @@ def _open_channel(framework: str, port: int, transport: str, api: str) -> Any:
 
 
 async def measure(
-    framework: str, transport: str, api: str, budget: Budget, progress: Progress
+    framework: str,
+    transport: str,
+    api: str,
+    budget: Budget,
+    progress: Progress,
+    server_cpu: int | None,
 ) -> dict[str, Any]:
     """Run the three workloads against a fresh server of ``framework``."""
     name = framework if framework == "grpcio" else f"homarpc/{transport}"
     name += ".aio" if api == "aio" else ""
-    with start_server(framework, transport, api) as server:
+    with start_server(framework, transport, api, server_cpu) as server:
         channel = _open_channel(framework, server.port, transport, api)
         try:
             echo = functools.partial(channel.unary_unary(METHOD), timeout=CALL_TIMEOUT)
@@ -411,6 +430,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         help="blocking API (default) or asyncio (grpc.aio vs homarpc.aio)",
     )
     parser.add_argument("--only", choices=FRAMEWORKS, help="measure one framework")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin client and server to separate CPUs (default: the scheduler places)",
+    )
+    parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)  # for _serve
     parser.add_argument("--plot", metavar="PNG", help="latency CDF (needs matplotlib)")
     parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     return parser.parse_args(argv)
@@ -419,6 +444,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     if args.mode == "_serve":
+        if args.cpu is not None:
+            os.sched_setaffinity(0, {args.cpu})
         try:
             serve(args.framework, args.transport, args.api)
         except Exception as exc:  # e.g. no kernel Homa here: say it in one line
@@ -429,9 +456,14 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress()
     frameworks = [args.only] if args.only else list(FRAMEWORKS)
     started = time.monotonic()
+    client_cpu, server_cpu = placement(args.pin)
+    if client_cpu is not None:
+        os.sched_setaffinity(0, {client_cpu})
     try:
         results = {
-            f: asyncio.run(measure(f, args.transport, args.api, budget, progress))
+            f: asyncio.run(
+                measure(f, args.transport, args.api, budget, progress, server_cpu)
+            )
             for f in frameworks
         }
     except RuntimeError as exc:  # a server that did not start said why above
