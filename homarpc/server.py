@@ -27,7 +27,7 @@ from ._serving import ServerCallCore, ServerEndpoint
 from ._targets import TargetError, parse_bind
 from .interceptors import ServerInterceptor, chain_server_interceptors
 from .status import StatusCode
-from .transport import open_transport
+from .transport import HomaError, open_transport
 
 __all__ = ["Server", "server"]
 
@@ -92,7 +92,7 @@ class Server:
                 server=True,
                 **self._transport_options,
             )
-        except (TargetError, OSError, ValueError) as exc:
+        except (TargetError, OSError, ValueError, HomaError) as exc:
             raise RuntimeError(f"Failed to bind to address {address}: {exc}") from None
         endpoint = ServerEndpoint(
             transport,

@@ -11,6 +11,7 @@ import homarpc
 from homarpc import StatusCode
 
 from .conftest import Rig, method
+from .service import TestService
 
 TIMEOUT = 10.0
 
@@ -161,3 +162,16 @@ def test_maximum_concurrent_rpcs_gives_resource_exhausted(memory_rig: Rig):
         "Concurrent RPC limit exceeded!",
     )
     assert slow.result(TIMEOUT) == b""
+
+
+def test_a_port_that_cannot_be_bound_is_a_runtime_error(memory_rig: Rig):
+    _, port = memory_rig.server(TestService())
+    server = homarpc.server(
+        transport="memory", transport_options=memory_rig.transport_options
+    )
+    with pytest.raises(
+        RuntimeError, match=f"Failed to bind to address 127.0.0.1:{port}"
+    ):
+        server.add_insecure_port(f"127.0.0.1:{port}")
+    with pytest.raises(RuntimeError, match="port must be a number"):
+        server.add_insecure_port("localhost:http")
