@@ -246,9 +246,7 @@ def _run_call(core: ServerCallCore, lookup: Lookup, max_send: int) -> None:
         return
     context = Context(core, waiter, handler.response_streaming)
     try:
-        _RUNNERS[(handler.request_streaming, handler.response_streaming)](
-            core, waiter, handler, context, max_send
-        )
+        _run_behavior(core, waiter, handler, context, max_send)
     except _Abort:
         context.finish()
     except _BadRequest:
@@ -327,65 +325,24 @@ def _stream_response(
     context.finish()
 
 
-def _run_unary_unary(
+def _run_behavior(
     core: ServerCallCore,
     waiter: Waiter,
     handler: RpcMethodHandler,
     context: Context,
     max_send: int,
 ) -> None:
-    try:
-        request = _unary_request(core, waiter, handler)
-    except _Cancelled:
-        return
-    assert handler.unary_unary is not None
-    _unary_response(context, handler, max_send, handler.unary_unary(request, context))
-
-
-def _run_unary_stream(
-    core: ServerCallCore,
-    waiter: Waiter,
-    handler: RpcMethodHandler,
-    context: Context,
-    max_send: int,
-) -> None:
-    try:
-        request = _unary_request(core, waiter, handler)
-    except _Cancelled:
-        return
-    assert handler.unary_stream is not None
-    responses = handler.unary_stream(request, context)
-    _stream_response(core, waiter, context, handler, max_send, iter(responses or ()))
-
-
-def _run_stream_unary(
-    core: ServerCallCore,
-    waiter: Waiter,
-    handler: RpcMethodHandler,
-    context: Context,
-    max_send: int,
-) -> None:
-    assert handler.stream_unary is not None
-    requests = _requests(core, waiter, _decoder(handler))
-    _unary_response(context, handler, max_send, handler.stream_unary(requests, context))
-
-
-def _run_stream_stream(
-    core: ServerCallCore,
-    waiter: Waiter,
-    handler: RpcMethodHandler,
-    context: Context,
-    max_send: int,
-) -> None:
-    assert handler.stream_stream is not None
-    requests = _requests(core, waiter, _decoder(handler))
-    responses = handler.stream_stream(requests, context)
-    _stream_response(core, waiter, context, handler, max_send, iter(responses or ()))
-
-
-_RUNNERS = {
-    (False, False): _run_unary_unary,
-    (False, True): _run_unary_stream,
-    (True, False): _run_stream_unary,
-    (True, True): _run_stream_stream,
-}
+    """Feed the behavior its request(s) and send its response(s), per cardinality."""
+    request: Any
+    if handler.request_streaming:
+        request = _requests(core, waiter, _decoder(handler))
+    else:
+        try:
+            request = _unary_request(core, waiter, handler)
+        except _Cancelled:
+            return
+    result = handler.behavior(request, context)
+    if handler.response_streaming:
+        _stream_response(core, waiter, context, handler, max_send, iter(result or ()))
+    else:
+        _unary_response(context, handler, max_send, result)
