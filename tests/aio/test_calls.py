@@ -168,3 +168,23 @@ async def test_wait_for_ready_waits_for_a_server_that_comes_up(
         finally:
             await server.stop(None)
     assert fail_fast.value.code() == homarpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.asyncio
+async def test_many_concurrent_streams_share_one_channel(channel: aio.Channel) -> None:
+    async def count(n: int) -> list[bytes]:
+        call = channel.unary_stream(method("Count"))(str(n).encode(), timeout=10)
+        return [reply async for reply in call]
+
+    results = await asyncio.gather(*(count(n) for n in range(20)))
+    assert results == [[str(i).encode() for i in range(n)] for n in range(20)]
+
+
+@pytest.mark.asyncio
+async def test_bidi_carries_multi_message_payloads_both_ways(
+    channel: aio.Channel,
+) -> None:
+    big = [bytes([65 + i]) * (1_500_000 + i) for i in range(3)]
+    call = channel.stream_stream(method("Upper"))(iter(big), timeout=15)
+    replies = [reply async for reply in call]
+    assert replies == [chunk.upper() for chunk in big]
