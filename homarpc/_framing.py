@@ -92,7 +92,7 @@ class Frame(NamedTuple):
     status: tuple[int, str] | None = None
     trailers: MetadataEntries | None = None
     #: Outgoing chunks may be memoryviews into the caller's message (no copy until
-    #: ``encode_frame``); decoded frames always hold ``bytes``.
+    #: ``encode_frame``); decoded ones view the received message when it is bytes.
     payload: bytes | memoryview = b""
 
 
@@ -152,7 +152,11 @@ def _encode_metadata(entries: MetadataEntries) -> bytes:
 
 
 def decode_frame(data: bytes | memoryview) -> Frame:
-    """Parse one Homa message into a ``Frame`` (the payload is copied out).
+    """Parse one Homa message into a ``Frame``.
+
+    The payload is a view into ``data`` when ``data`` is ``bytes`` (immutable, kept
+    alive by the view: no copy), else a copy (a transport buffer that goes back
+    to the transport on ``Message.release()``).
 
     Raises:
         FrameError: too short, unknown version, lengths that do not add up, or a
@@ -168,7 +172,7 @@ def decode_frame(data: bytes | memoryview) -> Frame:
     if end > len(view):
         raise FrameError(f"head length {head_len} runs past the message end")
     flags &= _KNOWN_FLAGS  # newer peers' extra bits are ignored
-    payload = bytes(view[end:])
+    payload = view[end:] if isinstance(data, bytes) else bytes(view[end:])
     if not head_len:
         return Frame(call_id, seq, flags, payload=payload)
     fields = _decode_head(view[HEADER_SIZE:end])

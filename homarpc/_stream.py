@@ -97,7 +97,7 @@ class Assembler:
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._chunks: list[bytes] = []
+        self._chunks: list[bytes | memoryview] = []
         self._size = 0
 
     @property
@@ -118,12 +118,12 @@ class Assembler:
                 f"Received message larger than max ({size} vs. {self._limit})"
             )
         if not is_last:
-            self._chunks.append(bytes(chunk))
+            self._chunks.append(chunk)  # views of immutable bytes: no copy yet
             return None
         self._size = 0
         if self._chunks:
-            self._chunks.append(bytes(chunk))
-            whole = b"".join(self._chunks)
+            self._chunks.append(chunk)
+            whole = b"".join(self._chunks)  # the one copy of a split message
             self._chunks = []
             return whole
         return chunk if isinstance(chunk, bytes) else bytes(chunk)
