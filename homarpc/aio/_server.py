@@ -239,6 +239,7 @@ def server(
     compression: object = None,
     *,
     transport: str | None = None,
+    transport_options: Mapping[str, Any] | None = None,
 ) -> Server:
     """Create an asyncio server (``grpc.aio.server``'s signature, plus ``transport``).
 
@@ -254,6 +255,7 @@ def server(
         compression: accepted for compatibility; messages go uncompressed.
         transport: "udp", "kernel", "memory" or "auto" (default:
             ``$HOMARPC_TRANSPORT``, else auto).
+        transport_options: backend settings passed to ``open_transport``.
     """
     inner = _LoopServer(
         # The blocking server wants a pool; ours never submits to it (calls go to
@@ -265,5 +267,6 @@ def server(
         maximum_concurrent_rpcs,
         transport,
         owns_pool=migration_thread_pool is None,
+        transport_options=transport_options,
     )
     return Server(inner, interceptors or (), migration_thread_pool)
