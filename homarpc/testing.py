@@ -21,7 +21,7 @@ from .channel import Channel
 from .server import Server, server
 from .transport.memory import MemoryNetwork
 
-__all__ = ["ChannelFor", "channel_for"]
+__all__ = ["ChannelFor", "add_services", "channel_for"]
 
 AddServicer = Callable[[Any, Server], object]
 
@@ -53,12 +53,7 @@ class ChannelFor:
             transport="memory",
             transport_options=transport_options,
         )
-        for service in services:
-            if isinstance(service, tuple):
-                add, servicer = service
-                add(servicer, self.server)
-            else:
-                self.server.add_generic_rpc_handlers((service,))
+        add_services(self.server, services)
         port = self.server.add_insecure_port("127.0.0.1:0")
         self.server.start()
         self.channel = Channel(
@@ -74,6 +69,19 @@ class ChannelFor:
     def close(self) -> None:
         self.channel.close()
         self.server.stop(None).wait()
+
+
+def add_services(
+    server: Any, services: Sequence[tuple[AddServicer, Any] | Any]
+) -> None:
+    """Register ``(add_XServicer_to_server, servicer)`` pairs and generic handlers
+    on ``server`` (blocking or ``homarpc.aio``)."""
+    for service in services:
+        if isinstance(service, tuple):
+            add, servicer = service
+            add(servicer, server)
+        else:
+            server.add_generic_rpc_handlers((service,))
 
 
 @contextmanager
