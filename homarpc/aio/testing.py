@@ -1,7 +1,7 @@
 """In-process testing for asyncio servicers: ``homarpc.testing``'s aio twin.
 
-Layer: rpc (homarpc.aio). Imports: ``homarpc.aio`` siblings and
-``homarpc.transport.memory`` (no ports, no sockets, nothing leaves the process).
+Layer: rpc (homarpc.aio). Imports: ``homarpc.aio`` siblings, ``homarpc.testing``
+and ``homarpc.transport.memory`` (no ports, no sockets, nothing leaves the process).
 
 Example::
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..testing import add_services
 from ..transport.memory import MemoryNetwork
 from ._channel import Channel, insecure_channel
 from ._server import Server, server
@@ -58,12 +59,7 @@ class ChannelFor:
             transport="memory",
             transport_options=self._transport_options,
         )
-        for service in self._services:
-            if isinstance(service, tuple):
-                add, servicer = service
-                add(servicer, self.server)
-            else:
-                self.server.add_generic_rpc_handlers((service,))
+        add_services(self.server, self._services)
         port = self.server.add_insecure_port("127.0.0.1:0")
         await self.server.start()
         self.channel = insecure_channel(
