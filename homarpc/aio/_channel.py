@@ -53,6 +53,11 @@ Deserializer = Callable[[bytes], Any] | None
 RequestIterator = Iterable[RequestT] | AsyncIterable[RequestT]
 
 
+def _unchanged(request: Any) -> Any:
+    """No serializer: the request must already be bytes."""
+    return request
+
+
 class _MultiCallable(Generic[RequestT, ResponseT]):
     """What the four kinds share: the method, its codec, interceptors, starting."""
 
@@ -69,7 +74,7 @@ class _MultiCallable(Generic[RequestT, ResponseT]):
         self._aio_channel = channel
         self._channel = channel._inner
         self._method = method
-        self._serializer: Callable[[Any], bytes] = serializer or bytes
+        self._serializer: Callable[[Any], Any] = serializer or _unchanged
         self._codec: Codec[RequestT, ResponseT] = Codec(self._payload, deserializer)
         self._interceptors = of_kind(interceptors, self.kind)
 
@@ -98,7 +103,10 @@ class _MultiCallable(Generic[RequestT, ResponseT]):
     def _payload(self, request: Any) -> bytes:
         """Serialize one request and apply the channel's send limit."""
         try:
-            payload = bytes(self._serializer(request))
+            payload = self._serializer(request)
+            if not isinstance(payload, bytes | bytearray | memoryview):
+                raise TypeError(f"{type(payload).__name__} is not bytes")
+            payload = bytes(payload)
         except Exception:
             raise AioRpcError(
                 StatusCode.INTERNAL, details="Exception serializing request!"

@@ -142,3 +142,12 @@ async def test_a_failing_request_serializer_is_internal(channel: aio.Channel) ->
     with pytest.raises(aio.AioRpcError) as caught:
         await echo(object(), timeout=5)
     assert caught.value.details() == "Exception serializing request!"
+
+
+@pytest.mark.asyncio
+async def test_without_a_serializer_requests_must_be_bytes(
+    channel: aio.Channel,
+) -> None:
+    with pytest.raises(aio.AioRpcError) as caught:
+        await channel.unary_unary(method("Echo"))(5, timeout=5)
+    assert caught.value.details() == "Exception serializing request!"
