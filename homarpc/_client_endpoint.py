@@ -78,6 +78,7 @@ class ClientEndpoint:
         # Who reads the transport: at most one pump; waiters on standby.
         self._pump_cond = threading.Condition(threading.Lock())
         self._pumping = False
+        self._pump_owner = 0  # thread id of the pump, 0 when none
         self._standby: set[Waiter] = set()
         self._thread = threading.Thread(
             target=self._run, name="homarpc-client", daemon=True
@@ -156,6 +157,10 @@ class ClientEndpoint:
         True it is not called again.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self._pump_owner == threading.get_ident():
+            # Called from inside the pump (a done-callback making a blocking call):
+            # keep pumping here, or nobody would.
+            return ready() or self._pump(ready, deadline)
         satisfied = False
 
         def ready_or_pump_free() -> bool:
@@ -198,11 +203,13 @@ class ClientEndpoint:
             if self._pumping or self._closed:
                 return False
             self._pumping = True
+            self._pump_owner = threading.get_ident()
             return True
 
     def _release_pump(self) -> None:
         with self._pump_cond:
             self._pumping = False
+            self._pump_owner = 0
             successor = next(iter(self._standby), None)
             if self._unattended:
                 self._pump_cond.notify_all()  # the background thread takes over

@@ -261,3 +261,19 @@ def test_streaming_interceptors_see_and_can_wrap_the_streams(memory_rig: Rig):
     assert list(bidi(iter([b"a", b"b"]), timeout=TIMEOUT)) == [b"aa", b"bb"]
     collect = intercepted.stream_unary(method("Collect"))
     assert collect(iter([b"x", b"y"]), timeout=TIMEOUT) == b"xxyy"
+
+
+def test_a_done_callback_may_make_a_blocking_call(memory_rig: Rig):
+    _, channel = memory_rig.pair()
+    echo = channel.unary_unary(method("Echo"))
+    seen: list[bytes] = []
+    finished = threading.Event()
+
+    def then_call_again(future) -> None:
+        seen.append(echo(future.result() + b"+", timeout=TIMEOUT))
+        finished.set()
+
+    echo.future(b"first", timeout=TIMEOUT).add_done_callback(then_call_again)
+    assert echo(b"meanwhile", timeout=TIMEOUT) == b"meanwhile"
+    assert finished.wait(TIMEOUT)
+    assert seen == [b"first+"]
