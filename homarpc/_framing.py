@@ -69,6 +69,15 @@ class _Tag(enum.IntEnum):
     TRAILERS = 5  # trailing metadata (server's final frame)
 
 
+# The tags as plain ints, for the hot paths (an IntEnum member costs a class
+# attribute lookup through the enum machinery on every use).
+_METHOD: Final = int(_Tag.METHOD)
+_TIMEOUT: Final = int(_Tag.TIMEOUT)
+_METADATA: Final = int(_Tag.METADATA)
+_STATUS_TAG: Final = int(_Tag.STATUS)
+_TRAILERS: Final = int(_Tag.TRAILERS)
+
+
 class FrameError(ValueError):
     """A message that is not a well-formed frame of a supported version."""
 
@@ -111,33 +120,64 @@ def head_size(frame: Frame) -> int:
 
 
 def _encode_head(frame: Frame) -> bytes:
+    # Hot path (every frame of every call): records that repeat from call to call
+    # (the method, empty metadata, an OK status) come from caches and constants.
+    _, _, _, method, timeout, metadata, status, trailers, _ = frame
     if (
-        frame.method is None
-        and frame.metadata is None
-        and frame.status is None
-        and frame.trailers is None
-        and frame.timeout is None
+        method is None
+        and timeout is None
+        and metadata is None
+        and status is None
+        and trailers is None
     ):
         return b""
     parts: list[bytes] = []
-    if frame.method is not None:
-        _put(parts, _Tag.METHOD, frame.method.encode())
-    if frame.timeout is not None:
-        micros = min(max(0, round(frame.timeout * 1e6)), _NO_TIMEOUT - 1)
-        _put(parts, _Tag.TIMEOUT, _U64.pack(micros))
-    if frame.metadata is not None:
-        _put(parts, _Tag.METADATA, _encode_metadata(frame.metadata))
-    if frame.status is not None:
-        code, details = frame.status
-        _put(parts, _Tag.STATUS, _STATUS.pack(code) + details.encode())
-    if frame.trailers is not None:
-        _put(parts, _Tag.TRAILERS, _encode_metadata(frame.trailers))
+    if method is not None:
+        parts.append(_method_record(method))
+    if timeout is not None:
+        micros = min(max(0, round(timeout * 1e6)), _NO_TIMEOUT - 1)
+        parts.append(_TIMEOUT_RECORD.pack(_TIMEOUT, 8, micros))
+    if metadata is not None:
+        parts.append(_metadata_record(_METADATA, metadata))
+    if status is not None:
+        parts.append(_status_record(status))
+    if trailers is not None:
+        parts.append(_metadata_record(_TRAILERS, trailers))
     return b"".join(parts)
 
 
-def _put(parts: list[bytes], tag: _Tag, value: bytes) -> None:
-    parts.append(_TLV.pack(tag, len(value)))
-    parts.append(value)
+_TIMEOUT_RECORD = struct.Struct(">BIQ")
+_EMPTY_METADATA = _TLV.pack(_METADATA, 0)
+_EMPTY_TRAILERS = _TLV.pack(_TRAILERS, 0)
+_OK_STATUS = _TLV.pack(_STATUS_TAG, _STATUS.size) + _STATUS.pack(0)
+#: Encoded METHOD records by method path: a server has few methods.
+_method_records: dict[str, bytes] = {}
+_MAX_CACHED_METHODS = 1024
+
+
+def _method_record(method: str) -> bytes:
+    record = _method_records.get(method)
+    if record is None:
+        raw = method.encode()
+        record = _TLV.pack(_METHOD, len(raw)) + raw
+        if len(_method_records) < _MAX_CACHED_METHODS:
+            _method_records[method] = record
+    return record
+
+
+def _metadata_record(tag: int, entries: MetadataEntries) -> bytes:
+    if not entries:
+        return _EMPTY_METADATA if tag == _METADATA else _EMPTY_TRAILERS
+    block = _encode_metadata(entries)
+    return _TLV.pack(tag, len(block)) + block
+
+
+def _status_record(status: tuple[int, str]) -> bytes:
+    code, details = status
+    if not code and not details:
+        return _OK_STATUS
+    raw = details.encode()
+    return _TLV.pack(_STATUS_TAG, _STATUS.size + len(raw)) + _STATUS.pack(code) + raw
 
 
 def _encode_metadata(entries: MetadataEntries) -> bytes:
@@ -162,25 +202,49 @@ def decode_frame(data: bytes | memoryview) -> Frame:
         FrameError: too short, unknown version, lengths that do not add up, or a
             head record that does not parse.
     """
-    view = memoryview(data)
-    if len(view) < HEADER_SIZE:
-        raise FrameError(f"message of {len(view)} bytes is shorter than a frame header")
-    version, flags, _, seq, call_id, head_len = _HEADER.unpack_from(view)
+    if len(data) < HEADER_SIZE:
+        raise FrameError(f"message of {len(data)} bytes is shorter than a frame header")
+    version, flags, _, seq, call_id, head_len = _HEADER.unpack_from(data)
     if version != VERSION:
         raise FrameError(f"unsupported frame version {version} (this is {VERSION})")
     end = HEADER_SIZE + head_len
-    if end > len(view):
+    if end > len(data):
         raise FrameError(f"head length {head_len} runs past the message end")
     flags &= _KNOWN_FLAGS  # newer peers' extra bits are ignored
+    view = memoryview(data)
     payload = view[end:] if isinstance(data, bytes) else bytes(view[end:])
     if not head_len:
         return Frame(call_id, seq, flags, payload=payload)
-    fields = _decode_head(view[HEADER_SIZE:end])
-    return Frame(call_id, seq, flags, payload=payload, **fields)  # type: ignore[arg-type]
+    if head_len == _OK_HEAD_SIZE and view[HEADER_SIZE:end] == _OK_HEAD:
+        # The usual last frame of a call: OK, no metadata, no trailers.
+        return Frame(call_id, seq, flags, None, None, (), (0, ""), (), payload)
+    method, timeout, metadata, status, trailers = _decode_head(view[HEADER_SIZE:end])
+    return Frame(
+        call_id, seq, flags, method, timeout, metadata, status, trailers, payload
+    )
 
 
-def _decode_head(view: memoryview) -> dict[str, object]:
-    fields: dict[str, object] = {}
+#: The head of a server's final frame with status OK and no metadata.
+_OK_HEAD = _EMPTY_METADATA + _OK_STATUS + _EMPTY_TRAILERS
+_OK_HEAD_SIZE = len(_OK_HEAD)
+
+
+_HeadFields = tuple[
+    str | None,
+    float | None,
+    MetadataEntries | None,
+    tuple[int, str] | None,
+    MetadataEntries | None,
+]
+
+
+def _decode_head(view: memoryview) -> _HeadFields:
+    """The method, timeout, metadata, status and trailers the head records carry."""
+    method: str | None = None
+    timeout: float | None = None
+    metadata: MetadataEntries | None = None
+    status: tuple[int, str] | None = None
+    trailers: MetadataEntries | None = None
     offset, size = 0, len(view)
     while offset < size:
         if offset + _TLV_SIZE > size:
@@ -190,45 +254,49 @@ def _decode_head(view: memoryview) -> dict[str, object]:
         stop = offset + length
         if stop > size:
             raise FrameError(f"head record {tag} runs past the head")
-        decoder = _HEAD_DECODERS.get(tag)
-        if decoder is not None:  # unknown tags are skipped: newer peers may add some
-            name, decoded = decoder(view[offset:stop])
-            fields[name] = decoded
+        value = view[offset:stop]
         offset = stop
-    return fields
+        # An if-chain, not a dispatch dict: five tags, and this runs for most frames.
+        if tag == _METHOD:
+            method = _method_text(value)
+        elif tag == _TIMEOUT:
+            timeout = _decode_timeout(value)
+        elif tag == _METADATA:
+            metadata = decode_metadata(value)
+        elif tag == _STATUS_TAG:
+            status = _decode_status(value)
+        elif tag == _TRAILERS:
+            trailers = decode_metadata(value)
+        # unknown tags are skipped: newer peers may add some
+    return method, timeout, metadata, status, trailers
 
 
-def _decode_method(value: memoryview) -> tuple[str, object]:
-    return "method", _text(value, "method")
+#: Decoded method paths by their bytes: a client calls few methods.
+_method_texts: dict[bytes, str] = {}
 
 
-def _decode_timeout(value: memoryview) -> tuple[str, object]:
+def _method_text(value: memoryview) -> str:
+    raw = value.tobytes()
+    text = _method_texts.get(raw)
+    if text is None:
+        text = _text(value, "method")
+        if len(_method_texts) < _MAX_CACHED_METHODS:
+            _method_texts[raw] = text
+    return text
+
+
+def _decode_timeout(value: memoryview) -> float:
     if len(value) != _U64.size:
         raise FrameError("timeout record is not 8 bytes")
-    return "timeout", _U64.unpack(value)[0] / 1e6
+    micros: int = _U64.unpack(value)[0]
+    return micros / 1e6
 
 
-def _decode_status(value: memoryview) -> tuple[str, object]:
+def _decode_status(value: memoryview) -> tuple[int, str]:
     if len(value) < _STATUS.size:
         raise FrameError("status record is too short")
-    return "status", (_STATUS.unpack_from(value)[0], _text(value[4:], "details"))
-
-
-def _decode_metadata_field(value: memoryview) -> tuple[str, object]:
-    return "metadata", decode_metadata(value)
-
-
-def _decode_trailers_field(value: memoryview) -> tuple[str, object]:
-    return "trailers", decode_metadata(value)
-
-
-_HEAD_DECODERS = {
-    _Tag.METHOD: _decode_method,
-    _Tag.TIMEOUT: _decode_timeout,
-    _Tag.METADATA: _decode_metadata_field,
-    _Tag.STATUS: _decode_status,
-    _Tag.TRAILERS: _decode_trailers_field,
-}
+    code: int = _STATUS.unpack_from(value)[0]
+    return code, _text(value[4:], "details")
 
 
 def _text(value: memoryview, what: str) -> str:
