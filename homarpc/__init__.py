@@ -13,6 +13,9 @@ The public names follow grpcio's, so ``import homarpc as grpc`` mostly just work
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from ._client_calls import ResponseStream, UnaryOutcome
 from ._handlers import (
     GenericRpcHandler,
@@ -102,3 +105,15 @@ __all__ = [
     "unary_stream_rpc_method_handler",
     "unary_unary_rpc_method_handler",
 ]
+
+
+if TYPE_CHECKING:
+    from . import aio as aio
+
+
+def __getattr__(name: str) -> object:
+    # grpcio users write ``grpc.aio`` after a plain ``import grpc``. Import the asyncio
+    # API on that first use, so ``import homarpc`` itself stays free of asyncio.
+    if name == "aio":
+        return importlib.import_module(".aio", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

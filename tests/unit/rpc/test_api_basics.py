@@ -108,3 +108,18 @@ def test_the_public_api_has_the_grpcio_names_generated_code_uses():
     ):
         assert hasattr(homarpc, name) and hasattr(grpc, name), name
     assert set(homarpc.__all__) <= set(dir(homarpc))
+
+
+def test_aio_is_reachable_from_a_plain_import_like_grpc_aio():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, homarpc\n"
+        "assert 'homarpc.aio' not in sys.modules\n"
+        "print(homarpc.aio.insecure_channel.__module__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.startswith("homarpc.aio")
