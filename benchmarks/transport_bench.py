@@ -11,8 +11,9 @@ script re-run as ``_serve`` is the echo server):
   protocol at all): medians, p99s and transport/plain ratios;
 * ping-pong of 1,000,000 B messages: median round trip and payload MB/s each way
   (a round trip carries 1 MB out and 1 MB back, so each way is 2 MB / RTT);
-* SRPT: a 64 B RPC issued right after two 1,000,000 B RPCs to the same server:
-  its latency against theirs, and how often it finished first;
+* SRPT: a 64 B RPC issued right after two 1,000,000 B RPCs to the same server,
+  and one issued 0.5 ms into them (when the server has granted them and its socket
+  holds their data): its latency against theirs, and how often it finished first;
 * loss (root only, needs ``ip`` and ``nft``): 10,000 RPCs in a network namespace
   that drops a random 5% of UDP datagrams; each must complete exactly once with
   the right bytes (``tests/netns/lossy_echo.py`` does the work).
@@ -225,38 +226,67 @@ def alternate(
 # -- SRPT --------------------------------------------------------------------------------
 
 
+#: How long the big RPCs of a "mid-flight" SRPT trial run before the small one is
+#: issued: by then the server has granted them and its socket holds their data.
+MID_FLIGHT = 0.0005
+
+
 def srpt_trials(
-    transport: Transport, server: tuple[str, int], trials: int, progress: Progress
-) -> dict[str, Any]:
-    """Issue two 1 MB RPCs, then a 64 B one; time each from its own ``send``."""
+    transport: Transport, server: tuple[str, int], trials: int, progress: Progress,
+    *, head_start: float = 0.0,
+) -> dict[str, Any]:  # fmt: skip
+    """Issue two 1 MB RPCs, then (after driving them for ``head_start`` seconds) a
+    64 B one; time each from its own ``send``."""
     big, small = os.urandom(LARGE), os.urandom(SMALL)
     small_latency: list[float] = []
     big_latency: list[float] = []
     small_first = 0
+    label = "SRPT mid-flight" if head_start else "SRPT"
     for trial in range(trials):
         issued = {1: time.perf_counter()}
         transport.send(server, big, 1)
         issued[2] = time.perf_counter()
         transport.send(server, big, 2)
+        finished = _drive(transport, head_start, trial)
         issued[3] = time.perf_counter()
         transport.send(server, small, 3)
-        order = []
-        for _ in range(3):
-            message = transport.recv(timeout=10.0)
-            if message is None or message.error is not None:
-                raise RuntimeError(f"SRPT trial {trial}: {message!r}")
-            latency = time.perf_counter() - issued[message.cookie]
-            (small_latency if message.cookie == 3 else big_latency).append(latency)
-            order.append(message.cookie)
+        while len(finished) < 3:
+            finished += _drive(transport, 10.0, trial, stop_after_one=True)
+        order = [cookie for cookie, _ in finished]
+        for cookie, done_at in finished:
+            latency = done_at - issued[cookie]
+            (small_latency if cookie == 3 else big_latency).append(latency)
         small_first += order[0] == 3
-        progress.show(f"SRPT: {trial + 1}/{trials} trials")
-    progress.done(f"SRPT: 64 B finished first in {small_first}/{trials} trials")
+        progress.show(f"{label}: {trial + 1}/{trials} trials")
+    progress.done(f"{label}: 64 B finished first in {small_first}/{trials} trials")
     return {
         "trials": trials,
+        "head_start": head_start,
         "small_first": small_first,
         "small": summarize(small_latency).as_dict(),
         "big": summarize(big_latency).as_dict(),
     }
+
+
+def _drive(
+    transport: Transport, seconds: float, trial: int, *, stop_after_one: bool = False
+) -> list[tuple[int, float]]:
+    """Receive for ``seconds`` (the transport moves data meanwhile); returns the
+    ``(cookie, time)`` of each response, stopping at the first if asked."""
+    done: list[tuple[int, float]] = []
+    until = time.perf_counter() + seconds
+    while (remaining := until - time.perf_counter()) > 0:
+        message = transport.recv(timeout=remaining)
+        if message is None:
+            break
+        if message.error is not None:
+            raise RuntimeError(f"SRPT trial {trial}: {message!r}")
+        done.append((message.cookie, time.perf_counter()))
+        if stop_after_one:
+            break
+    if stop_after_one and not done:
+        raise RuntimeError(f"SRPT trial {trial}: no response within {seconds} s")
+    return done
 
 
 # -- loss --------------------------------------------------------------------------------
@@ -346,7 +376,10 @@ def measure_bulk(
         samples = alternate(large, budget.large, budget.phase_seconds,
                             f"[{placement.name}] ping 1,000,000 B", progress)  # fmt: skip
         srpt = srpt_trials(client, server, budget.srpt_trials, progress)
-    return {"1,000,000 B": samples["homarpc udp"], "srpt": srpt}
+        mid_flight = srpt_trials(client, server, budget.srpt_trials, progress,
+                                 head_start=MID_FLIGHT)  # fmt: skip
+    return {"1,000,000 B": samples["homarpc udp"], "srpt": srpt,
+            "srpt mid-flight": mid_flight}  # fmt: skip
 
 
 def measure(
@@ -403,13 +436,16 @@ def report(results: dict[str, Any]) -> str:
         f"p99 {format_duration(big.p99)} = {format_rate(each_way)} each way "
         f"(>= {format_rate(RATE_TARGET.bound)} {met})"
     )
-    srpt = bulk["srpt"]
-    lines.append(
-        f"SRPT: 64 B issued behind 2 x 1,000,000 B: median "
-        f"{format_duration(srpt['small']['median'])} vs the big ones' "
-        f"{format_duration(srpt['big']['median'])}; 64 B first in "
-        f"{srpt['small_first']}/{srpt['trials']} trials"
-    )
+    for key, when in (("srpt", "right after"),
+                      ("srpt mid-flight", f"{MID_FLIGHT * 1e3:g} ms into")):  # fmt: skip
+        srpt = bulk[key]
+        lines.append(
+            f"SRPT: 64 B issued {when} 2 x 1,000,000 B: median "
+            f"{format_duration(srpt['small']['median'])} (p99 "
+            f"{format_duration(srpt['small']['p99'])}) vs the big ones' "
+            f"{format_duration(srpt['big']['median'])}; 64 B first in "
+            f"{srpt['small_first']}/{srpt['trials']} trials"
+        )
     lines.append(_loss_line(results.get("loss")))
     return "\n".join(lines)
 
@@ -440,6 +476,7 @@ def _summary_json(results: dict[str, Any]) -> dict[str, Any]:
     }}  # fmt: skip
     bulk = results["bulk"]
     out["bulk"] = {"placement": bulk["placement"], "srpt": bulk["srpt"],
+                   "srpt mid-flight": bulk["srpt mid-flight"],
                    "1,000,000 B": summarize(bulk["1,000,000 B"]).as_dict()}  # fmt: skip
     if "loss" in results:
         out["loss"] = results["loss"]
@@ -464,6 +501,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                         help="add N to this run's niceness (negative needs root): "
                         "shields the figures from other work on a shared machine")
     parser.add_argument("--loss-rpcs", type=int, help="RPCs in the loss run")
+    parser.add_argument("--srpt-trials", type=int, help="trials of the SRPT phase")
     parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     parser.add_argument("--plot", metavar="PNG", help="64 B latency CDF (matplotlib)")
     return parser.parse_args(argv)
@@ -482,6 +520,8 @@ def main(argv: list[str] | None = None) -> int:
     budget = QUICK if args.quick else FULL
     if args.loss_rpcs:
         budget = dataclasses.replace(budget, loss_rpcs=args.loss_rpcs)
+    if args.srpt_trials:
+        budget = dataclasses.replace(budget, srpt_trials=args.srpt_trials)
     progress = Progress()
     started = time.monotonic()
     results = measure(budget, setup, progress, where=placements(args.placement),

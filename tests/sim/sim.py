@@ -106,11 +106,15 @@ class Node:
     pull_pending: bool = False
     seen: Counter[tuple[Address, int]] = field(default_factory=Counter)
     seen_ever: Counter[tuple[Address, int]] = field(default_factory=Counter)
+    datagram_size: Callable[[Address], int] | None = None  # the driver's per-peer hook
 
     def boot(self) -> None:
         self.incarnation += 1
         rng = random.Random(self.seed * 1000 + self.incarnation)
-        self.engine = HomaEngine(self.config, self.addr[1], rng, server=self.server)
+        self.engine = HomaEngine(
+            self.config, self.addr[1], rng, server=self.server,
+            datagram_size=self.datagram_size,
+        )  # fmt: skip
         self.seen = Counter()
 
 
@@ -170,9 +174,11 @@ class SimNetwork:
         server: bool = False,
         service_time: float = 0.0,
         respond: Callable[[bytes], bytes] = default_response,
+        datagram_size: Callable[[Address], int] | None = None,
     ) -> Address:
         addr = ("10.0.0.1", port)
         node = Node(addr, config or HomaConfig(), server, service_time, respond, port)
+        node.datagram_size = datagram_size
         node.boot()
         self.nodes[addr] = node
         return addr

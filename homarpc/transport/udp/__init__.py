@@ -21,6 +21,7 @@ from ._sockets import SocketSizes, open_udp_socket, set_dont_fragment
 from ._transport import UdpTransport
 
 __all__ = [
+    "DEFAULT_MAX_INCOMING",
     "DEFAULT_SOCKET_BUFFER",
     "DatagramSizes",
     "UdpTransport",
@@ -31,6 +32,15 @@ __all__ = [
 #: Bytes asked for each of SO_RCVBUF and SO_SNDBUF. Linux caps an unprivileged
 #: request at ``net.core.rmem_max``/``wmem_max`` (often 212,992; 4 MiB here).
 DEFAULT_SOCKET_BUFFER = 4 * 1024 * 1024
+#: Granted-but-unreceived bytes a receiver allows by default (lowered further if the
+#: socket's buffer is smaller). Everything granted can be queued in our socket ahead
+#: of a short message that arrives next, so this bounds how long it waits behind
+#: long ones; too little and a lone 1 MB message waits for grants. Measured A/B
+#: (docs/udp-transport.md): 600,000 kept 1 MB at ~950 MB/s each way and cut a 64 B
+#: RPC issued into two running 1 MB ones from ~1.4 ms to ~0.33 ms; 400,000 halved
+#: 1 MB throughput; the old default (a quarter of SO_RCVBUF, 2 MiB here) let the
+#: 64 B RPC finish after a 1 MB one in about 1 trial of 5.
+DEFAULT_MAX_INCOMING = 600_000
 #: Seconds ``recv`` polls before sleeping (``HOMARPC_UDP_BUSY_POLL`` overrides).
 DEFAULT_BUSY_POLL = float(os.environ.get("HOMARPC_UDP_BUSY_POLL", "50e-6"))
 
@@ -50,8 +60,8 @@ def open_udp_transport(
         local: address to bind; port 0 picks a free port. The host's family (IPv4 or
             IPv6) is the socket's family.
         server: accept incoming requests (implied by a nonzero port).
-        config: engine tunables (default ``HomaConfig()`` with ``max_incoming`` as
-            large as the socket's receive buffer holds). Its ``max_incoming`` is
+        config: engine tunables (default ``HomaConfig()`` with ``max_incoming`` of
+            ``DEFAULT_MAX_INCOMING``). Its ``max_incoming`` is
             lowered to what the receive buffer holds (see ``fit_config``); its
             ``max_datagram`` caps the size chosen for each peer.
         socket_buffer: bytes to ask for as SO_RCVBUF and SO_SNDBUF.
@@ -67,8 +77,8 @@ def open_udp_transport(
     sock, sizes = open_udp_socket(local[0], local[1], socket_buffer)
     try:
         datagram_sizes = DatagramSizes(sock.family, path_mtu=path_mtu)
-        if config is None:  # grant as much as the kernel lets the socket queue
-            config = HomaConfig(max_incoming=sizes.usable_receive_bytes)
+        if config is None:
+            config = HomaConfig(max_incoming=DEFAULT_MAX_INCOMING)
         fitted = fit_config(config, sizes)
         # A datagram the path cannot carry fails visibly (EMSGSIZE fails the RPC)
         # rather than travelling as IP fragments, where one lost fragment loses all.

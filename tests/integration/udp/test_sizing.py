@@ -11,7 +11,12 @@ import struct
 import pytest
 
 from homarpc.transport.engine import HomaConfig
-from homarpc.transport.udp import DatagramSizes, fit_config, open_udp_transport
+from homarpc.transport.udp import (
+    DEFAULT_MAX_INCOMING,
+    DatagramSizes,
+    fit_config,
+    open_udp_transport,
+)
 from homarpc.transport.udp._paths import DEFAULT_MTU, RouteFacts, is_loopback, probe_route
 from homarpc.transport.udp._sockets import (
     SocketSizes,
@@ -145,9 +150,12 @@ def test_a_packet_always_fits_the_smallest_grant_window(rcvbuf, overcommit):
     assert 1 <= fitted.data_per_packet <= smallest_window
 
 
-def test_default_grants_fill_the_granted_buffer_and_an_explicit_config_is_capped():
+def test_default_grants_are_bounded_and_an_explicit_config_is_capped():
     with open_udp_transport(("127.0.0.1", 0)) as derived:
-        assert derived.config.max_incoming == derived.socket_sizes.usable_receive_bytes
+        usable = derived.socket_sizes.usable_receive_bytes
+        assert derived.config.max_incoming == min(DEFAULT_MAX_INCOMING, usable)
+    with open_udp_transport(("127.0.0.1", 0), socket_buffer=4_096) as small:
+        assert small.config.max_incoming == small.socket_sizes.usable_receive_bytes
     explicit = HomaConfig(max_incoming=100_000)
     with open_udp_transport(("127.0.0.1", 0), config=explicit) as chosen:
         assert chosen.config.max_incoming == 100_000
