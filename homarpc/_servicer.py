@@ -245,6 +245,8 @@ def _run_call(core: ServerCallCore, lookup: Lookup, max_send: int) -> None:
         core.finish(StatusCode.UNIMPLEMENTED, "Method not found!")
         return
     context = Context(core, waiter, handler.response_streaming)
+    if handler.request_streaming or handler.response_streaming:
+        core.will_block()  # a stream waits on its peer: not on the receive thread
     try:
         _run_behavior(core, waiter, handler, context, max_send)
     except _Abort:

@@ -40,6 +40,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from ._framing import Flags, Frame, FrameError, decode_frame, encode_frame
+from ._receivers import Receivers
 from ._stream import (
     Assembler,
     FlowControlError,
@@ -56,7 +57,6 @@ __all__ = ["ServerCallCore", "ServerEndpoint"]
 log = logging.getLogger("homarpc.server")
 
 DEFAULT_WINDOW = 8
-_TICK = 0.25
 #: Finished calls remembered so late frames for them are answered, not orphaned.
 _REMEMBERED = 4096
 #: Frames for calls whose start has not arrived yet, held at most this long.
@@ -64,8 +64,6 @@ _ORPHAN_TTL = 5.0
 #: A call whose client has sent nothing for this long is cancelled: the client
 #: is gone (live clients send keepalives every ``KEEPALIVE_INTERVAL``, 10 s).
 LIVENESS_TIMEOUT = 35.0
-#: Idle receive threads kept beyond the one that waits in ``recv``.
-_SPARE_RECEIVERS = 2
 _MAX_ORPHANS = 1024
 
 Notify = Callable[[], None]
@@ -124,6 +122,12 @@ class ServerCallCore:
         if self.deadline is None:
             return None
         return max(0.0, self.deadline - time.monotonic())
+
+    def will_block(self) -> None:
+        """The calling thread is about to block in this call's handler for long
+        (a stream): if it is the one reading the transport, let another take
+        over now."""
+        self._endpoint.hand_off()
 
     def add_done_callback(self, callback: Callable[[], object]) -> bool:
         """Run ``callback`` when the call ends; False if it already has."""
@@ -380,10 +384,9 @@ def _run_callbacks(callbacks: list[Callable[[], object]]) -> None:
 class ServerEndpoint:
     """A listening transport, its receive threads, and the table of live calls.
 
-    Receive threads are leader/follower: ``on_call`` runs on the thread that read
-    the call start and may block there (the blocking server runs unary handlers
-    inline, saving a thread hand-off); whenever no thread is left waiting in
-    ``recv`` another is started, and spare ones beyond ``_SPARE_RECEIVERS`` exit.
+    ``on_call`` runs on the thread that read the call start and may block there
+    (the blocking server runs unary handlers inline, saving a thread hand-off);
+    ``_receivers.Receivers`` keeps another thread reading when one is stuck.
     """
 
     def __init__(
@@ -405,13 +408,19 @@ class ServerEndpoint:
         self._calls: dict[_Key, ServerCallCore] = {}
         self._finished: OrderedDict[_Key, None] = OrderedDict()
         self._orphans: dict[_Key, list[tuple[float, int, Frame]]] = {}
-        self._threads: set[threading.Thread] = set()
-        self._idle = 0  # receive threads inside recv()
-        self._next_sweep = 0.0
+        self._receivers: Receivers | None = None
 
     def start(self) -> None:
-        with self._lock:
-            self._spawn()
+        """Start reading the transport with threads (the blocking server; the
+        asyncio server reads it from its event loop instead)."""
+        self._receivers = Receivers(self.transport, self._dispatch, self._sweep)
+        self._receivers.start()
+
+    def hand_off(self) -> None:
+        """The calling thread is about to block in a handler: if it is reading the
+        transport, another thread takes over now (see ``_receivers``)."""
+        if self._receivers is not None:
+            self._receivers.hand_off()
 
     def live_calls(self) -> list[ServerCallCore]:
         with self._lock:
@@ -422,12 +431,9 @@ class ServerEndpoint:
         for core in self.live_calls():
             core.terminate(StatusCode.UNAVAILABLE, "Server shutting down")
         self.transport.close()
-        with self._lock:
-            threads = list(self._threads)
-        give_up = time.monotonic() + 2.0  # a handler running inline may take longer
-        for thread in threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=max(0.0, give_up - time.monotonic()))
+        if self._receivers is not None:
+            # A handler running inline may take longer; we wait 2 s at most.
+            self._receivers.close(timeout=2.0)
 
     def forget(self, core: ServerCallCore) -> None:
         key = (core.peer, core.call_id)
@@ -437,50 +443,7 @@ class ServerEndpoint:
             if len(self._finished) > _REMEMBERED:
                 self._finished.popitem(last=False)
 
-    # -- the receive loop ---------------------------------------------------------
-
-    def _spawn(self) -> None:
-        """Start one more receive thread (under the lock)."""
-        thread = threading.Thread(target=self._run, name="homarpc-server", daemon=True)
-        self._threads.add(thread)
-        thread.start()
-
-    def _run(self) -> None:
-        try:
-            while self._receive_one():
-                pass
-        finally:
-            with self._lock:
-                self._threads.discard(threading.current_thread())
-
-    def _receive_one(self) -> bool:
-        """Receive and handle one message; False when this thread should exit."""
-        with self._lock:
-            self._idle += 1
-        try:
-            message = self.transport.recv(timeout=_TICK)
-        except TransportClosedError:
-            return False
-        finally:
-            with self._lock:
-                self._idle -= 1
-        now = time.monotonic()
-        with self._lock:
-            if message is None and self._idle >= _SPARE_RECEIVERS:
-                return False  # enough others are waiting
-            if self._idle == 0:
-                self._spawn()  # this thread may be busy for a while
-            sweep = now >= self._next_sweep
-            if sweep:
-                self._next_sweep = now + _TICK
-        if message is not None:
-            try:
-                self._dispatch(message)
-            except Exception:  # a bug must not kill a receiver
-                log.exception("homarpc: error handling a request from %s", message.peer)
-        if sweep:
-            self._sweep(now)
-        return True
+    # -- requests -------------------------------------------------------------------
 
     def _dispatch(self, message: Message) -> None:
         if not message.is_request:
