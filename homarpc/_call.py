@@ -82,12 +82,52 @@ _HELD = Flags.POLL | Flags.EOS
 _POLL_BIT = 1
 _LARGE_BIT = 2
 
+#: What a final frame without a STATUS record means.
+_NO_STATUS = (StatusCode.UNKNOWN.code, "")
+
 Notify = Callable[[], None]
 MetadataEntries = tuple[Metadatum, ...]
 
 
 class ClientCallCore:
     """One call's client-side state. Thread-safe; see ``ClientEndpoint.open_call``."""
+
+    # Slots: one is made per call, and its attributes are read on every frame.
+    __slots__ = (
+        "_assembler",
+        "_data_out",
+        "_early_ids",
+        "_endpoint",
+        "_half_closed",
+        "_heard_back",
+        "_heard_small",
+        "_inbound",
+        "_large_out",
+        "_lock",
+        "_messages",
+        "_notify",
+        "_pending",
+        "_polls_out",
+        "_request",
+        "_response_streaming",
+        "_rpc_ids",
+        "_saw_only_small",
+        "_send_seq",
+        "_server_finished",
+        "_start_frame",
+        "_window",
+        "call_id",
+        "code",
+        "deadline",
+        "dest",
+        "details",
+        "endpoint",
+        "initial_metadata",
+        "last_sent",
+        "start_delay",
+        "trailing_metadata",
+        "unreachable",
+    )
 
     def __init__(
         self,
@@ -191,6 +231,8 @@ class ClientCallCore:
             if not self._messages:
                 return None
             message = self._messages.popleft()
+            if self.code is not None:
+                return message  # nothing more to ask for (the unary case)
             sends = self._flush()
         self._transmit(sends)
         return message
@@ -290,25 +332,27 @@ class ClientCallCore:
         return _LARGE_WINDOW
 
     def _transmit(self, frames: list[Frame]) -> None:
-        for frame in frames:
-            cookie = (
-                self.call_id << 2
-                | (len(frame.payload) >= _LARGE_FRAME) << 1
-                | bool(frame.flags & _HELD)
-            )
-            try:
-                rpc_id = self._endpoint.transport.send(
-                    self.dest, encode_frame(frame), cookie
+        if not frames:
+            return
+        send, dest = self._endpoint.transport.send, self.dest
+        call_bits = self.call_id << 2
+        sent: list[int] = []
+        try:
+            for frame in frames:
+                cookie = (
+                    call_bits
+                    | (len(frame.payload) >= _LARGE_FRAME) << 1
+                    | bool(frame.flags & _HELD)
                 )
-            except TransportClosedError:
-                self._fail(StatusCode.UNAVAILABLE, "Channel closed!")
-                return
-            except (ValueError, ProtocolError) as exc:
-                self._fail(StatusCode.INTERNAL, f"could not send: {exc}")
-                return
-            self.last_sent = time.monotonic()
-            with self._lock:
-                if rpc_id in self._early_ids:
+                sent.append(send(dest, encode_frame(frame), cookie))
+        except TransportClosedError:
+            self._fail(StatusCode.UNAVAILABLE, "Channel closed!")
+        except (ValueError, ProtocolError) as exc:
+            self._fail(StatusCode.INTERNAL, f"could not send: {exc}")
+        self.last_sent = time.monotonic()
+        with self._lock:
+            for rpc_id in sent:
+                if rpc_id in self._early_ids:  # answered before we got here
                     self._early_ids.discard(rpc_id)
                 elif self.code is None:
                     self._rpc_ids.add(rpc_id)
@@ -356,11 +400,11 @@ class ClientCallCore:
         try:
             frame = decode_frame(message.payload)
         except FrameError as exc:
+            message.release()
             self._endpoint.malformed += 1
             self._finish(StatusCode.INTERNAL, f"malformed response: {exc}")
             return
-        finally:
-            message.release()
+        message.release()
         self._heard_back = True
         if frame.flags & Flags.CANCEL:
             self._server_finished = True
@@ -382,20 +426,19 @@ class ClientCallCore:
             self._finish(StatusCode.INTERNAL, str(exc))
 
     def _apply(self, frame: Frame) -> None:
-        if self._saw_only_small and len(frame.payload) >= _LARGE_FRAME:
+        flags, payload = frame.flags, frame.payload
+        if len(payload) >= _LARGE_FRAME:
             self._saw_only_small = False
         elif not self._heard_small:
-            self._heard_small = len(frame.payload) < _LARGE_FRAME
+            self._heard_small = True
         if frame.metadata is not None and self.initial_metadata is None:
             self.initial_metadata = frame.metadata
-        if frame.flags & Flags.MESSAGE:
-            whole = self._assembler.add(
-                frame.payload, bool(frame.flags & Flags.MSG_END)
-            )
+        if flags & Flags.MESSAGE:
+            whole = self._assembler.add(payload, bool(flags & Flags.MSG_END))
             if whole is not None:
                 self._messages.append(whole)
-        if frame.flags & Flags.EOS:
-            code, details = frame.status or (StatusCode.UNKNOWN.code, "")
+        if flags & Flags.EOS:
+            code, details = frame.status or _NO_STATUS
             self.trailing_metadata = frame.trailers or ()
             self._server_finished = True
             self._finish(code_from_int(code), details)

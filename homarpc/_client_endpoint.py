@@ -74,9 +74,16 @@ class ClientEndpoint:
         self._deadlines: list[tuple[float, int]] = []
         self._unattended: set[int] = set()  # live calls nobody promised to wait for
         self._next_keepalive = 0.0
+        #: Earliest of the next deadline and the next keepalive round: before it,
+        #: a pump need not take the lock to look (read without the lock: a stale
+        #: value only makes a pump look once too early or one slice late).
+        self._next_due = 0.0
         self._closed = False
-        # Who reads the transport: at most one pump; waiters on standby.
-        self._pump_cond = threading.Condition(threading.Lock())
+        # Who reads the transport: at most one pump; waiters on standby. The
+        # condition's lock is taken directly where nobody waits or is notified
+        # (``with lock`` is a C call; ``with condition`` two Python ones).
+        self._pump_lock = threading.Lock()
+        self._pump_cond = threading.Condition(self._pump_lock)
         self._pumping = False
         self._pump_owner = 0  # thread id of the pump, 0 when none
         self._standby: set[Waiter] = set()
@@ -118,6 +125,8 @@ class ClientEndpoint:
             self._calls[call_id] = core
             if deadline is not None:
                 heapq.heappush(self._deadlines, (deadline, call_id))
+                if deadline < self._next_due:
+                    self._next_due = deadline
             if not attended:
                 self._unattended.add(call_id)
         if not attended:
@@ -179,7 +188,7 @@ class ClientEndpoint:
                 finally:
                     self._release_pump()
                 continue
-            with self._pump_cond:
+            with self._pump_lock:
                 self._standby.add(waiter)
             try:
                 waiter.wait_for(ready_or_pump_free, remaining)
@@ -192,14 +201,14 @@ class ClientEndpoint:
     def _leave_standby(self, waiter: Waiter) -> None:
         """Leave the standby set; if the pump is free, wake someone to take it (we
         may have been the successor ``_release_pump`` chose)."""
-        with self._pump_cond:
+        with self._pump_lock:
             self._standby.discard(waiter)
             successor = None if self._pumping else next(iter(self._standby), None)
         if successor is not None:
             successor.wake()
 
     def _claim_pump(self) -> bool:
-        with self._pump_cond:
+        with self._pump_lock:
             if self._pumping or self._closed:
                 return False
             self._pumping = True
@@ -207,10 +216,10 @@ class ClientEndpoint:
             return True
 
     def _release_pump(self) -> None:
-        with self._pump_cond:
+        with self._pump_lock:
             self._pumping = False
             self._pump_owner = 0
-            successor = next(iter(self._standby), None)
+            successor = next(iter(self._standby), None) if self._standby else None
             if self._unattended:
                 self._pump_cond.notify_all()  # the background thread takes over
         if successor is not None:
@@ -218,20 +227,22 @@ class ClientEndpoint:
 
     def _pump(self, ready: Callable[[], bool], deadline: float | None) -> bool:
         """Read and dispatch messages until ``ready()`` (True) or ``deadline``."""
+        recv = self.transport.recv
         while not ready():
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 return False
-            wait = min(_PUMP_SLICE, self._sleep_time(now))
+            wait = min(_PUMP_SLICE, max(0.0, self._next_due - now))
             if deadline is not None:
                 wait = min(wait, deadline - now)
             try:
-                message = self.transport.recv(timeout=wait)
+                message = recv(timeout=wait)
             except TransportClosedError:
                 return False
             if message is not None:
                 self._dispatch(message)
-            self._expire_deadlines()
+            if time.monotonic() >= self._next_due:
+                self._expire_deadlines()
         return True
 
     # -- the background thread ------------------------------------------------------
@@ -285,10 +296,7 @@ class ClientEndpoint:
             )
 
     def _sleep_time(self, now: float) -> float:
-        with self._lock:
-            if not self._deadlines:
-                return _TICK
-            return min(_TICK, max(0.0, self._deadlines[0][0] - now))
+        return min(_TICK, max(0.0, self._next_due - now))
 
     def _expire_deadlines(self) -> None:
         """Expire due deadlines; now and then, show the servers we are alive."""
@@ -296,8 +304,9 @@ class ClientEndpoint:
         expired: list[ClientCallCore] = []
         quiet: list[ClientCallCore] = []
         with self._lock:
-            while self._deadlines and self._deadlines[0][0] <= now:
-                _, call_id = heapq.heappop(self._deadlines)
+            deadlines = self._deadlines
+            while deadlines and deadlines[0][0] <= now:
+                _, call_id = heapq.heappop(deadlines)
                 core = self._calls.get(call_id)
                 if core is not None:
                     expired.append(core)
@@ -308,6 +317,9 @@ class ClientEndpoint:
                     for c in self._calls.values()
                     if now - c.last_sent >= KEEPALIVE_INTERVAL
                 ]
+            self._next_due = min(
+                self._next_keepalive, deadlines[0][0] if deadlines else now + _TICK
+            )
         for core in expired:
             core.expire()
         for core in quiet:
