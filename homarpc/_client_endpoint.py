@@ -25,7 +25,6 @@ Interface (stable; used by ``channel.py``, ``_client_calls.py`` and ``homarpc.ai
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
 import select
@@ -71,12 +70,14 @@ class ClientEndpoint:
         self._calls: dict[int, ClientCallCore] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._deadlines: list[tuple[float, int]] = []
         self._unattended: set[int] = set()  # live calls nobody promised to wait for
         self._next_keepalive = 0.0
-        #: Earliest of the next deadline and the next keepalive round: before it,
-        #: a pump need not take the lock to look (read without the lock: a stale
-        #: value only makes a pump look once too early or one slice late).
+        #: When ``_expire_deadlines`` must next look: the earliest deadline of a
+        #: live call, the next keepalive round, or ``_TICK`` from the last look.
+        #: (Read without the lock: a stale value only makes a pump look once too
+        #: early or one slice late.) Deadlines are found by scanning the live
+        #: calls, not kept in a heap: most calls end long before their deadline,
+        #: and a heap would keep every finished call of the last timeout.
         self._next_due = 0.0
         self._closed = False
         # Who reads the transport: at most one pump; waiters on standby. The
@@ -123,10 +124,8 @@ class ClientEndpoint:
                 core.code, core.details = StatusCode.UNAVAILABLE, "Channel closed!"
                 return core
             self._calls[call_id] = core
-            if deadline is not None:
-                heapq.heappush(self._deadlines, (deadline, call_id))
-                if deadline < self._next_due:
-                    self._next_due = deadline
+            if deadline is not None and deadline < self._next_due:
+                self._next_due = deadline
             if not attended:
                 self._unattended.add(call_id)
         if not attended:
@@ -303,13 +302,16 @@ class ClientEndpoint:
         now = time.monotonic()
         expired: list[ClientCallCore] = []
         quiet: list[ClientCallCore] = []
+        next_due = now + _TICK
         with self._lock:
-            deadlines = self._deadlines
-            while deadlines and deadlines[0][0] <= now:
-                _, call_id = heapq.heappop(deadlines)
-                core = self._calls.get(call_id)
-                if core is not None:
+            for core in self._calls.values():
+                deadline = core.deadline
+                if deadline is None:
+                    continue
+                if deadline <= now:
                     expired.append(core)
+                elif deadline < next_due:
+                    next_due = deadline
             if now >= self._next_keepalive:
                 self._next_keepalive = now + KEEPALIVE_INTERVAL / 2
                 quiet = [
@@ -317,9 +319,7 @@ class ClientEndpoint:
                     for c in self._calls.values()
                     if now - c.last_sent >= KEEPALIVE_INTERVAL
                 ]
-            self._next_due = min(
-                self._next_keepalive, deadlines[0][0] if deadlines else now + _TICK
-            )
+            self._next_due = min(next_due, self._next_keepalive)
         for core in expired:
             core.expire()
         for core in quiet:

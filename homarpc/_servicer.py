@@ -11,6 +11,7 @@ serialize response!".
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, Protocol
@@ -183,36 +184,36 @@ def _next_payload(core: ServerCallCore, waiter: Waiter) -> bytes | None:
     return holder[0] if holder else None
 
 
-def _identity(data: bytes) -> Any:
-    return data
+def _decode(handler: RpcMethodHandler, payload: bytes) -> Any:
+    """One request message, deserialized for ``handler``."""
+    deserialize = handler.request_deserializer
+    if deserialize is None:
+        return payload
+    try:
+        return deserialize(payload)
+    except Exception as exc:
+        raise _BadRequest(str(exc)) from exc
 
 
 def _decoder(handler: RpcMethodHandler) -> Callable[[bytes], Any]:
-    deserialize = handler.request_deserializer or _identity
+    return functools.partial(_decode, handler)
 
-    def decode(payload: bytes) -> Any:
-        try:
-            return deserialize(payload)
-        except Exception as exc:
-            raise _BadRequest(str(exc)) from exc
 
-    return decode
+def _encode(handler: RpcMethodHandler, max_send: int, response: Any) -> bytes:
+    """One response message, serialized for ``handler`` and checked for size."""
+    serialize = handler.response_serializer
+    payload = response if serialize is None else serialize(response)
+    if type(payload) is not bytes:
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise TypeError(f"serializer returned {type(payload).__name__}, not bytes")
+        payload = bytes(payload)
+    if 0 <= max_send < len(payload):
+        raise _TooLarge(f"Sent message larger than max ({len(payload)} vs. {max_send})")
+    return payload
 
 
 def _encoder(handler: RpcMethodHandler, max_send: int) -> Callable[[Any], bytes]:
-    serialize = handler.response_serializer or _identity
-
-    def encode(response: Any) -> bytes:
-        payload = serialize(response)
-        if not isinstance(payload, bytes | bytearray | memoryview):
-            raise TypeError(f"serializer returned {type(payload).__name__}, not bytes")
-        if max_send >= 0 and len(payload) > max_send:
-            raise _TooLarge(
-                f"Sent message larger than max ({len(payload)} vs. {max_send})"
-            )
-        return bytes(payload)
-
-    return encode
+    return functools.partial(_encode, handler, max_send)
 
 
 class _TooLarge(Exception):
@@ -279,7 +280,7 @@ def _unary_request(
         if core.is_active:
             core.finish(StatusCode.INTERNAL, "Expected exactly one request message")
         raise _Cancelled
-    return _decoder(handler)(payload)
+    return _decode(handler, payload)
 
 
 class _Cancelled(Exception):
@@ -296,7 +297,7 @@ def _unary_response(
             context.finish()
         return
     try:
-        payload = _encoder(handler, max_send)(response)
+        payload = _encode(handler, max_send, response)
     except _TooLarge:
         raise
     except Exception:

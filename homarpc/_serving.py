@@ -190,19 +190,23 @@ class ServerCallCore:
         with self._lock:
             if not self.is_active:
                 return
-            last = Frame(
-                self.call_id, status=(code.code, details), trailers=trailing_metadata
-            )
+            status = (code.code, details)
             if message is None:
-                self._out.append(self._stamp(last._replace(flags=Flags.EOS)))
+                last = Frame(
+                    self.call_id, 0, Flags.EOS, None, None, None, status,
+                    trailing_metadata,
+                )  # fmt: skip
+                self._out.append(self._stamp(last))
             else:
-                self._queue_message(message, Flags.EOS, last)
+                last = Frame(self.call_id, 0, 0, None, None, None, status)
+                self._queue_message(message, Flags.EOS, last, trailing_metadata)
             self._finished = True
             self._release_unread()
             replies = self._pair()
             callbacks = self._take_callbacks()
         self._send(replies)
-        _run_callbacks(callbacks)
+        if callbacks:
+            _run_callbacks(callbacks)
 
     def terminate(
         self, code: StatusCode, details: str, tell_client: bool = True
@@ -235,10 +239,24 @@ class ServerCallCore:
             frame = frame._replace(metadata=self._initial_metadata or ())
         return frame
 
-    def _queue_message(self, payload: bytes, end: int, first: Frame) -> None:
-        if not self._metadata_sent:
-            self._metadata_sent = True
-            first = first._replace(metadata=self._initial_metadata or ())
+    def _queue_message(
+        self,
+        payload: bytes,
+        end: int,
+        first: Frame,
+        trailers: MetadataEntries | None = None,
+    ) -> None:
+        """Queue ``payload`` as frames from template ``first`` (plus the initial
+        metadata, if not sent yet, and ``trailers``, which end up on the last)."""
+        if not self._metadata_sent or trailers is not None:
+            metadata = first.metadata
+            if not self._metadata_sent:
+                self._metadata_sent = True
+                metadata = self._initial_metadata or ()
+            first = Frame(
+                first.call_id, 0, first.flags, None, None, metadata, first.status,
+                trailers,
+            )  # fmt: skip
         frames = message_frames(
             first, payload, self._send_seq, self._endpoint.max_message_length, end
         )
@@ -329,6 +347,8 @@ class ServerCallCore:
         (self._held if is_poll else self._answerable).append(rpc_id)
 
     def _release_unread(self) -> None:
+        if not self._messages and not len(self._inbound):
+            return
         for _, rpc_id, is_poll in self._messages:
             self._release(rpc_id, is_poll)
         self._messages.clear()
@@ -337,8 +357,12 @@ class ServerCallCore:
 
     def _pair(self) -> list[tuple[int, bytes]]:
         """Match queued frames with answerable requests (under the lock)."""
-        replies: list[tuple[int, bytes]] = []
         out = self._out
+        if not (self._answerable or self._finished or out) and (
+            len(self._held) <= self._window
+        ):
+            return _NO_REPLIES  # the usual case while a handler runs
+        replies: list[tuple[int, bytes]] = []
         while self._answerable:
             rpc_id = self._answerable.popleft()
             replies.append(
@@ -357,6 +381,8 @@ class ServerCallCore:
         return replies
 
     def _send(self, replies: list[tuple[int, bytes]]) -> None:
+        if not replies:
+            return
         transport = self._endpoint.transport
         try:
             for rpc_id, payload in replies:
@@ -367,6 +393,10 @@ class ServerCallCore:
     def _take_callbacks(self) -> list[Callable[[], object]]:
         callbacks, self._callbacks = self._callbacks, []
         return callbacks
+
+
+#: What ``_pair`` returns when there is nothing to send (never appended to).
+_NO_REPLIES: list[tuple[int, bytes]] = []
 
 
 def _nothing() -> None:
