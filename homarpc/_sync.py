@@ -18,19 +18,27 @@ __all__ = ["Waiter"]
 class Waiter:
     """Wakes a blocked thread whenever ``wake()`` is called (the core's notify).
 
-    The event behind it is made on the first real wait: most unary calls find
-    their condition already true and never block, so they skip that cost.
+    A bare ``threading.Lock`` used as a one-slot semaphore, not an ``Event``: held
+    means "no wake-up pending", and ``wake()`` releases it. ``Event.set`` and
+    ``Event.wait`` run a ``Condition`` in Python (a new lock per wait, a deque of
+    waiters), several microseconds a time, and a busy channel wakes a thread for
+    nearly every call. The lock is made on the first real wait: most unary calls
+    find their condition already true and never block, so they skip that cost.
     """
 
-    __slots__ = ("_event",)
+    __slots__ = ("_lock",)
 
     def __init__(self) -> None:
-        self._event: threading.Event | None = None
+        self._lock: threading.Lock | None = None
 
     def wake(self) -> None:
-        event = self._event
-        if event is not None:
-            event.set()
+        lock = self._lock
+        if lock is not None and lock.locked():
+            # (try/except, not contextlib.suppress: this runs once per wake-up)
+            try:  # noqa: SIM105
+                lock.release()
+            except RuntimeError:
+                pass  # another waker released it first: one wake-up is pending
 
     def wait_for(self, ready: Callable[[], bool], timeout: float | None = None) -> bool:
         """Block until ``ready()`` is true (True) or ``timeout`` passes (False).
@@ -39,18 +47,18 @@ class Waiter:
         """
         if ready():
             return True
-        if self._event is None:
-            self._event = threading.Event()
-        event = self._event
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = threading.Lock()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            event.clear()
+            lock.acquire(blocking=False)  # held now: spends a stale wake-up
             if ready():
                 return True
             if deadline is None:
-                event.wait()
+                lock.acquire()
                 continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            event.wait(remaining)
+            lock.acquire(timeout=remaining)
