@@ -20,7 +20,7 @@ from ._call import ClientCallCore
 from ._client_calls import ResponseStream, UnaryOutcome, send_requests
 from ._client_endpoint import ClientEndpoint
 from ._interfaces import ChannelConnectivity
-from ._options import message_limits
+from ._options import message_limits, transport_settings
 from ._targets import parse_target
 from .metadata import Metadatum, check_metadata
 from .status import RpcError, StatusCode
@@ -90,12 +90,8 @@ class Channel:
         self._targets = _Targets(addresses)
         max_receive, self._max_send = message_limits(options)
         local_host = _local_host(addresses)
-        link = open_transport(
-            kind or transport,
-            (local_host, 0),
-            server=False,
-            **dict(transport_options or {}),
-        )
+        chosen, settings = transport_settings(kind or transport, transport_options)
+        link = open_transport(chosen, (local_host, 0), server=False, **settings)
         self._endpoint = ClientEndpoint(link, max_receive_message_length=max_receive)
         self._subscribers: list[Callable[[ChannelConnectivity], None]] = []
         self._closed = False

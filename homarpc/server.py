@@ -21,7 +21,7 @@ from ._handlers import (
     lookup,
     registered_method_table,
 )
-from ._options import message_limits
+from ._options import message_limits, transport_settings
 from ._servicer import run_call
 from ._serving import ServerCallCore, ServerEndpoint
 from ._targets import TargetError, parse_bind
@@ -86,12 +86,10 @@ class Server:
         """
         try:
             kind, local = parse_bind(address)
-            transport = open_transport(
-                kind or self._transport_kind,
-                local,
-                server=True,
-                **self._transport_options,
+            chosen, settings = transport_settings(
+                kind or self._transport_kind, self._transport_options
             )
+            transport = open_transport(chosen, local, server=True, **settings)
         except (TargetError, OSError, ValueError, HomaError) as exc:
             raise RuntimeError(f"Failed to bind to address {address}: {exc}") from None
         endpoint = ServerEndpoint(
