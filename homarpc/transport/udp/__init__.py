@@ -35,12 +35,14 @@ DEFAULT_SOCKET_BUFFER = 4 * 1024 * 1024
 #: Granted-but-unreceived bytes a receiver allows by default (lowered further if the
 #: socket's buffer is smaller). Everything granted can be queued in our socket ahead
 #: of a short message that arrives next, so this bounds how long it waits behind
-#: long ones; too little and a lone 1 MB message waits for grants. Measured A/B
-#: (docs/udp-transport.md): 600,000 kept 1 MB at ~950 MB/s each way and cut a 64 B
-#: RPC issued into two running 1 MB ones from ~1.4 ms to ~0.33 ms; 400,000 halved
-#: 1 MB throughput; the old default (a quarter of SO_RCVBUF, 2 MiB here) let the
-#: 64 B RPC finish after a 1 MB one in about 1 trial of 5.
-DEFAULT_MAX_INCOMING = 600_000
+#: long ones; too little and a lone 1 MB message (whose window is half of this)
+#: waits for grants, worst when the receiver loses its CPU to other work. Measured
+#: A/B (docs/udp-transport.md): 1,000,000 kept 1 MB within noise of the old
+#: default (a quarter of SO_RCVBUF, 2 MiB here) and cut a 64 B RPC issued into two
+#: running 1 MB ones from ~1.4 ms to ~0.55 ms, always finishing first (the old
+#: default: a 1 MB RPC first in 1 trial of 5 to 7); 600,000 and 400,000 cut it
+#: further but cost 1 MB up to half its throughput in some runs.
+DEFAULT_MAX_INCOMING = 1_000_000
 #: Seconds ``recv`` polls before sleeping (``HOMARPC_UDP_BUSY_POLL`` overrides).
 DEFAULT_BUSY_POLL = float(os.environ.get("HOMARPC_UDP_BUSY_POLL", "50e-6"))
 
