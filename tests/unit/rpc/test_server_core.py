@@ -42,8 +42,8 @@ class RecordingTransport:
 def _endpoint(on_call: Any) -> tuple[ServerEndpoint, RecordingTransport]:
     transport = RecordingTransport()
     endpoint = ServerEndpoint(
-        transport,
-        on_call=on_call,  # type: ignore[arg-type]
+        transport,  # type: ignore[arg-type]
+        on_call=on_call,
         max_receive_message_length=64,
     )
     return endpoint, transport

@@ -6,6 +6,8 @@ import pytest
 
 import homarpc
 from homarpc._options import RPC_BUSY_POLL, transport_settings
+from homarpc.transport import Transport
+from homarpc.transport.udp import UdpTransport
 
 
 @pytest.fixture(autouse=True)
@@ -37,20 +39,25 @@ def test_an_unknown_kind_is_refused():
         transport_settings("carrier-pigeon", None)
 
 
+def _udp(transport: Transport) -> UdpTransport:
+    assert isinstance(transport, UdpTransport)
+    return transport
+
+
 def test_a_channel_and_a_server_on_udp_poll_for_the_rpc_busy_poll():
     server = homarpc.server(transport="udp")
     try:
         server.add_insecure_port("127.0.0.1:0")
-        assert server._endpoints[0].transport.busy_poll == RPC_BUSY_POLL
+        assert _udp(server._endpoints[0].transport).busy_poll == RPC_BUSY_POLL
     finally:
         server.stop(None)
     with homarpc.insecure_channel("homa+udp://127.0.0.1:9") as channel:
-        assert channel._endpoint.transport.busy_poll == RPC_BUSY_POLL
+        assert _udp(channel._endpoint.transport).busy_poll == RPC_BUSY_POLL
     options = {"busy_poll": 1e-5}
     with homarpc.insecure_channel(
         "homa+udp://127.0.0.1:9", transport_options=options
     ) as channel:
-        assert channel._endpoint.transport.busy_poll == 1e-5
+        assert _udp(channel._endpoint.transport).busy_poll == 1e-5
 
 
 def test_an_unknown_transport_for_a_server_is_a_bind_error():
