@@ -91,9 +91,11 @@ class EnginePair:
         assert isinstance(event, ResponseReceived), event
         return event
 
-    def settle(self, max_ticks: int = 2_000) -> None:
-        """Tick until neither engine holds any state."""
-        for _ in range(max_ticks):
+    def settle(self, max_ticks: int | None = None) -> None:
+        """Tick until neither engine holds any state (default bound: tombstones age out
+        twice over)."""
+        bound = max_ticks or 2 * self.config.tombstone_lifetime
+        for _ in range(bound):
             if not (self.client.has_state or self.server.has_state):
                 return
             self.tick()
