@@ -99,7 +99,9 @@ class Target:
         return value <= self.bound if self.sense == "<=" else value >= self.bound
 
     def verdict(self, value: float) -> str:
-        return f"{self.sense} {self.bound:g} {'met' if self.is_met(value) else 'MISSED'}"
+        return (
+            f"{self.sense} {self.bound:g} {'met' if self.is_met(value) else 'MISSED'}"
+        )
 
 
 def format_duration(seconds: float) -> str:
@@ -159,9 +161,7 @@ class Progress:
             print(file=self._stream, flush=True)
 
 
-def plot_cdf(
-    series: Mapping[str, Sequence[float]], path: str, *, xlabel: str
-) -> bool:
+def plot_cdf(series: Mapping[str, Sequence[float]], path: str, *, xlabel: str) -> bool:
     """Write latency CDFs (one line per series, µs, log x) to ``path``.
 
     Returns False, writing nothing, when matplotlib is not installed.

@@ -489,17 +489,34 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("kind", nargs="?", choices=["plain", "homa"])
     parser.add_argument("--quick", action="store_true", help="smoke run, < ~15 s")
     parser.add_argument("--no-loss", action="store_true", help="skip the 5%% loss run")
-    parser.add_argument("--placement", choices=["both", "separate", "same", "free"],
-                        default="both", help="CPU placement of client and server")
+    parser.add_argument(
+        "--placement",
+        choices=["both", "separate", "same", "free"],
+        default="both",
+        help="CPU placement of client and server",
+    )
     parser.add_argument("--cpu", type=int, help="(internal) pin the echo server")
-    parser.add_argument("--server-host", default=HOST, metavar="ADDR",
-                        help="address the echo servers bind, e.g. 0.0.0.0 (the "
-                        "client still sends to 127.0.0.1)")
-    parser.add_argument("--max-incoming", type=int, metavar="BYTES",
-                        help="HomaConfig.max_incoming for both ends")
-    parser.add_argument("--nice", type=int, default=0, metavar="N",
-                        help="add N to this run's niceness (negative needs root): "
-                        "shields the figures from other work on a shared machine")
+    parser.add_argument(
+        "--server-host",
+        default=HOST,
+        metavar="ADDR",
+        help="address the echo servers bind, e.g. 0.0.0.0 (the "
+        "client still sends to 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--max-incoming",
+        type=int,
+        metavar="BYTES",
+        help="HomaConfig.max_incoming for both ends",
+    )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N to this run's niceness (negative needs root): "
+        "shields the figures from other work on a shared machine",
+    )
     parser.add_argument("--loss-rpcs", type=int, help="RPCs in the loss run")
     parser.add_argument("--srpt-trials", type=int, help="trials of the SRPT phase")
     parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")

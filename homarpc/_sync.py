@@ -35,7 +35,7 @@ class Waiter:
         lock = self._lock
         if lock is not None and lock.locked():
             # (try/except, not contextlib.suppress: this runs once per wake-up)
-            try:  # noqa: SIM105
+            try:
                 lock.release()
             except RuntimeError:
                 pass  # another waker released it first: one wake-up is pending

@@ -51,12 +51,12 @@ def _modules(under: str) -> list[Path]:
 
 
 def _violations(paths: list[Path], is_forbidden) -> list[str]:
-    bad = []
-    for path in paths:
-        for name in sorted(_imports(path)):
-            if is_forbidden(name):
-                bad.append(f"{_module_name(path)} imports {name}")
-    return bad
+    return [
+        f"{_module_name(path)} imports {name}"
+        for path in paths
+        for name in sorted(_imports(path))
+        if is_forbidden(name)
+    ]
 
 
 def _is_within(name: str, prefix: str) -> bool:

@@ -62,7 +62,9 @@ class RpcAbortedError(HomaError):
     """
 
     def __init__(self, errno: int, message: str | None = None) -> None:
-        super().__init__(message or f"RPC aborted: {os.strerror(errno)} (errno {errno})")
+        super().__init__(
+            message or f"RPC aborted: {os.strerror(errno)} (errno {errno})"
+        )
         # After the base initialiser: OSError's (via TimeoutError) would reset it to None.
         self.errno = errno
 
@@ -70,7 +72,9 @@ class RpcAbortedError(HomaError):
 class PeerUnreachableError(RpcAbortedError):
     """No Homa endpoint answers at the destination (no server, host down, no Homa)."""
 
-    def __init__(self, errno: int = _errno.ENOTCONN, message: str | None = None) -> None:
+    def __init__(
+        self, errno: int = _errno.ENOTCONN, message: str | None = None
+    ) -> None:
         super().__init__(errno, message or f"peer unreachable: {os.strerror(errno)}")
 
 
@@ -120,9 +124,13 @@ def error_from_errno(err: int, context: str = "") -> HomaError:
     if err == _errno.ETIMEDOUT:
         return RpcTimeoutError(f"RPC timed out: peer is silent{suffix}")
     if err in _UNREACHABLE:
-        return PeerUnreachableError(err, f"peer unreachable: {os.strerror(err)}{suffix}")
+        return PeerUnreachableError(
+            err, f"peer unreachable: {os.strerror(err)}{suffix}"
+        )
     if err == _errno.ESHUTDOWN:
         return TransportClosedError(f"transport is shut down{suffix}")
     if err == _errno.EMSGSIZE:
         return MessageTooLongError(f"message too long{suffix}")
-    return RpcAbortedError(err, f"RPC aborted: {os.strerror(err)} (errno {err}){suffix}")
+    return RpcAbortedError(
+        err, f"RPC aborted: {os.strerror(err)} (errno {err}){suffix}"
+    )

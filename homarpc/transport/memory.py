@@ -114,7 +114,9 @@ class MemoryTransport(Transport):
         with self._cond:
             if (dest, rpc_id) not in self._in_service:
                 if rpc_id & 1 == 0:
-                    raise LocalProtocolError(f"{rpc_id} is a client RPC id, not a request")
+                    raise LocalProtocolError(
+                        f"{rpc_id} is a client RPC id, not a request"
+                    )
                 return  # already answered or unknown: ignored, as in the kernel
             del self._in_service[(dest, rpc_id)]
         client = self._network._lookup(dest)

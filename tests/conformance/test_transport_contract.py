@@ -57,7 +57,9 @@ def _recv(t: Transport) -> Message:
     return msg
 
 
-def _echo_once(server: Transport, client: Transport, payload: bytes, cookie: int) -> None:
+def _echo_once(
+    server: Transport, client: Transport, payload: bytes, cookie: int
+) -> None:
     rpc_id = client.send(server.local_addr, payload, cookie)
     request = _recv(server)
     assert request.is_request and request.error is None
@@ -108,7 +110,9 @@ def test_local_addr_has_a_real_port_after_binding_zero(pair):
 
 def test_requests_carry_distinct_ids_and_responses_match_cookies(pair):
     server, client = pair
-    ids = {client.send(server.local_addr, f"req {i}".encode(), 1000 + i) for i in range(20)}
+    ids = {
+        client.send(server.local_addr, f"req {i}".encode(), 1000 + i) for i in range(20)
+    }
     assert len(ids) == 20
     for _ in range(20):
         request = _recv(server)
@@ -159,7 +163,9 @@ def test_abort_all_silently_destroys_client_rpcs(pair):
 
 def test_abort_all_with_error_reports_each_rpc(pair):
     server, client = pair
-    cookies = {client.send(server.local_addr, b"x", 50 + i) and 50 + i for i in range(3)}
+    cookies = {
+        client.send(server.local_addr, b"x", 50 + i) and 50 + i for i in range(3)
+    }
     client.abort(0, errno.ECONNRESET)
     reported = {_recv(client).cookie for _ in range(3)}
     assert reported == cookies

@@ -105,6 +105,8 @@ def _ip(args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[s
 
 def _nft(namespace: str, ruleset: str) -> None:
     argv = ["ip", "netns", "exec", namespace, "nft", "-f", "-"]
-    done = subprocess.run(argv, input=ruleset, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        argv, input=ruleset, capture_output=True, text=True, timeout=30
+    )
     if done.returncode != 0:
         raise RuntimeError(f"nft could not load the loss rule: {done.stderr.strip()}")

@@ -124,7 +124,9 @@ def run_client(
 
 def _start_server(host: str) -> tuple[subprocess.Popen[str], int]:
     argv = [sys.executable, "-m", "tests.netns.lossy_echo", "--serve", "--host", host]
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     words = proc.stdout.readline().split()
     if len(words) != 2 or words[0] != "PORT":
@@ -140,7 +142,9 @@ def _stop_server(proc: subprocess.Popen[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--serve", action="store_true", help="(internal) run the server")
+    parser.add_argument(
+        "--serve", action="store_true", help="(internal) run the server"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--window", type=int, default=32)

@@ -232,7 +232,9 @@ def check_layout(
     for cdecl, (size, fields) in expected.items():
         actual = (which.sizeof(cdecl), {f: which.offsetof(cdecl, f) for f in fields})
         if actual != (size, fields):
-            problems.append(f"{cdecl} is laid out as {actual}, Homa needs {(size, fields)}")
+            problems.append(
+                f"{cdecl} is laid out as {actual}, Homa needs {(size, fields)}"
+            )
     return problems
 
 

@@ -66,6 +66,9 @@ class RecvmsgFlag(IntFlag):
     NONBLOCKING = 0x04
 
 
+_NO_FLAGS = RecvmsgFlag(0)
+
+
 @dataclass(frozen=True, slots=True)
 class Abi:
     """What the socket code needs to know about one kernel ABI generation."""
@@ -94,8 +97,8 @@ def make_abi(
     ffi: cffi.FFI,
     *,
     server_option: SockOpt | None,
-    recv_flags: RecvmsgFlag = RecvmsgFlag(0),
-    nonblocking_flag: RecvmsgFlag = RecvmsgFlag(0),
+    recv_flags: RecvmsgFlag = _NO_FLAGS,
+    nonblocking_flag: RecvmsgFlag = _NO_FLAGS,
 ) -> Abi:
     """An ``Abi`` whose struct types are ``ffi``'s ``homa_sendmsg_args`` and
     ``homa_recvmsg_args`` (each generation declares its own)."""

@@ -81,7 +81,9 @@ class BufferPool:
     """
 
     def __init__(self, size: int | None = None) -> None:
-        size = default_pool_bytes() if size is None else _round_up(size, HOMA_BPAGE_SIZE)
+        size = (
+            default_pool_bytes() if size is None else _round_up(size, HOMA_BPAGE_SIZE)
+        )
         if not 2 * HOMA_BPAGE_SIZE <= size <= MAX_POOL_BYTES:
             raise ValueError(
                 f"pool_bytes={size} is out of range: give 2 bpages to 4 GiB "

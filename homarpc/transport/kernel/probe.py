@@ -41,8 +41,14 @@ from .abi import Abi, IpProto, RecvmsgFlag
 from .bufpool import BufferPool, minimum_pool_bytes, possible_cpus
 from .ioctl import ABORT_ARGS_SIZE, INFO_ARGS_SIZE, IOCTLS_BY_GENERATION, IoctlSet
 
-__all__ = ["SUPPORTED", "Detection", "cached_detection", "describe", "detect",
-           "forget_detection"]
+__all__ = [
+    "SUPPORTED",
+    "Detection",
+    "cached_detection",
+    "describe",
+    "detect",
+    "forget_detection",
+]
 
 #: Generations homarpc speaks, and the ``Abi`` each maps to.
 SUPPORTED: dict[str, Abi] = {

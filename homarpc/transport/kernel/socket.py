@@ -267,7 +267,10 @@ class HomaSocket(Transport):
                 raise_oserror("HOMAIOCINFO")
             text = bytes(self._ffi.buffer(arg.error_msg)).split(b"\0", 1)[0]
             return HomaInfo(
-                arg.bpool_avail_bytes, arg.port, arg.num_rpcs, text.decode(errors="replace")
+                arg.bpool_avail_bytes,
+                arg.port,
+                arg.num_rpcs,
+                text.decode(errors="replace"),
             )
 
     def freeze(self) -> None:
@@ -287,7 +290,9 @@ class HomaSocket(Transport):
     def _sendmsg(self, dest: Address, payload: Buffer, args: CData, what: str) -> None:
         view = memoryview(payload)
         if view.nbytes == 0:
-            raise ValueError("Homa cannot carry an empty message (send at least 1 byte)")
+            raise ValueError(
+                "Homa cannot carry an empty message (send at least 1 byte)"
+            )
         if view.nbytes > HOMA_MAX_MESSAGE_LENGTH:
             raise MessageTooLongError(
                 f"message of {view.nbytes} bytes exceeds the Homa limit of "
@@ -348,7 +353,9 @@ class HomaSocket(Transport):
             return None
         payload, release = self._pool.read(outcome.offsets, outcome.length)
         peer = outcome.peer or ("", 0)
-        return Message(rpc_id, outcome.cookie, peer, is_request, payload, release=release)
+        return Message(
+            rpc_id, outcome.cookie, peer, is_request, payload, release=release
+        )
 
     def _failure(self, failed: Failed) -> Message | None:
         if failed.rpc_id == 0:
@@ -392,7 +399,9 @@ class HomaSocket(Transport):
                 self._abandoned.add(one)
                 if error:
                     failure = error_from_errno(error, f"RPC {one} to {entry[0]}")
-                    self._ready.append(Message(one, entry[1], entry[0], False, error=failure))
+                    self._ready.append(
+                        Message(one, entry[1], entry[0], False, error=failure)
+                    )
 
     def _forget(self, rpc_id: int) -> None:
         with self._lock:
@@ -454,7 +463,10 @@ class _InUse:
         self._socket._enter()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: object,
     ) -> None:
         try:
             if isinstance(exc, OSError) and exc.errno is not None:

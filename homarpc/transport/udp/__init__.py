@@ -114,4 +114,3 @@ def fit_config(config: HomaConfig, sizes: SocketSizes) -> HomaConfig:
         max_incoming=max_incoming,
         unsched_bytes=max(1, min(config.unsched_bytes, max_incoming // windows)),
     )
-

@@ -180,7 +180,9 @@ def test_rpc_to_a_dead_port_fails_as_unreachable_not_as_a_timeout(host):
         assert transport.icmp_errors >= 1
 
 
-def test_an_icmp_error_about_one_peer_does_not_fail_rpcs_to_another(echo_server, client):
+def test_an_icmp_error_about_one_peer_does_not_fail_rpcs_to_another(
+    echo_server, client
+):
     # The kernel reports a pending ICMP error on the *next* sendto, whatever its
     # destination; that send must not be blamed for it.
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as placeholder:

@@ -53,7 +53,9 @@ def test_auto_chooses_the_kernel_when_it_is_usable(monkeypatch):
 
 
 def test_a_bad_name_is_a_clear_value_error():
-    with pytest.raises(ValueError, match=r"unknown transport 'tcp'.*auto, udp, kernel, memory"):
+    with pytest.raises(
+        ValueError, match=r"unknown transport 'tcp'.*auto, udp, kernel, memory"
+    ):
         choose_kind("tcp")
 
 

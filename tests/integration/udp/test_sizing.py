@@ -17,7 +17,12 @@ from homarpc.transport.udp import (
     fit_config,
     open_udp_transport,
 )
-from homarpc.transport.udp._paths import DEFAULT_MTU, RouteFacts, is_loopback, probe_route
+from homarpc.transport.udp._paths import (
+    DEFAULT_MTU,
+    RouteFacts,
+    is_loopback,
+    probe_route,
+)
 from homarpc.transport.udp._sockets import (
     SocketSizes,
     _unreachable_errno,
@@ -107,8 +112,12 @@ def test_the_kernel_says_loopback_is_ours_and_large():
     assert is_ours and mtu > 9_000
 
 
-@pytest.mark.parametrize(("wildcard", "loopback"), [("0.0.0.0", "127.0.0.1"), ("::", "::1")])
-def test_a_wildcard_server_sends_large_datagrams_to_a_loopback_client(wildcard, loopback):
+@pytest.mark.parametrize(
+    ("wildcard", "loopback"), [("0.0.0.0", "127.0.0.1"), ("::", "::1")]
+)
+def test_a_wildcard_server_sends_large_datagrams_to_a_loopback_client(
+    wildcard, loopback
+):
     # Servers bind to the wildcard; before datagram sizes were per peer, this one
     # cut 1 MB into ~770 MTU-sized datagrams for a client on the same host.
     server = EchoServer(open_udp_transport((wildcard, 0), server=True), bytes)
@@ -159,8 +168,12 @@ def test_default_grants_are_bounded_and_an_explicit_config_is_capped():
     explicit = HomaConfig(max_incoming=100_000)
     with open_udp_transport(("127.0.0.1", 0), config=explicit) as chosen:
         assert chosen.config.max_incoming == 100_000
-    with open_udp_transport(("127.0.0.1", 0), config=explicit, socket_buffer=4_096) as tiny:
-        assert tiny.config.max_incoming == tiny.socket_sizes.usable_receive_bytes < 100_000
+    with open_udp_transport(
+        ("127.0.0.1", 0), config=explicit, socket_buffer=4_096
+    ) as tiny:
+        assert (
+            tiny.config.max_incoming == tiny.socket_sizes.usable_receive_bytes < 100_000
+        )
 
 
 def _extended_err(origin: int, icmp_type: int, code: int) -> bytes:
@@ -180,7 +193,9 @@ def _extended_err(origin: int, icmp_type: int, code: int) -> bytes:
         (2, 11, 0, None),  # time exceeded
     ],
 )
-def test_icmp_errors_map_as_the_kernel_module_maps_them(origin, icmp_type, code, expected):
+def test_icmp_errors_map_as_the_kernel_module_maps_them(
+    origin, icmp_type, code, expected
+):
     assert _unreachable_errno(_extended_err(origin, icmp_type, code)) == expected
 
 

@@ -14,7 +14,9 @@ from homarpc.transport.udp import UdpTransport, open_udp_transport
 from .helpers import RECV_TIMEOUT, recv_or_fail
 
 
-def _blocked_receivers(transport: UdpTransport, count: int) -> tuple[list[threading.Thread], list[object]]:
+def _blocked_receivers(
+    transport: UdpTransport, count: int
+) -> tuple[list[threading.Thread], list[object]]:
     outcomes: list[object] = []
 
     def wait() -> None:

@@ -63,29 +63,73 @@ class Profile:
 
 
 _LEGACY = {LegacyIoctl.ABORT: "abort", LegacyIoctl.FREEZE: "freeze"}
-_G4 = dict(protocol=253, recv_size=120, num_off=48, offsets_off=56, flags_off=16,
-           filters_kind=True, nonblock_flag=4, send_size=16, server_option=False,
-           ioctls=_LEGACY, peer_off=20, double_free_einval=False)
-_G8 = dict(protocol=146, recv_size=88, num_off=16, offsets_off=24, reserved_off=20)
+_G4 = dict(  # noqa: C408 (keyword form mirrors Profile's fields)
+    protocol=253, recv_size=120, num_off=48, offsets_off=56, flags_off=16,
+    filters_kind=True, nonblock_flag=4, send_size=16, server_option=False,
+    ioctls=_LEGACY, peer_off=20, double_free_einval=False,
+)  # fmt: skip
+_G8 = dict(protocol=146, recv_size=88, num_off=16, offsets_off=24, reserved_off=20)  # noqa: C408
 
 PROFILES: dict[str, Profile] = {
-    "G1": Profile("G1", 253, 0, 0, 0, has_rcvbuf=False, server_option=False,
-                  send_size=16, ioctls=_LEGACY),
-    "G3": Profile("G3", 253, 96, 20, 32, flags_off=16, filters_kind=True,
-                  nonblock_flag=4, send_size=16, server_option=False, ioctls=_LEGACY),
+    "G1": Profile(
+        "G1",
+        253,
+        0,
+        0,
+        0,
+        has_rcvbuf=False,
+        server_option=False,
+        send_size=16,
+        ioctls=_LEGACY,
+    ),
+    "G3": Profile(
+        "G3",
+        253,
+        96,
+        20,
+        32,
+        flags_off=16,
+        filters_kind=True,
+        nonblock_flag=4,
+        send_size=16,
+        server_option=False,
+        ioctls=_LEGACY,
+    ),
     "G4a": Profile("G4a", **_G4, honours_dontwait=False),  # type: ignore[arg-type]
     "G4b": Profile("G4b", **{**_G4, "protocol": 146}),  # type: ignore[arg-type]
-    "G5": Profile("G5", 146, 88, 20, 24, flags_off=16, nonblock_flag=4,
-                  send_size=16, ioctls=_LEGACY),
-    "G6": Profile("G6", 146, 88, 20, 24, flags_off=16, nonblock_flag=1,
-                  ioctls=_LEGACY),
+    "G5": Profile(
+        "G5",
+        146,
+        88,
+        20,
+        24,
+        flags_off=16,
+        nonblock_flag=4,
+        send_size=16,
+        ioctls=_LEGACY,
+    ),
+    "G6": Profile("G6", 146, 88, 20, 24, flags_off=16, nonblock_flag=1, ioctls=_LEGACY),
     "G7": Profile("G7", 146, 88, 16, 20, ioctls=_LEGACY),
     "G8a": Profile("G8a", **_G8, ioctls=_LEGACY),  # type: ignore[arg-type]
-    "G8b": Profile("G8b", **_G8, ioctls={  # type: ignore[arg-type]
-        G8bIoctl.INFO: "info", G8bIoctl.ABORT: "abort", G8bIoctl.FREEZE: "freeze"}),
-    "G8c": Profile("G8c", **_G8, ioctls={  # type: ignore[arg-type]
-        G8cIoctl.INFO: "info", G8cIoctl.ABORT: "abort", G8cIoctl.FREEZE: "freeze"},
-        min_pool=minimum_pool_bytes(possible_cpus())),
+    "G8b": Profile(
+        "G8b",
+        **_G8,
+        ioctls={  # type: ignore[arg-type]
+            G8bIoctl.INFO: "info",
+            G8bIoctl.ABORT: "abort",
+            G8bIoctl.FREEZE: "freeze",
+        },
+    ),
+    "G8c": Profile(
+        "G8c",
+        **_G8,
+        ioctls={  # type: ignore[arg-type]
+            G8cIoctl.INFO: "info",
+            G8cIoctl.ABORT: "abort",
+            G8cIoctl.FREEZE: "freeze",
+        },
+        min_pool=minimum_pool_bytes(possible_cpus()),
+    ),
 }
 #: An upstream ("net: homa") build: G8c numbering for INFO, no abort, no freeze.
 PROFILES["G8-upstream"] = replace(
@@ -299,7 +343,9 @@ class FakeKernel:
                 return _fail(errno.ESHUTDOWN if sock else errno.EBADF)
             if msg.msg_controllen != 0 or msg.msg_control == ffi.NULL:
                 return _fail(errno.EINVAL)
-            args = ffi.buffer(ffi.cast("char *", msg.msg_control), self.profile.send_size)
+            args = ffi.buffer(
+                ffi.cast("char *", msg.msg_control), self.profile.send_size
+            )
             if self.profile.send_size == 24 and (
                 _U32.unpack(args[16:20])[0] & ~1 or args[20:24] != bytes(4)
             ):
@@ -332,7 +378,9 @@ class FakeKernel:
         parts = []
         for i in range(msg.msg_iovlen):
             iov = msg.msg_iov[i]
-            parts.append(bytes(ffi.buffer(ffi.cast("char *", iov.iov_base), iov.iov_len)))
+            parts.append(
+                bytes(ffi.buffer(ffi.cast("char *", iov.iov_base), iov.iov_len))
+            )
         return b"".join(parts)
 
     def _request(self, client: FakeSocket, port: int, cookie: int, data: bytes) -> int:
@@ -349,7 +397,9 @@ class FakeKernel:
         self.changed(server)
         return rpc_id
 
-    def _response(self, server: FakeSocket, port: int, rpc_id: int, data: bytes) -> None:
+    def _response(
+        self, server: FakeSocket, port: int, rpc_id: int, data: bytes
+    ) -> None:
         if (port, rpc_id) not in server.server_rpcs:
             return  # no such RPC (any more): silently nothing, like the kernel
         server.server_rpcs.discard((port, rpc_id))
@@ -380,11 +430,16 @@ class FakeKernel:
             args = ffi.buffer(ffi.cast("char *", msg.msg_control), profile.recv_size)
             return self._receive(sock, profile, msg, args, flags)
 
-    def _receive(self, sock: FakeSocket, p: Profile, msg: _ffi.CData, args: Any,
-                 flags: int) -> int:
-        in_flags = _U32.unpack(args[p.flags_off : p.flags_off + 4])[0] if p.flags_off else 0
+    def _receive(
+        self, sock: FakeSocket, p: Profile, msg: _ffi.CData, args: Any, flags: int
+    ) -> int:
+        in_flags = (
+            _U32.unpack(args[p.flags_off : p.flags_off + 4])[0] if p.flags_off else 0
+        )
         num = _U32.unpack(args[p.num_off : p.num_off + 4])[0]
-        reserved = p.reserved_off is not None and args[p.reserved_off : p.reserved_off + 4]
+        reserved = (
+            p.reserved_off is not None and args[p.reserved_off : p.reserved_off + 4]
+        )
         if num > 16 or (reserved and reserved != bytes(4)) or self._rejecting():
             return _fail(errno.EINVAL)  # written back unchanged: hand-backs not taken
         if not sock.refcounts:
@@ -393,7 +448,8 @@ class FakeKernel:
         if err:
             return _fail(err)
         nonblocking = bool(in_flags & p.nonblock_flag) or (
-            p.honours_dontwait and bool(flags & socket.MSG_DONTWAIT))
+            p.honours_dontwait and bool(flags & socket.MSG_DONTWAIT)
+        )
         wanted = in_flags & 3 if p.filters_kind else 3
         while True:
             if sock.is_shutdown:
@@ -414,10 +470,11 @@ class FakeKernel:
         err, self.reject_next_recv = self.reject_next_recv, 0
         return bool(err)
 
-    def _take_handbacks(self, sock: FakeSocket, p: Profile, args: Any,
-                        num: int) -> int:
-        offsets = [_U32.unpack(args[p.offsets_off + 4 * i : p.offsets_off + 4 * i + 4])[0]
-                   for i in range(num)]
+    def _take_handbacks(self, sock: FakeSocket, p: Profile, args: Any, num: int) -> int:
+        offsets = [
+            _U32.unpack(args[p.offsets_off + 4 * i : p.offsets_off + 4 * i + 4])[0]
+            for i in range(num)
+        ]
         args[p.num_off : p.num_off + 4] = _U32.pack(0)
         if offsets:
             self.handback_batches.append(offsets)
@@ -427,8 +484,9 @@ class FakeKernel:
                 return err
         return 0
 
-    def _deliver(self, sock: FakeSocket, p: Profile, msg: _ffi.CData, args: Any,
-                 entry: _Entry) -> int:
+    def _deliver(
+        self, sock: FakeSocket, p: Profile, msg: _ffi.CData, args: Any, entry: _Entry
+    ) -> int:
         args[0:8] = _U64.pack(entry.rpc_id)
         args[8:16] = _U64.pack(entry.cookie)
         if entry.error:
@@ -463,8 +521,12 @@ class FakeKernel:
                 return self._abort(sock, ffi.cast("struct homa_abort_args *", arg))
             if op == "info":
                 info = ffi.buffer(ffi.cast("char *", arg), 136)
-                info[16:32] = struct.pack("<QII", BPAGE * sock.refcounts.count(0),
-                                          sock.port, len(sock.client_rpcs))
+                info[16:32] = struct.pack(
+                    "<QII",
+                    BPAGE * sock.refcounts.count(0),
+                    sock.port,
+                    len(sock.client_rpcs),
+                )
                 info[32:36] = b"ok\0\0"
             return 0
 
@@ -497,7 +559,16 @@ def _port_of(msg: _ffi.CData) -> int:
 
 def _sockaddr(family: int, port: int) -> bytes:
     if family == socket.AF_INET6:
-        return struct.pack("<H", family) + struct.pack(">H", port) + bytes(4) + \
-            socket.inet_pton(socket.AF_INET6, "::1") + bytes(4)
-    return struct.pack("<H", family) + struct.pack(">H", port) + \
-        socket.inet_aton("127.0.0.1") + bytes(8)
+        return (
+            struct.pack("<H", family)
+            + struct.pack(">H", port)
+            + bytes(4)
+            + socket.inet_pton(socket.AF_INET6, "::1")
+            + bytes(4)
+        )
+    return (
+        struct.pack("<H", family)
+        + struct.pack(">H", port)
+        + socket.inet_aton("127.0.0.1")
+        + bytes(8)
+    )

@@ -77,7 +77,7 @@ def test_handbacks_are_taken_at_most_16_at_a_time_in_order(pool):
     pool.give_back(offsets)
     batches = [pool.take_handbacks() for _ in range(3)]
     assert [len(b) for b in batches] == [16, 16, 8]
-    assert sum(batches, []) == offsets
+    assert [offset for batch in batches for offset in batch] == offsets
     assert pool.take_handbacks(99) == []
 
 

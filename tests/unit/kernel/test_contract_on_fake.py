@@ -27,6 +27,8 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     kernel = FakeKernel(request.param)
 
     def make(local: tuple[str, int], server: bool) -> HomaSocket:
-        return HomaSocket(local, server=server, pool_bytes=8 << 20, system=kernel.system())
+        return HomaSocket(
+            local, server=server, pool_bytes=8 << 20, system=kernel.system()
+        )
 
     return Backend(f"fake-{request.param}", make, lambda: None, supports_empty=False)

@@ -26,8 +26,9 @@ SUPPORTED = [
 
 
 @pytest.mark.parametrize(("generation", "abi", "info", "abort"), SUPPORTED)
-def test_supported_generations_are_detected_with_their_ioctls(generation, abi, info,
-                                                              abort):
+def test_supported_generations_are_detected_with_their_ioctls(
+    generation, abi, info, abort
+):
     fake = FakeKernel(generation)
     found = probe.detect(fake.system())
     assert (found.generation, found.abi, found.reason) == (generation, abi, None)
@@ -102,8 +103,13 @@ def test_this_host_without_homa_reports_it_consistently():
 
 def test_detection_is_cached_until_forgotten(monkeypatch):
     calls = []
-    monkeypatch.setattr(probe, "detect", lambda system: calls.append(1) or
-                        probe.Detection("G8c", g8.ABI, probe._NO_IOCTLS, None))
+    monkeypatch.setattr(
+        probe,
+        "detect",
+        lambda system: (
+            calls.append(1) or probe.Detection("G8c", g8.ABI, probe._NO_IOCTLS, None)
+        ),
+    )
     probe.forget_detection()
     try:
         assert kernel.abi_generation() == "G8" and kernel.is_available()
@@ -121,15 +127,25 @@ def test_importing_the_backend_probes_nothing():
         "import homarpc.transport.kernel as k\n"
         "print(sorted(k.__all__))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     assert "open_kernel_transport" in out and "BufferPool" in out
 
 
 def test_public_exports():
-    assert set(kernel.__all__) >= {"is_available", "unavailable_reason",
-                                   "abi_generation", "open_kernel_transport",
-                                   "HomaSocket", "BufferPool"}
+    assert set(kernel.__all__) >= {
+        "is_available",
+        "unavailable_reason",
+        "abi_generation",
+        "open_kernel_transport",
+        "HomaSocket",
+        "BufferPool",
+    }
 
 
 def test_describe_knows_every_generation_the_probes_can_name():

@@ -19,9 +19,10 @@ from homarpc.transport.kernel.ioctl import G8cIoctl
 
 @pytest.fixture
 def udp_pair():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, socket.socket(
-        socket.AF_INET, socket.SOCK_DGRAM
-    ) as tx:
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx,
+    ):
         rx.bind(("127.0.0.1", 0))
         rx.settimeout(5)
         yield rx, tx

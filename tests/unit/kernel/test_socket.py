@@ -35,8 +35,9 @@ def fake(request):
 
 @pytest.fixture
 def pair(fake):
-    server = HomaSocket(("127.0.0.1", 0), server=True, pool_bytes=POOL,
-                        system=fake.system())
+    server = HomaSocket(
+        ("127.0.0.1", 0), server=True, pool_bytes=POOL, system=fake.system()
+    )
     client = HomaSocket(("127.0.0.1", 0), pool_bytes=POOL, system=fake.system())
     fake.forget_history()  # the probes' calls are not the tests' business
     yield server, client
@@ -59,8 +60,9 @@ def _handed_back(fake):
     return [offset for batch in fake.handback_batches for offset in batch]
 
 
-def test_every_handback_batch_holds_at_most_16_and_each_offset_goes_back_once(fake,
-                                                                              pair):
+def test_every_handback_batch_holds_at_most_16_and_each_offset_goes_back_once(
+    fake, pair
+):
     server, client = pair
     held = [_request(server, client, bytes(40_000)) for _ in range(40)]
     for message in held:  # 40 bpages released between two receives
@@ -137,7 +139,7 @@ def test_small_messages_are_zero_copy_views_into_the_pool(pair):
 
 
 def test_a_failed_rpc_comes_back_with_its_id_cookie_and_peer(pair):
-    server, client = pair
+    _, client = pair
     nobody = ("127.0.0.1", 4321)
     rpc_id = client.send(nobody, b"hello?", 99)
     failed = client.recv(WAIT)
@@ -212,8 +214,9 @@ def test_replying_to_a_vanished_rpc_is_ignored(pair):
 def test_abort_uses_the_ioctl_and_ignores_unknown_ids():
     fake = FakeKernel("G8c")
     client = HomaSocket(("127.0.0.1", 0), pool_bytes=POOL, system=fake.system())
-    server = HomaSocket(("127.0.0.1", 0), server=True, pool_bytes=POOL,
-                        system=fake.system())
+    server = HomaSocket(
+        ("127.0.0.1", 0), server=True, pool_bytes=POOL, system=fake.system()
+    )
     try:
         rpc_id = client.send(server.local_addr, b"x", 8)
         client.abort(12345678, errno.ECANCELED)  # unknown: a no-op
@@ -230,8 +233,9 @@ def test_abort_uses_the_ioctl_and_ignores_unknown_ids():
 def test_without_the_abort_ioctl_abort_works_locally():
     fake = FakeKernel("G8-upstream")
     client = HomaSocket(("127.0.0.1", 0), pool_bytes=POOL, system=fake.system())
-    server = HomaSocket(("127.0.0.1", 0), server=True, pool_bytes=POOL,
-                        system=fake.system())
+    server = HomaSocket(
+        ("127.0.0.1", 0), server=True, pool_bytes=POOL, system=fake.system()
+    )
     try:
         fake.forget_history()
         rpc_id = client.send(server.local_addr, b"x", 8)
@@ -283,8 +287,9 @@ def test_info_and_freeze_where_the_module_has_them():
         sock.freeze()
     finally:
         sock.close()
-    old = HomaSocket(("127.0.0.1", 0), pool_bytes=POOL,
-                     system=FakeKernel("G8-upstream").system())
+    old = HomaSocket(
+        ("127.0.0.1", 0), pool_bytes=POOL, system=FakeKernel("G8-upstream").system()
+    )
     try:
         with pytest.raises(HomaError, match="no HOMAIOCFREEZE"):
             old.freeze()
@@ -294,7 +299,7 @@ def test_info_and_freeze_where_the_module_has_them():
 
 def test_a_pool_the_module_refuses_is_a_clear_error():
     fake = FakeKernel("G8c")
-    with pytest.raises(HomaError, match="refused the .* receive pool"):
+    with pytest.raises(HomaError, match=r"refused the .* receive pool"):
         HomaSocket(("127.0.0.1", 0), pool_bytes=2 * BPAGE, system=fake.system())
     assert fake.ports == {}
 
