@@ -11,6 +11,7 @@ unary-request calls fail over to the next one.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -25,6 +26,8 @@ from ._targets import parse_target
 from .metadata import Metadatum, check_metadata
 from .status import RpcError, StatusCode
 from .transport import open_transport
+
+log = logging.getLogger("homarpc.channel")
 
 __all__ = [
     "Channel",
@@ -259,13 +262,14 @@ class _MultiCallable(Generic[RequestT, ResponseT]):
     ) -> None:
         self._channel = channel
         self._method = method
-        self._serialize: Callable[[Any], bytes] = serializer or _identity
+        self._serialize: Callable[[Any], bytes] = serializer or _bytes_only
         self._deserialize = deserializer
 
     def _payload(self, request: Any) -> bytes:
         try:
             payload = self._serialize(request)
         except Exception:
+            log.exception("homarpc: Exception serializing request!")
             raise RpcError(
                 StatusCode.INTERNAL, "Exception serializing request!"
             ) from None
@@ -326,8 +330,14 @@ class _MultiCallable(Generic[RequestT, ResponseT]):
         ).start()
 
 
-def _identity(data: Any) -> bytes:
-    return data  # type: ignore[no-any-return]
+def _bytes_only(request: Any) -> bytes:
+    """The serializer of methods that have none: the request must already be bytes."""
+    if isinstance(request, bytes | bytearray | memoryview):
+        return bytes(request)
+    raise TypeError(
+        f"request is a {type(request).__name__}, not bytes, and the method has no "
+        "request_serializer"
+    )
 
 
 class UnaryUnaryMultiCallable(_MultiCallable[RequestT, ResponseT]):

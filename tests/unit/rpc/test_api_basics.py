@@ -123,3 +123,26 @@ def test_aio_is_reachable_from_a_plain_import_like_grpc_aio():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("homarpc.aio")
+
+
+@pytest.mark.parametrize("request_value", ["text", 12345, {"a": 1}])
+def test_a_non_bytes_request_without_a_serializer_is_an_internal_rpc_error(
+    request_value,
+):
+    with homarpc.insecure_channel("127.0.0.1:1", transport="memory") as channel:
+        call = channel.unary_unary("/pkg.Service/Method")
+        with pytest.raises(homarpc.RpcError) as caught:
+            call(request_value, timeout=1)
+    assert caught.value.code() is homarpc.StatusCode.INTERNAL
+    assert caught.value.details() == "Exception serializing request!"
+
+
+def test_a_failing_serializer_is_an_internal_rpc_error():
+    def broken(_: object) -> bytes:
+        raise ValueError("cannot encode")
+
+    with homarpc.insecure_channel("127.0.0.1:1", transport="memory") as channel:
+        call = channel.unary_unary("/pkg.Service/Method", request_serializer=broken)
+        with pytest.raises(homarpc.RpcError) as caught:
+            call(object(), timeout=1)
+    assert caught.value.code() is homarpc.StatusCode.INTERNAL
