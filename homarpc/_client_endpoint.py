@@ -20,6 +20,7 @@ Interface (stable; used by ``channel.py``, ``_client_calls.py`` and ``homarpc.ai
     core = endpoint.open_call(dest, method, metadata, timeout, request=...,
                               response_streaming=..., notify=...); core.start()
     endpoint.wait_for(ready, waiter, timeout) -> bool   # block, pumping if free
+    endpoint.pump_ready() -> bool   # never blocks: read what is waiting, if free
     endpoint.close()
 """
 
@@ -264,11 +265,23 @@ class ClientEndpoint:
                 poller.poll(self._sleep_time(time.monotonic()) * 1000)
             except (OSError, ValueError):
                 return
-            if self._claim_pump():
-                try:
-                    self._drain()
-                finally:
-                    self._release_pump()
+            self.pump_ready()
+
+    def pump_ready(self) -> bool:
+        """Dispatch the messages waiting on the transport, if no one else is reading
+        it (they dispatch for us then); never blocks. For a reader driven by the
+        transport's ``fileno()``, e.g. an event loop (``homarpc.aio``).
+
+        Returns False once the transport is found closed (stop watching it), else
+        True.
+        """
+        if not self._claim_pump():
+            return True  # another reader holds the transport; it drains for us
+        try:
+            self._drain()
+        finally:
+            self._release_pump()
+        return not self.transport.closed
 
     def _drain(self) -> None:
         """Dispatch whatever is waiting, without blocking."""

@@ -23,7 +23,18 @@ from ._sync import Waiter
 from .metadata import Metadatum, check_metadata, format_peer
 from .status import MetadataTuple, Status, StatusCode, as_status_code
 
-__all__ = ["Context", "ContextState", "run_call"]
+__all__ = [
+    "BadRequest",
+    "Context",
+    "ContextState",
+    "Finisher",
+    "TooLarge",
+    "decoder",
+    "encoder",
+    "finish_after_exception",
+    "run_call",
+    "unary_response",
+]
 
 log = logging.getLogger("homarpc.server")
 
@@ -45,7 +56,7 @@ class _Abort(Exception):
     """Raised by ``context.abort`` to unwind the behavior."""
 
 
-class _BadRequest(Exception):
+class BadRequest(Exception):
     """The request could not be deserialized."""
 
 
@@ -192,10 +203,11 @@ def _decode(handler: RpcMethodHandler, payload: bytes) -> Any:
     try:
         return deserialize(payload)
     except Exception as exc:
-        raise _BadRequest(str(exc)) from exc
+        raise BadRequest(str(exc)) from exc
 
 
-def _decoder(handler: RpcMethodHandler) -> Callable[[bytes], Any]:
+def decoder(handler: RpcMethodHandler) -> Callable[[bytes], Any]:
+    """``handler``'s request deserializer; raises ``BadRequest`` on bad input."""
     return functools.partial(_decode, handler)
 
 
@@ -208,15 +220,16 @@ def _encode(handler: RpcMethodHandler, max_send: int, response: Any) -> bytes:
             raise TypeError(f"serializer returned {type(payload).__name__}, not bytes")
         payload = bytes(payload)
     if 0 <= max_send < len(payload):
-        raise _TooLarge(f"Sent message larger than max ({len(payload)} vs. {max_send})")
+        raise TooLarge(f"Sent message larger than max ({len(payload)} vs. {max_send})")
     return payload
 
 
-def _encoder(handler: RpcMethodHandler, max_send: int) -> Callable[[Any], bytes]:
+def encoder(handler: RpcMethodHandler, max_send: int) -> Callable[[Any], bytes]:
+    """``handler``'s response serializer; raises ``TooLarge`` over ``max_send``."""
     return functools.partial(_encode, handler, max_send)
 
 
-class _TooLarge(Exception):
+class TooLarge(Exception):
     """A response over ``grpc.max_send_message_length``."""
 
 
@@ -252,17 +265,19 @@ def _run_call(core: ServerCallCore, lookup: Lookup, max_send: int) -> None:
         _run_behavior(core, waiter, handler, context, max_send)
     except _Abort:
         context.finish()
-    except _BadRequest:
+    except BadRequest:
         context.finish_with(StatusCode.INTERNAL, "Exception deserializing request!")
-    except _TooLarge as exc:
+    except TooLarge as exc:
         context.finish_with(StatusCode.RESOURCE_EXHAUSTED, str(exc))
     except Exception as exc:
-        _finish_after_exception(context, core, exc)
+        finish_after_exception(context, core, exc)
 
 
-def _finish_after_exception(
+def finish_after_exception(
     context: Finisher, core: ServerCallCore, exc: Exception
 ) -> None:
+    """End the call after the behavior raised ``exc``: with the code it set, if
+    any, else UNKNOWN "Exception calling application: <exc>" and a log line."""
     if not core.is_active:
         return  # cancelled or timed out meanwhile: the client has its status
     if context.code() not in (None, StatusCode.OK):
@@ -287,9 +302,12 @@ class _Cancelled(Exception):
     """The call ended before the handler could run."""
 
 
-def _unary_response(
+def unary_response(
     context: Finisher, handler: RpcMethodHandler, max_send: int, response: Any
 ) -> None:
+    """End a unary-response call with ``response``; None (unless the behavior set
+    a code) or an unserializable one -> INTERNAL "Failed to serialize response!".
+    Raises ``TooLarge`` for a response over ``max_send``."""
     if response is None:
         if context.code() in (None, StatusCode.OK):
             context.finish_with(StatusCode.INTERNAL, "Failed to serialize response!")
@@ -298,7 +316,7 @@ def _unary_response(
         return
     try:
         payload = _encode(handler, max_send, response)
-    except _TooLarge:
+    except TooLarge:
         raise
     except Exception:
         context.finish_with(StatusCode.INTERNAL, "Failed to serialize response!")
@@ -314,7 +332,7 @@ def _stream_response(
     max_send: int,
     responses: Iterator[Any],
 ) -> None:
-    encode = _encoder(handler, max_send)
+    encode = encoder(handler, max_send)
     try:
         for response in responses:
             payload = encode(response)
@@ -338,7 +356,7 @@ def _run_behavior(
     """Feed the behavior its request(s) and send its response(s), per cardinality."""
     request: Any
     if handler.request_streaming:
-        request = _requests(core, waiter, _decoder(handler))
+        request = _requests(core, waiter, decoder(handler))
     else:
         try:
             request = _unary_request(core, waiter, handler)
@@ -348,4 +366,4 @@ def _run_behavior(
     if handler.response_streaming:
         _stream_response(core, waiter, context, handler, max_send, iter(result or ()))
     else:
-        _unary_response(context, handler, max_send, result)
+        unary_response(context, handler, max_send, result)

@@ -20,6 +20,9 @@ Internal interface (stable; ``homarpc.aio`` uses exactly this)::
 
     endpoint = ServerEndpoint(transport, on_call=callback, max_receive_message_length=N)
     endpoint.start(); ...; endpoint.close()
+    # or, without start(), from an event loop (never blocking):
+    endpoint.pump_ready() -> bool   # when fileno() is readable; False once closed
+    endpoint.sweep()                # every quarter second or so
     # on_call(core) runs on the receive thread for each new call: it must not block
     # (hand the call to a worker pool or an event loop) and should set core.notify.
     core.method, core.metadata, core.peer, core.deadline, core.time_remaining()
@@ -65,6 +68,8 @@ _ORPHAN_TTL = 5.0
 #: is gone (live clients send keepalives every ``KEEPALIVE_INTERVAL``, 10 s).
 LIVENESS_TIMEOUT = 35.0
 _MAX_ORPHANS = 1024
+#: Requests ``pump_ready`` handles per call before returning to its event loop.
+_PUMP_BATCH = 64
 
 Notify = Callable[[], None]
 MetadataEntries = tuple[Metadatum, ...]
@@ -472,6 +477,33 @@ class ServerEndpoint:
             self._finished[key] = None
             if len(self._finished) > _REMEMBERED:
                 self._finished.popitem(last=False)
+
+    def pump_ready(self) -> bool:
+        """Dispatch up to 64 requests waiting on the transport, without blocking.
+
+        For a reader driven by the transport's ``fileno()`` instead of ``start()``'s
+        threads (``homarpc.aio``). Returns False once the transport is closed (stop
+        watching it), else True.
+        """
+        recv = self.transport.recv
+        for _ in range(_PUMP_BATCH):
+            try:
+                message = recv(timeout=0)
+            except TransportClosedError:
+                return False
+            if message is None:
+                return True
+            try:
+                self._dispatch(message)
+            except Exception:  # a bug must not stop the server reading
+                log.exception("homarpc: error handling a request from %s", message.peer)
+        return True
+
+    def sweep(self) -> None:
+        """Expire deadlines, end calls whose client went silent, and give up on
+        orphaned frames; never blocks. ``start()``'s threads do this themselves;
+        a reader using ``pump_ready`` calls it about every quarter second."""
+        self._sweep(time.monotonic())
 
     # -- requests -------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Reading a channel's or a server's transport from the event loop, not a thread.
 
 Layer: rpc (homarpc.aio). Imports: stdlib, ``homarpc`` rpc-layer modules
-(``_client_endpoint``, ``_serving``), public ``homarpc.transport`` names.
+(``_client_endpoint``, ``_serving``).
 
 Why: every thread hand-off costs about as much as a loopback round trip on a small
 machine. With the endpoints' own threads reading the transport, an aio unary call
@@ -16,28 +16,20 @@ What the threads did besides reading stays covered: the client endpoint's
 background thread still expires deadlines (aio calls are opened *attended*, so it
 never reads for them), and ``ServerPump`` sweeps the server endpoint on a timer.
 
-This module uses a few private methods of the endpoints (``_claim_pump``,
-``_drain``, ``_release_pump``; ``_dispatch``, ``_sweep``); docs/aio-needs.md asks
-for public ones.
+Both pumps use only the endpoints' public, non-blocking hooks: ``pump_ready()``
+on each, and ``ServerEndpoint.sweep()``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from typing import Final
 
 from .._client_endpoint import ClientEndpoint
 from .._serving import ServerEndpoint
-from ..transport import TransportClosedError
 
 __all__ = ["ClientPump", "ServerPump"]
 
-log = logging.getLogger("homarpc.aio")
-
-#: Messages handled per readiness callback before yielding to other tasks.
-_BATCH: Final = 64
 #: How often the server endpoint is swept (deadlines, orphaned frames, liveness).
 _SWEEP_PERIOD: Final = 0.25
 
@@ -54,14 +46,7 @@ class ClientPump:
         loop.add_reader(self._fd, self._on_readable)
 
     def _on_readable(self) -> None:
-        endpoint = self._endpoint
-        if not endpoint._claim_pump():
-            return  # another reader holds the transport; it drains for us
-        try:
-            endpoint._drain()
-        finally:
-            endpoint._release_pump()
-        if endpoint.transport.closed:
+        if not self._endpoint.pump_ready():
             self.close()
 
     def close(self) -> None:
@@ -84,23 +69,12 @@ class ServerPump:
         self._sweeper = loop.call_later(_SWEEP_PERIOD, self._sweep)
 
     def _on_readable(self) -> None:
-        endpoint = self._endpoint
-        for _ in range(_BATCH):
-            try:
-                message = endpoint.transport.recv(timeout=0)
-            except TransportClosedError:
-                self.close()
-                return
-            if message is None:
-                return
-            try:
-                endpoint._dispatch(message)
-            except Exception:  # a bug must not stop the server reading
-                log.exception("homarpc: error handling a request from %s", message.peer)
+        if not self._endpoint.pump_ready():
+            self.close()
 
     def _sweep(self) -> None:
         try:
-            self._endpoint._sweep(time.monotonic())
+            self._endpoint.sweep()
         finally:
             if not self._closed:
                 self._sweeper = self.loop.call_later(_SWEEP_PERIOD, self._sweep)

@@ -59,29 +59,29 @@ async def run_async(
     core: ServerCallCore, handler: RpcMethodHandler, max_send: int
 ) -> None:
     """Run an async behavior to completion and send the call's final status."""
-    encode = _servicer._encoder(handler, max_send)
-    context = ServicerContext(core, _servicer._decoder(handler), encode)
+    encode = _servicer.encoder(handler, max_send)
+    context = ServicerContext(core, _servicer.decoder(handler), encode)
     runner = _RUNNERS[(handler.request_streaming, handler.response_streaming)]
     try:
         await runner(handler.behavior, context, handler, max_send)
     except AbortError:
         context.finish()
-    except _servicer._BadRequest:
+    except _servicer.BadRequest:
         context.finish_with(StatusCode.INTERNAL, "Exception deserializing request!")
-    except _servicer._TooLarge as exc:
+    except _servicer.TooLarge as exc:
         context.finish_with(StatusCode.RESOURCE_EXHAUSTED, str(exc))
     except asyncio.CancelledError:
         if core.is_active:  # cancelled by stop(), not by the call ending
             core.terminate(StatusCode.UNAVAILABLE, "Server shutting down")
         raise
     except Exception as exc:
-        _servicer._finish_after_exception(context, core, exc)
+        _servicer.finish_after_exception(context, core, exc)
 
 
 async def _one_request(context: ServicerContext) -> Any:
     request = await context.read()
     if request is EOF:
-        raise _servicer._BadRequest("the client sent no request message")
+        raise _servicer.BadRequest("the client sent no request message")
     return request
 
 
@@ -107,7 +107,7 @@ async def _unary_unary(
 ) -> None:
     request = await _one_request(context)
     response = await behavior(request, context)
-    _servicer._unary_response(context, handler, max_send, response)
+    _servicer.unary_response(context, handler, max_send, response)
 
 
 async def _unary_stream(
@@ -127,7 +127,7 @@ async def _stream_unary(
     max_send: int,
 ) -> None:
     response = await behavior(context.requests(), context)
-    _servicer._unary_response(context, handler, max_send, response)
+    _servicer.unary_response(context, handler, max_send, response)
 
 
 async def _stream_stream(
