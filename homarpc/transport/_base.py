@@ -37,9 +37,16 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import ClassVar, Self
 
-from .errors import HomaError
+from .errors import HomaError, MessageTooLongError
 
-__all__ = ["MAX_MESSAGE_LENGTH", "Address", "Buffer", "Message", "Transport"]
+__all__ = [
+    "MAX_MESSAGE_LENGTH",
+    "Address",
+    "Buffer",
+    "Message",
+    "Transport",
+    "check_message_length",
+]
 
 #: Largest Homa message, in bytes, for every backend (the kernel's compile-time limit).
 MAX_MESSAGE_LENGTH = 1_000_000
@@ -50,6 +57,18 @@ Buffer = bytes | bytearray | memoryview
 
 #: A peer or local address: ``(host, port)``; IPv6 hosts are written without brackets.
 Address = tuple[str, int]
+
+
+def check_message_length(length: int, limit: int = MAX_MESSAGE_LENGTH) -> None:
+    """Refuse a payload of ``length`` bytes that ``limit`` does not allow.
+
+    Raises:
+        MessageTooLongError: ``length`` exceeds ``limit``.
+    """
+    if length > limit:
+        raise MessageTooLongError(
+            f"message of {length} bytes exceeds the Homa limit of {limit} bytes"
+        )
 
 
 class Message:

@@ -20,11 +20,10 @@ import time
 from collections import deque
 from typing import ClassVar
 
-from ._base import MAX_MESSAGE_LENGTH, Address, Buffer, Message, Transport
+from ._base import Address, Buffer, Message, Transport, check_message_length
 from .errors import (
     HomaError,
     LocalProtocolError,
-    MessageTooLongError,
     PeerUnreachableError,
     TransportClosedError,
     error_from_errno,
@@ -214,10 +213,5 @@ class MemoryTransport(Transport):
 
     def _checked(self, payload: Buffer) -> bytes:
         self._raise_if_closed()
-        data = bytes(payload)
-        if len(data) > MAX_MESSAGE_LENGTH:
-            raise MessageTooLongError(
-                f"message of {len(data)} bytes exceeds the Homa limit of "
-                f"{MAX_MESSAGE_LENGTH} bytes"
-            )
-        return data
+        check_message_length(memoryview(payload).nbytes)
+        return bytes(payload)

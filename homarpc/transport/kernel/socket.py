@@ -36,7 +36,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .._base import Address, Buffer, Message, Transport
+from .._base import Address, Buffer, Message, Transport, check_message_length
 from ..errors import (
     HomaError,
     HomaUnavailableError,
@@ -293,11 +293,7 @@ class HomaSocket(Transport):
             raise ValueError(
                 "Homa cannot carry an empty message (send at least 1 byte)"
             )
-        if view.nbytes > HOMA_MAX_MESSAGE_LENGTH:
-            raise MessageTooLongError(
-                f"message of {view.nbytes} bytes exceeds the Homa limit of "
-                f"{HOMA_MAX_MESSAGE_LENGTH} bytes"
-            )
+        check_message_length(view.nbytes, HOMA_MAX_MESSAGE_LENGTH)
         name = encode_sockaddr(self._family, dest)
         # Every cdata the msghdr points to stays referenced here until the call ends.
         name_c = _ffi.ffi.from_buffer(name)

@@ -47,7 +47,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import ClassVar
 
-from .._base import MAX_MESSAGE_LENGTH, Address, Buffer, Message, Transport
+from .._base import (
+    MAX_MESSAGE_LENGTH,
+    Address,
+    Buffer,
+    Message,
+    Transport,
+    check_message_length,
+)
 from ..engine import (
     HomaConfig,
     HomaEngine,
@@ -59,7 +66,6 @@ from ..engine.errors import LocalProtocolError as EngineProtocolError
 from ..engine.stats import EngineStats
 from ..errors import (
     LocalProtocolError,
-    MessageTooLongError,
     PeerUnreachableError,
     TransportClosedError,
     error_from_errno,
@@ -511,11 +517,7 @@ class UdpTransport(Transport):
     def _checked(self, payload: Buffer) -> bytes:
         if self._closed:
             raise TransportClosedError("transport is closed")
-        if len(payload) > self.max_message_length:
-            raise MessageTooLongError(
-                f"message of {len(payload)} bytes exceeds the Homa limit of "
-                f"{self.max_message_length} bytes"
-            )
+        check_message_length(len(payload), self.max_message_length)
         # The engine slices packets from the payload lazily, so it must not change.
         return payload if type(payload) is bytes else bytes(payload)
 
