@@ -41,7 +41,9 @@ def test_any_order_overlap_or_duplicate_reassembles_exactly(case):
     added = sum(max(0, msgin.add(a, view[a:b], max_gaps=1_000)) for a, b in ranges)
     assert added == len(message) == msgin.received
     assert msgin.is_complete and not msgin.gaps and msgin.missing_ranges() == []
-    assert bytes(msgin.buffer) == message
+    assert msgin.assemble() == message
+    kept = sorted((start, len(piece)) for start, piece in msgin.pieces)
+    assert sum(n for _, n in kept) == len(message)  # every byte kept exactly once
 
 
 @settings(max_examples=200, deadline=None)
@@ -65,3 +67,17 @@ def test_gap_limit_refuses_new_holes_but_still_fills_old_ones():
     assert msgin.add(30, memoryview(b"y" * 10), max_gaps=1) == -1
     assert msgin.add(0, memoryview(b"z" * 10), max_gaps=1) == 10
     assert msgin.gaps == []
+
+
+def test_a_few_new_bytes_do_not_pin_a_whole_datagram():
+    """Overlapping packets that each bring one new byte keep copies of that byte,
+    not views of their whole datagram (a bad peer cannot pin ~64 KB per byte)."""
+    datagram = bytes(range(256)) * 200  # 51,200 bytes
+    msgin = IncomingMessage(len(datagram) + 10, len(datagram) + 10, 0)
+    msgin.add(0, memoryview(datagram)[: len(datagram) - 1], max_gaps=8)
+    msgin.add(1, memoryview(datagram)[1:], max_gaps=8)  # one new byte at the end
+    last_start, last_piece = msgin.pieces[-1]
+    assert last_start == len(datagram) - 1
+    assert type(last_piece) is bytes and last_piece == datagram[-1:]
+    first_piece = msgin.pieces[0][1]
+    assert isinstance(first_piece, memoryview) and first_piece.obj is datagram

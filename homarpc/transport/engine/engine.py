@@ -112,7 +112,8 @@ class HomaEngine:
     def receive_datagram(self, data: wire.Readable, addr: Address, now: float) -> None:
         """Process one datagram from ``addr``; bad ones are dropped and counted.
 
-        ``data`` is not kept after the call, so a reused receive buffer is fine.
+        ``bytes`` are kept by reference until their message is complete (no
+        copy); any other buffer is copied, so a reused receive buffer is fine.
 
         Then call ``datagrams_to_send()``.
         """
@@ -341,12 +342,14 @@ class HomaEngine:
             return
         if incoming > msgin.granted:
             msgin.granted = min(incoming, length)
-        added = msgin.add(offset, memoryview(data)[_HEADER:], self.config.max_gaps)
+        # Pieces are kept by reference: copy a driver's reusable buffer first.
+        body = memoryview(data if type(data) is bytes else bytes(data))[_HEADER:]
+        added = msgin.add(offset, body, self.config.max_gaps)
         if added < 0:
             self._drop("too_many_gaps")
         elif msgin.is_complete:
             self._detach_incoming(rpc)
-            self._message_complete(rpc, bytes(msgin.buffer))
+            self._message_complete(rpc, msgin.assemble())
         elif added == 0:
             self._drop("duplicate")  # no progress: not a sign of life either
         else:
