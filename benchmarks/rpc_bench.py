@@ -61,6 +61,8 @@ from _stats import (  # noqa: E402
     table,
 )
 
+from homarpc.transport import tune_malloc  # noqa: E402
+
 SERVICE = "bench.Echo"
 METHOD = f"/{SERVICE}/Echo"
 SMALL = 64
@@ -154,11 +156,11 @@ async def _serve_aio(aio: Any, kwargs: dict[str, Any]) -> None:
 
 
 def start_server(
-    framework: str, transport: str, api: str, cpu: int | None
+    framework: str, transport: str, api: str, cpu: int | None, malloc: str
 ) -> ChildServer:
     """A ``serve()`` child process for ``framework`` (pinned to ``cpu`` if given)."""
     argv = [sys.executable, os.path.abspath(__file__), "_serve", framework]
-    argv += ["--transport", transport, "--api", api]
+    argv += ["--transport", transport, "--api", api, "--malloc", malloc]
     if cpu is not None:
         argv += ["--cpu", str(cpu)]
     return ChildServer(argv, framework)
@@ -318,11 +320,12 @@ async def measure(
     budget: Budget,
     progress: Progress,
     server_cpu: int | None,
+    malloc: str = "same",
 ) -> dict[str, Any]:
     """Run the three workloads against a fresh server of ``framework``."""
     name = framework if framework == "grpcio" else f"homarpc/{transport}"
     name += ".aio" if api == "aio" else ""
-    with start_server(framework, transport, api, server_cpu) as server:
+    with start_server(framework, transport, api, server_cpu, malloc) as server:
         channel = _open_channel(framework, server.port, transport, api)
         try:
             echo = functools.partial(channel.unary_unary(METHOD), timeout=CALL_TIMEOUT)
@@ -435,6 +438,14 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="pin client and server to separate CPUs (default: the scheduler places)",
     )
+    parser.add_argument(
+        "--malloc",
+        choices=["same", "own"],
+        default="same",
+        help="same (default): grpcio's processes get the glibc malloc thresholds "
+        "homarpc sets for itself, so the ratios compare RPC stacks, not allocator "
+        "settings; own: each framework as it comes",
+    )
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)  # for _serve
     parser.add_argument("--plot", metavar="PNG", help="latency CDF (needs matplotlib)")
     parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
@@ -443,6 +454,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.malloc == "same":
+        tune_malloc()  # homarpc does this itself; grpcio's processes get it here
     if args.mode == "_serve":
         if args.cpu is not None:
             os.sched_setaffinity(0, {args.cpu})
@@ -462,7 +475,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results = {
             f: asyncio.run(
-                measure(f, args.transport, args.api, budget, progress, server_cpu)
+                measure(
+                    f,
+                    args.transport,
+                    args.api,
+                    budget,
+                    progress,
+                    server_cpu,
+                    args.malloc,
+                )
             )
             for f in frameworks
         }

@@ -21,6 +21,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ._base import MAX_MESSAGE_LENGTH, Address, Buffer, Message, Transport
+from ._malloc import tune_malloc
 from .errors import (
     HomaError,
     HomaUnavailableError,
@@ -58,6 +59,7 @@ __all__ = [
     "error_from_errno",
     "kernel_available",
     "open_transport",
+    "tune_malloc",
 ]
 
 if TYPE_CHECKING:
@@ -120,6 +122,7 @@ def open_transport(
         ValueError: unknown kind.
     """
     chosen = choose_kind(kind)
+    tune_malloc()  # large messages reuse heap memory (see ``_malloc``)
     if chosen == "memory":
         network: MemoryNetwork = options.pop("network", None) or _default_network()
         memory_transport: Transport = network.open(local, server=server)
