@@ -254,13 +254,17 @@ class UdpTransport(Transport):
     def _lead(self, deadline: float | None) -> Message | None:
         """Drive the socket and the timers until a message is ready or time is up.
 
-        Like the kernel's ``poll_usecs``, the leader first polls the socket without
-        sleeping for ``busy_poll`` seconds: a reply that comes back within that
-        time is read without a sleep and a wake-up, which cost more than the whole
-        round trip when the peer runs on another CPU.
+        Like the kernel's ``poll_usecs``, the leader polls the socket without
+        sleeping for ``busy_poll`` seconds, counted from the call and again from
+        each datagram read: a reply that comes back within that time is read
+        without a sleep and a wake-up, which cost more than the whole round trip
+        when the peer runs on another CPU, and a long message whose packets and
+        grants keep coming is never slept through.
         """
         spin_until = _monotonic() + self.busy_poll
         sock_fd = self._sock.fileno()
+        stats = self._engine.stats
+        seen = stats.datagrams_received
         while True:
             message = self._service()
             if message is not None:
@@ -272,6 +276,11 @@ class UdpTransport(Transport):
                 now = _monotonic()
                 if deadline is not None and now >= deadline:
                     return None
+                if stats.datagrams_received != seen:
+                    # Traffic is flowing (a long message, grants): the next datagram
+                    # is likely close, so poll on from now rather than sleep.
+                    seen = stats.datagrams_received
+                    spin_until = now + self.busy_poll
                 spinning = now < spin_until
                 if not spinning:
                     if self._wake_set:
