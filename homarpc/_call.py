@@ -44,7 +44,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ._framing import Flags, Frame, FrameError, decode_frame, encode_frame
+from ._framing import (
+    Flags,
+    Frame,
+    FrameError,
+    decode_frame,
+    encode_frame,
+    encode_frame_parts,
+)
 from ._stream import (
     Assembler,
     FlowControlError,
@@ -350,7 +357,7 @@ class ClientCallCore:
                     | (len(frame.payload) >= _LARGE_FRAME) << 1
                     | bool(frame.flags & _HELD)
                 )
-                sent.append(send(dest, encode_frame(frame), cookie))
+                sent.append(send(dest, encode_frame_parts(frame), cookie))
         except TransportClosedError:
             self._fail(StatusCode.UNAVAILABLE, "Channel closed!")
         except (ValueError, ProtocolError) as exc:

@@ -23,6 +23,7 @@ from typing import Final, NamedTuple
 from .metadata import Metadatum
 
 __all__ = [
+    "GATHER_THRESHOLD",
     "HEADER_SIZE",
     "VERSION",
     "Flags",
@@ -30,6 +31,7 @@ __all__ = [
     "FrameError",
     "decode_frame",
     "encode_frame",
+    "encode_frame_parts",
 ]
 
 VERSION: Final = 1
@@ -112,6 +114,22 @@ def encode_frame(frame: Frame) -> bytes:
     if frame.payload:
         return b"".join((header, head, frame.payload))
     return header + head
+
+
+#: Payloads at least this long are sent as a separate part, not joined to the head.
+GATHER_THRESHOLD: Final = 64 * 1024
+
+
+def encode_frame_parts(frame: Frame) -> bytes | list[bytes | bytearray | memoryview]:
+    """``frame`` serialised for a gathering ``Transport.send``/``reply``: one
+    ``bytes``, or for a large payload ``[header and head, payload]`` so that the
+    payload is not copied once more just to sit behind a few bytes of header."""
+    payload = frame.payload
+    if len(payload) < GATHER_THRESHOLD:
+        return encode_frame(frame)
+    head = _encode_head(frame)
+    header = _HEADER.pack(VERSION, frame.flags, 0, frame.seq, frame.call_id, len(head))
+    return [header + head, payload]
 
 
 def head_size(frame: Frame) -> int:

@@ -42,7 +42,14 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-from ._framing import Flags, Frame, FrameError, decode_frame, encode_frame
+from ._framing import (
+    Flags,
+    Frame,
+    FrameError,
+    decode_frame,
+    encode_frame,
+    encode_frame_parts,
+)
 from ._receivers import Receivers
 from ._stream import (
     Assembler,
@@ -360,21 +367,21 @@ class ServerCallCore:
         for rpc_id, frame in self._inbound.drain():
             self._release(rpc_id, bool(frame.flags & Flags.POLL))
 
-    def _pair(self) -> list[tuple[int, bytes]]:
+    def _pair(self) -> list[tuple[int, _Encoded]]:
         """Match queued frames with answerable requests (under the lock)."""
         out = self._out
         if not (self._answerable or self._finished or out) and (
             len(self._held) <= self._window
         ):
             return _NO_REPLIES  # the usual case while a handler runs
-        replies: list[tuple[int, bytes]] = []
+        replies: list[tuple[int, _Encoded]] = []
         while self._answerable:
             rpc_id = self._answerable.popleft()
             replies.append(
-                (rpc_id, encode_frame(out.popleft()) if out else self._empty_ack)
+                (rpc_id, encode_frame_parts(out.popleft()) if out else self._empty_ack)
             )
         while self._held and out:
-            replies.append((self._held.popleft(), encode_frame(out.popleft())))
+            replies.append((self._held.popleft(), encode_frame_parts(out.popleft())))
         while len(self._held) > self._window:  # a client polling beyond its window
             replies.append((self._held.popleft(), self._empty_ack))
         if self._finished and not out:  # over: answer whatever is (or comes) late
@@ -385,7 +392,7 @@ class ServerCallCore:
                 self._endpoint.forget(self)
         return replies
 
-    def _send(self, replies: list[tuple[int, bytes]]) -> None:
+    def _send(self, replies: list[tuple[int, _Encoded]]) -> None:
         if not replies:
             return
         transport = self._endpoint.transport
@@ -401,7 +408,9 @@ class ServerCallCore:
 
 
 #: What ``_pair`` returns when there is nothing to send (never appended to).
-_NO_REPLIES: list[tuple[int, bytes]] = []
+#: An encoded frame: one ``bytes``, or parts for a gathering send (large payloads).
+_Encoded = bytes | list[bytes | bytearray | memoryview]
+_NO_REPLIES: list[tuple[int, _Encoded]] = []
 
 
 def _nothing() -> None:

@@ -44,8 +44,11 @@ __all__ = [
     "Address",
     "Buffer",
     "Message",
+    "Payload",
     "Transport",
     "check_message_length",
+    "joined",
+    "payload_length",
 ]
 
 #: Largest Homa message, in bytes, for every backend (the kernel's compile-time limit).
@@ -54,6 +57,11 @@ MAX_MESSAGE_LENGTH = 1_000_000
 #: Bytes-like payloads accepted by ``send``/``reply`` (``collections.abc.Buffer`` is
 #: 3.12+; this spells the same idea for 3.11).
 Buffer = bytes | bytearray | memoryview
+
+#: What ``send``/``reply`` carry: one bytes-like object, or a list of them sent as
+#: their concatenation (gather, like ``sendmsg``'s iovec: a frame's head and a
+#: large payload leave without first being joined into one more copy).
+Payload = Buffer | list[Buffer]
 
 #: A peer or local address: ``(host, port)``; IPv6 hosts are written without brackets.
 Address = tuple[str, int]
@@ -69,6 +77,24 @@ def check_message_length(length: int, limit: int = MAX_MESSAGE_LENGTH) -> None:
         raise MessageTooLongError(
             f"message of {length} bytes exceeds the Homa limit of {limit} bytes"
         )
+
+
+def payload_length(payload: Payload) -> int:
+    """Bytes in ``payload`` (all parts)."""
+    if type(payload) is bytes:
+        return len(payload)
+    if isinstance(payload, list):
+        return sum(memoryview(part).nbytes for part in payload)
+    return memoryview(payload).nbytes
+
+
+def joined(payload: Payload) -> bytes:
+    """``payload`` as one ``bytes`` (a copy unless it already is one)."""
+    if type(payload) is bytes:
+        return payload
+    if isinstance(payload, list):
+        return b"".join(payload)
+    return bytes(payload)
 
 
 class Message:
@@ -153,8 +179,12 @@ class Transport(abc.ABC):
         """True once ``close()`` has been called."""
 
     @abc.abstractmethod
-    def send(self, dest: Address, payload: Buffer, cookie: int = 0) -> int:
+    def send(self, dest: Address, payload: Payload, cookie: int = 0) -> int:
         """Start a client RPC carrying ``payload`` as its request; return its id.
+
+        ``payload`` may be a list of parts, sent as their concatenation. The
+        transport may keep references to the parts until the RPC ends, so they
+        must not change meanwhile (``bytes`` never do; others may be copied).
 
         Raises:
             MessageTooLongError: ``payload`` exceeds ``max_message_length``.
@@ -162,8 +192,9 @@ class Transport(abc.ABC):
         """
 
     @abc.abstractmethod
-    def reply(self, dest: Address, rpc_id: int, payload: Buffer) -> None:
-        """Send ``payload`` as the response to the request ``rpc_id`` from ``dest``."""
+    def reply(self, dest: Address, rpc_id: int, payload: Payload) -> None:
+        """Send ``payload`` (bytes-like, or a list of parts as for ``send``) as the
+        response to the request ``rpc_id`` from ``dest``."""
 
     @abc.abstractmethod
     def recv(self, timeout: float | None = None) -> Message | None:

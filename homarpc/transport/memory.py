@@ -20,7 +20,15 @@ import time
 from collections import deque
 from typing import ClassVar
 
-from ._base import Address, Buffer, Message, Transport, check_message_length
+from ._base import (
+    Address,
+    Message,
+    Payload,
+    Transport,
+    check_message_length,
+    joined,
+    payload_length,
+)
 from .errors import (
     HomaError,
     LocalProtocolError,
@@ -96,7 +104,7 @@ class MemoryTransport(Transport):
     def closed(self) -> bool:
         return self._closed
 
-    def send(self, dest: Address, payload: Buffer, cookie: int = 0) -> int:
+    def send(self, dest: Address, payload: Payload, cookie: int = 0) -> int:
         data = self._checked(payload)
         with self._cond:
             rpc_id = self._next_id
@@ -108,7 +116,7 @@ class MemoryTransport(Transport):
             self._fail(rpc_id, PeerUnreachableError())
         return rpc_id
 
-    def reply(self, dest: Address, rpc_id: int, payload: Buffer) -> None:
+    def reply(self, dest: Address, rpc_id: int, payload: Payload) -> None:
         data = self._checked(payload)
         with self._cond:
             if (dest, rpc_id) not in self._in_service:
@@ -211,7 +219,7 @@ class MemoryTransport(Transport):
         if self._closed:
             raise TransportClosedError("transport is closed")
 
-    def _checked(self, payload: Buffer) -> bytes:
+    def _checked(self, payload: Payload) -> bytes:
         self._raise_if_closed()
-        check_message_length(memoryview(payload).nbytes)
-        return bytes(payload)
+        check_message_length(payload_length(payload))
+        return joined(payload)

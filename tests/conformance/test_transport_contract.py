@@ -124,6 +124,38 @@ def test_requests_carry_distinct_ids_and_responses_match_cookies(pair):
     assert seen == {1000 + i: f"re: req {i}".encode() for i in range(20)}
 
 
+@pytest.mark.parametrize("size", [300, 999_000])
+def test_a_list_of_parts_travels_as_their_concatenation(pair, size):
+    """Gathered send/reply: parts of bytes, memoryview and bytearray, split at
+    places no packet boundary matches."""
+    server, client = pair
+    body = os.urandom(size)
+    mutable = bytearray(b"tail")
+    parts = [
+        b"head",
+        memoryview(body)[: size // 3],
+        memoryview(body)[size // 3 :],
+        mutable,
+    ]
+    rpc_id = client.send(server.local_addr, parts, 5)
+    mutable[:] = b"XXXX"  # a mutable part was taken as it was when sent
+    request = _recv(server)
+    assert bytes(request) == b"head" + body + b"tail"
+    server.reply(request.peer, request.id, [bytes(request)[:7], bytes(request)[7:]])
+    request.release()
+    response = _recv(client)
+    assert response.id == rpc_id and response.error is None
+    assert bytes(response) == b"head" + body + b"tail"
+    response.release()
+
+
+def test_too_long_list_of_parts_is_refused(pair):
+    server, client = pair
+    half = bytes(client.max_message_length // 2 + 1)
+    with pytest.raises(MessageTooLongError):
+        client.send(server.local_addr, [half, half], 1)
+
+
 def test_too_long_message_is_refused_before_sending(pair):
     server, client = pair
     with pytest.raises(MessageTooLongError):

@@ -153,9 +153,16 @@ class HomaEngine:
                 self._free_server(rpc, RpcInput.ABORT)
 
     def send_request(
-        self, peer: Address, payload: wire.Readable, cookie: int, now: float
+        self,
+        peer: Address,
+        payload: wire.Readable | list[memoryview],
+        cookie: int,
+        now: float,
     ) -> int:
         """Start a client RPC to ``peer``; return its id (even).
+
+        ``payload`` may be a list of byte views sent as their concatenation; they
+        are kept (not copied) until the RPC ends and must not change.
 
         Raises:
             ValueError: ``payload`` is longer than ``config.max_message_length``.
@@ -169,7 +176,9 @@ class HomaEngine:
         self._arm_timer(now)
         return rpc.id
 
-    def send_response(self, rpc_id: int, payload: wire.Readable, now: float) -> None:
+    def send_response(
+        self, rpc_id: int, payload: wire.Readable | list[memoryview], now: float
+    ) -> None:
         """Answer the request ``rpc_id`` (from ``RequestReceived``).
 
         An unknown or finished id is ignored (the client went away), as in the kernel.
@@ -518,7 +527,7 @@ class HomaEngine:
 
     # ------------------------------------------------------------------ sending
 
-    def _outgoing(self, payload: wire.Readable) -> OutgoingMessage:
+    def _outgoing(self, payload: wire.Readable | list[memoryview]) -> OutgoingMessage:
         config = self.config
         return OutgoingMessage.checked(
             payload, config.unsched_bytes, config.max_message_length

@@ -23,39 +23,71 @@ class OutgoingMessage:
     """A request or response being transmitted.
 
     Attributes:
-        payload: the message bytes (never copied again after ``__init__``).
-        length: ``len(payload)``.
+        payload: the message bytes (never copied again after ``__init__``), or the
+            parts whose concatenation it is (``parts``).
+        parts: ``(offset, view)`` of each part of a gathered payload, else None.
+        length: bytes in the message.
         granted: the sender may transmit every byte below this offset.
         sent: bytes below this offset have been transmitted at least once.
         started: the first packet has gone out (a 0-byte message has one packet).
         retransmit: ``[start, end)`` ranges a RESEND asked for, not yet re-sent.
     """
 
-    __slots__ = ("granted", "length", "payload", "retransmit", "sent", "started")
+    __slots__ = (
+        "granted", "length", "parts", "payload", "retransmit", "sent", "started",
+    )  # fmt: skip
 
     @classmethod
     def checked(
-        cls, payload: bytes | bytearray | memoryview, unsched_bytes: int, limit: int
+        cls,
+        payload: bytes | bytearray | memoryview | list[memoryview],
+        unsched_bytes: int,
+        limit: int,
     ) -> OutgoingMessage:
-        """A message of ``payload`` (copied unless it is ``bytes``).
+        """A message of ``payload`` (copied unless it is ``bytes``; a list holds
+        parts that must not change, e.g. views of ``bytes``).
 
         Raises:
             ValueError: ``payload`` is longer than ``limit``.
         """
-        if len(payload) > limit:
-            raise ValueError(
-                f"message of {len(payload)} bytes exceeds the limit of {limit}"
-            )
-        data = payload if isinstance(payload, bytes) else bytes(payload)
+        if isinstance(payload, list):
+            data: bytes | list[memoryview] = payload
+            length = sum(part.nbytes for part in payload)
+        else:
+            data = payload if isinstance(payload, bytes) else bytes(payload)
+            length = len(data)
+        if length > limit:
+            raise ValueError(f"message of {length} bytes exceeds the limit of {limit}")
         return cls(data, unsched_bytes)
 
-    def __init__(self, payload: bytes, unsched_bytes: int) -> None:
-        self.payload = memoryview(payload)
-        self.length = len(payload)
+    def __init__(self, payload: bytes | list[memoryview], unsched_bytes: int) -> None:
+        if isinstance(payload, list):
+            self.parts: list[tuple[int, memoryview]] | None = []
+            offset = 0
+            for part in payload:
+                self.parts.append((offset, part))
+                offset += part.nbytes
+            self.payload = memoryview(b"")
+            self.length = offset
+        else:
+            self.parts = None
+            self.payload = memoryview(payload)
+            self.length = len(payload)
         self.granted = min(unsched_bytes, self.length)
         self.sent = 0
         self.started = False
         self.retransmit: list[tuple[int, int]] = []
+
+    def packet(self, header: bytes, start: int, stop: int) -> bytes:
+        """``header`` followed by the message bytes ``[start, stop)``."""
+        if self.parts is None:
+            return header + self.payload[start:stop]
+        pieces: list[bytes | memoryview] = [header]
+        for offset, part in self.parts:  # a handful of parts: a frame's head, a body
+            end = offset + part.nbytes
+            if end > start and offset < stop:
+                pieces.append(part[max(start - offset, 0) : min(stop, end) - offset])
+        return b"".join(pieces)
 
     @property
     def is_ready(self) -> bool:

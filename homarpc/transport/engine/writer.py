@@ -58,7 +58,7 @@ class PacketWriter:
             wire.DOFF_DATA, 0, 0, 0, 0, rpc.wire_id, msgout.length, msgout.granted,
             ack_id, port if ack_id else 0, 0, retransmit, 0, 0, start,
         )  # fmt: skip
-        return header + msgout.payload[start:stop]
+        return msgout.packet(header, start, stop)
 
     def write_grant_packet(self, rpc: Rpc, offset: int) -> None:
         self.stats.grants_sent += 1

@@ -36,7 +36,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .._base import Address, Buffer, Message, Transport, check_message_length
+from .._base import Address, Message, Payload, Transport, check_message_length
 from ..errors import (
     HomaError,
     HomaUnavailableError,
@@ -66,7 +66,7 @@ _RPC_GONE = frozenset(
     {errno.ETIMEDOUT, errno.ENOTCONN, errno.EHOSTUNREACH, errno.ECONNRESET}
 )
 _MISUSE = frozenset({errno.EINVAL, errno.EAFNOSUPPORT, errno.EFAULT, errno.EOPNOTSUPP})
-_IOV = _ffi.ffi.typeof("struct iovec *")
+_IOV_ARRAY = _ffi.ffi.typeof("struct iovec[]")
 _ABORT_ARGS = _ffi.ffi.typeof("struct homa_abort_args *")
 
 
@@ -184,7 +184,7 @@ class HomaSocket(Transport):
     def next_deadline(self) -> float | None:
         return time.monotonic() if self._ready else None
 
-    def send(self, dest: Address, payload: Buffer, cookie: int = 0) -> int:
+    def send(self, dest: Address, payload: Payload, cookie: int = 0) -> int:
         args: CData = self._ffi.new(self._abi.sendmsg_args)
         args.completion_cookie = cookie
         self._sendmsg(dest, payload, args, "send")
@@ -196,7 +196,7 @@ class HomaSocket(Transport):
                 self._outgoing[rpc_id] = (dest, cookie)
         return rpc_id
 
-    def reply(self, dest: Address, rpc_id: int, payload: Buffer) -> None:
+    def reply(self, dest: Address, rpc_id: int, payload: Payload) -> None:
         if not rpc_id & 1:
             raise LocalProtocolError(f"{rpc_id} is a client RPC id, not a request's")
         args: CData = self._ffi.new(self._abi.sendmsg_args)
@@ -287,20 +287,27 @@ class HomaSocket(Transport):
 
     # -- sending -----------------------------------------------------------------------
 
-    def _sendmsg(self, dest: Address, payload: Buffer, args: CData, what: str) -> None:
-        view = memoryview(payload)
-        if view.nbytes == 0:
+    def _sendmsg(self, dest: Address, payload: Payload, args: CData, what: str) -> None:
+        views = [memoryview(part) for part in _parts(payload)]
+        length = sum(view.nbytes for view in views)
+        if length == 0:
             raise ValueError(
                 "Homa cannot carry an empty message (send at least 1 byte)"
             )
-        check_message_length(view.nbytes, HOMA_MAX_MESSAGE_LENGTH)
+        check_message_length(length, HOMA_MAX_MESSAGE_LENGTH)
         name = encode_sockaddr(self._family, dest)
         # Every cdata the msghdr points to stays referenced here until the call ends.
         name_c = _ffi.ffi.from_buffer(name)
-        data = _ffi.ffi.from_buffer(view)
-        iov = _ffi.ffi.new(_IOV, {"iov_base": data, "iov_len": view.nbytes})
+        data = [_ffi.ffi.from_buffer(view) for view in views]
+        iov = _ffi.ffi.new(
+            _IOV_ARRAY,
+            [
+                {"iov_base": d, "iov_len": v.nbytes}
+                for d, v in zip(data, views, strict=True)
+            ],
+        )  # one iovec per part: the kernel gathers them (sendmsg copies at once)
         msg = _ffi.new_msghdr(name_c, len(name), args, 0)
-        msg.msg_iov, msg.msg_iovlen = iov, 1
+        msg.msg_iov, msg.msg_iovlen = iov, len(views)
         with self._in_use(f"{what} to {dest}"):
             while self._lib.sendmsg(self._fd, msg, 0) < 0:
                 err = self._ffi.errno
@@ -507,3 +514,7 @@ def _transport_error(err: int, what: str, module_says: str) -> HomaError:
 
 def _errno_name(err: int) -> str:
     return f"{errno.errorcode.get(err, str(err))} ({os.strerror(err)})"
+
+
+def _parts(payload: Payload) -> list[bytes | bytearray | memoryview]:
+    return payload if isinstance(payload, list) else [payload]

@@ -50,10 +50,11 @@ from typing import ClassVar
 from .._base import (
     MAX_MESSAGE_LENGTH,
     Address,
-    Buffer,
     Message,
+    Payload,
     Transport,
     check_message_length,
+    payload_length,
 )
 from ..engine import (
     HomaConfig,
@@ -166,7 +167,7 @@ class UdpTransport(Transport):
         """The engine's counters: datagrams, retransmissions, drops by reason."""
         return self._engine.stats
 
-    def send(self, dest: Address, payload: Buffer, cookie: int = 0) -> int:
+    def send(self, dest: Address, payload: Payload, cookie: int = 0) -> int:
         data = self._checked(payload)
         peer = self._resolved.get(dest) or self._resolve(dest)
         with self._lock:
@@ -179,7 +180,7 @@ class UdpTransport(Transport):
             self._start_helper()
         return rpc_id
 
-    def reply(self, dest: Address, rpc_id: int, payload: Buffer) -> None:
+    def reply(self, dest: Address, rpc_id: int, payload: Payload) -> None:
         data = self._checked(payload)
         if rpc_id & 1 == 0:
             raise LocalProtocolError(f"{rpc_id} is a client RPC id, not a request")
@@ -523,12 +524,16 @@ class UdpTransport(Transport):
         if self._closed:
             raise TransportClosedError("transport is closed")
 
-    def _checked(self, payload: Buffer) -> bytes:
+    def _checked(self, payload: Payload) -> bytes | list[memoryview]:
         if self._closed:
             raise TransportClosedError("transport is closed")
-        check_message_length(len(payload), self.max_message_length)
+        check_message_length(payload_length(payload), self.max_message_length)
         # The engine slices packets from the payload lazily, so it must not change.
-        return payload if type(payload) is bytes else bytes(payload)
+        if type(payload) is bytes:
+            return payload
+        if isinstance(payload, list):
+            return [_frozen(part) for part in payload]
+        return bytes(payload)
 
     def _resolve(self, dest: Address) -> Address:
         """``dest`` as the numeric address datagrams from it will carry (cached)."""
@@ -542,6 +547,15 @@ class UdpTransport(Transport):
             self._resolved.clear()
         self._resolved[dest] = resolved
         return resolved
+
+
+def _frozen(part: bytes | bytearray | memoryview) -> memoryview:
+    """A byte view of ``part`` that cannot change: views of ``bytes`` as they
+    are (no copy), anything mutable copied."""
+    view = memoryview(part)
+    if not (view.readonly and type(view.obj) is bytes):
+        view = memoryview(view.tobytes())
+    return view if view.format == "B" else view.cast("B")
 
 
 def _request(event: RequestReceived) -> Message:

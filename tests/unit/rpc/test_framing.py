@@ -10,12 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from homarpc._framing import (
+    GATHER_THRESHOLD,
     HEADER_SIZE,
     Flags,
     Frame,
     FrameError,
     decode_frame,
     encode_frame,
+    encode_frame_parts,
 )
 from homarpc._stream import (
     Assembler,
@@ -189,3 +191,19 @@ def test_the_reorder_buffer_refuses_a_peer_beyond_the_window():
     buffer.add(4, 4)
     with pytest.raises(FlowControlError, match="window of 2"):
         buffer.add(5, 5)
+
+
+@pytest.mark.parametrize(
+    "size", [0, 100, GATHER_THRESHOLD - 1, GATHER_THRESHOLD, 300_000]
+)
+def test_frame_parts_concatenate_to_the_encoded_frame(size):
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    frame = Frame(9, 2, Flags.MESSAGE, method="/a.B/C", timeout=1.5, payload=payload)
+    parts = encode_frame_parts(frame)
+    whole = encode_frame(frame)
+    if size < GATHER_THRESHOLD:
+        assert parts == whole
+    else:  # the payload rides as its own part: not copied behind the head
+        assert isinstance(parts, list) and parts[1] is payload
+        assert b"".join(parts) == whole
+    assert decode_frame(whole).payload == payload
