@@ -109,10 +109,14 @@ class Frame(NamedTuple):
 
 def encode_frame(frame: Frame) -> bytes:
     """Serialise ``frame``; the caller keeps it under the Homa message limit."""
+    lead = _encode_lead(frame)
+    return b"".join((lead, frame.payload)) if frame.payload else lead
+
+
+def _encode_lead(frame: Frame) -> bytes:
+    """The fixed header and the head records: everything before the payload."""
     head = _encode_head(frame)
     header = _HEADER.pack(VERSION, frame.flags, 0, frame.seq, frame.call_id, len(head))
-    if frame.payload:
-        return b"".join((header, head, frame.payload))
     return header + head
 
 
@@ -124,12 +128,9 @@ def encode_frame_parts(frame: Frame) -> bytes | list[bytes | bytearray | memoryv
     """``frame`` serialised for a gathering ``Transport.send``/``reply``: one
     ``bytes``, or for a large payload ``[header and head, payload]`` so that the
     payload is not copied once more just to sit behind a few bytes of header."""
-    payload = frame.payload
-    if len(payload) < GATHER_THRESHOLD:
+    if len(frame.payload) < GATHER_THRESHOLD:
         return encode_frame(frame)
-    head = _encode_head(frame)
-    header = _HEADER.pack(VERSION, frame.flags, 0, frame.seq, frame.call_id, len(head))
-    return [header + head, payload]
+    return [_encode_lead(frame), frame.payload]
 
 
 def head_size(frame: Frame) -> int:

@@ -407,9 +407,9 @@ class ServerCallCore:
         return callbacks
 
 
-#: What ``_pair`` returns when there is nothing to send (never appended to).
 #: An encoded frame: one ``bytes``, or parts for a gathering send (large payloads).
 _Encoded = bytes | list[bytes | bytearray | memoryview]
+#: What ``_pair`` returns when there is nothing to send (never appended to).
 _NO_REPLIES: list[tuple[int, _Encoded]] = []
 
 

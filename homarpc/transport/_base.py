@@ -49,6 +49,7 @@ __all__ = [
     "check_message_length",
     "joined",
     "payload_length",
+    "payload_parts",
 ]
 
 #: Largest Homa message, in bytes, for every backend (the kernel's compile-time limit).
@@ -77,6 +78,11 @@ def check_message_length(length: int, limit: int = MAX_MESSAGE_LENGTH) -> None:
         raise MessageTooLongError(
             f"message of {length} bytes exceeds the Homa limit of {limit} bytes"
         )
+
+
+def payload_parts(payload: Payload) -> list[Buffer]:
+    """``payload`` as its list of parts (a single buffer is one part)."""
+    return payload if isinstance(payload, list) else [payload]
 
 
 def payload_length(payload: Payload) -> int:

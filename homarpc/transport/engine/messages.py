@@ -23,9 +23,8 @@ class OutgoingMessage:
     """A request or response being transmitted.
 
     Attributes:
-        payload: the message bytes (never copied again after ``__init__``), or the
-            parts whose concatenation it is (``parts``).
-        parts: ``(offset, view)`` of each part of a gathered payload, else None.
+        parts: ``(offset, view)`` of each part of the message (one part unless
+            the sender gathered several); never copied after ``__init__``.
         length: bytes in the message.
         granted: the sender may transmit every byte below this offset.
         sent: bytes below this offset have been transmitted at least once.
@@ -33,9 +32,7 @@ class OutgoingMessage:
         retransmit: ``[start, end)`` ranges a RESEND asked for, not yet re-sent.
     """
 
-    __slots__ = (
-        "granted", "length", "parts", "payload", "retransmit", "sent", "started",
-    )  # fmt: skip
+    __slots__ = ("granted", "length", "parts", "retransmit", "sent", "started")
 
     @classmethod
     def checked(
@@ -50,29 +47,22 @@ class OutgoingMessage:
         Raises:
             ValueError: ``payload`` is longer than ``limit``.
         """
-        if isinstance(payload, list):
-            data: bytes | list[memoryview] = payload
-            length = sum(part.nbytes for part in payload)
-        else:
-            data = payload if isinstance(payload, bytes) else bytes(payload)
-            length = len(data)
-        if length > limit:
+        parts = payload if isinstance(payload, list) else [memoryview(payload)]
+        length = sum(part.nbytes for part in parts)
+        if length > limit:  # refused before anything is copied
             raise ValueError(f"message of {length} bytes exceeds the limit of {limit}")
-        return cls(data, unsched_bytes)
+        if not isinstance(payload, (bytes, list)):
+            payload = bytes(payload)
+        return cls(payload, unsched_bytes)
 
     def __init__(self, payload: bytes | list[memoryview], unsched_bytes: int) -> None:
-        if isinstance(payload, list):
-            self.parts: list[tuple[int, memoryview]] | None = []
-            offset = 0
-            for part in payload:
-                self.parts.append((offset, part))
-                offset += part.nbytes
-            self.payload = memoryview(b"")
-            self.length = offset
-        else:
-            self.parts = None
-            self.payload = memoryview(payload)
-            self.length = len(payload)
+        views = payload if isinstance(payload, list) else [memoryview(payload)]
+        self.parts: list[tuple[int, memoryview]] = []
+        offset = 0
+        for view in views:
+            self.parts.append((offset, view))
+            offset += view.nbytes
+        self.length = offset
         self.granted = min(unsched_bytes, self.length)
         self.sent = 0
         self.started = False
@@ -80,10 +70,11 @@ class OutgoingMessage:
 
     def packet(self, header: bytes, start: int, stop: int) -> bytes:
         """``header`` followed by the message bytes ``[start, stop)``."""
-        if self.parts is None:
-            return header + self.payload[start:stop]
+        parts = self.parts
+        if len(parts) == 1:  # the common case: one buffer
+            return header + parts[0][1][start:stop]
         pieces: list[bytes | memoryview] = [header]
-        for offset, part in self.parts:  # a handful of parts: a frame's head, a body
+        for offset, part in parts:  # a handful of parts: a frame's head, a body
             end = offset + part.nbytes
             if end > start and offset < stop:
                 pieces.append(part[max(start - offset, 0) : min(stop, end) - offset])

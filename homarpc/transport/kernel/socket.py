@@ -36,7 +36,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .._base import Address, Message, Payload, Transport, check_message_length
+from .._base import (
+    Address,
+    Message,
+    Payload,
+    Transport,
+    check_message_length,
+    payload_parts,
+)
 from ..errors import (
     HomaError,
     HomaUnavailableError,
@@ -288,7 +295,7 @@ class HomaSocket(Transport):
     # -- sending -----------------------------------------------------------------------
 
     def _sendmsg(self, dest: Address, payload: Payload, args: CData, what: str) -> None:
-        views = [memoryview(part) for part in _parts(payload)]
+        views = [memoryview(part) for part in payload_parts(payload)]
         length = sum(view.nbytes for view in views)
         if length == 0:
             raise ValueError(
@@ -514,7 +521,3 @@ def _transport_error(err: int, what: str, module_says: str) -> HomaError:
 
 def _errno_name(err: int) -> str:
     return f"{errno.errorcode.get(err, str(err))} ({os.strerror(err)})"
-
-
-def _parts(payload: Payload) -> list[bytes | bytearray | memoryview]:
-    return payload if isinstance(payload, list) else [payload]

@@ -6,6 +6,7 @@ import platform
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -58,7 +59,7 @@ _CHURN = textwrap.dedent(
 
 def _faults(mode: str) -> int:
     env = {"PATH": "/usr/bin:/bin", "HOMARPC_MALLOC_TUNING": "1"}
-    root = str(__import__("pathlib").Path(__file__).resolve().parents[3])
+    root = str(Path(__file__).resolve().parents[3])
     out = subprocess.run(
         [sys.executable, "-c", _CHURN, root, mode],
         capture_output=True, text=True, env=env, timeout=60, check=True,
