@@ -11,11 +11,19 @@ from __future__ import annotations
 from .config import HomaConfig
 from .engine import HomaEngine
 from .errors import EngineError, LocalProtocolError
-from .events import Address, HomaEvent, RequestReceived, ResponseReceived, RpcFailed
+from .events import (
+    Address,
+    Datagram,
+    HomaEvent,
+    RequestReceived,
+    ResponseReceived,
+    RpcFailed,
+)
 from .stats import EngineStats
 
 __all__ = [
     "Address",
+    "Datagram",
     "EngineError",
     "EngineStats",
     "HomaConfig",

@@ -37,7 +37,14 @@ from collections.abc import Callable
 
 from . import wire
 from .config import HomaConfig
-from .events import Address, HomaEvent, RequestReceived, ResponseReceived, RpcFailed
+from .events import (
+    Address,
+    Datagram,
+    HomaEvent,
+    RequestReceived,
+    ResponseReceived,
+    RpcFailed,
+)
 from .grants import GrantScheduler
 from .ledger import PendingAcks, Tombstones
 from .messages import IncomingMessage, OutgoingMessage
@@ -68,6 +75,10 @@ class HomaEngine:
         server: accept incoming requests (a client-only endpoint drops them).
         datagram_size: the largest datagram to send to a peer, asked once per new
             RPC (see ``HomaConfig.packet_data_per_peer``).
+        gather: DATA packets come out of ``datagrams_to_send`` as a list of
+            buffers (the header, then views of the message) for a driver that
+            sends with ``sendmsg``, instead of one ``bytes`` built by copying the
+            message bytes behind the header.
     """
 
     def __init__(
@@ -78,6 +89,7 @@ class HomaEngine:
         *,
         server: bool = False,
         datagram_size: Callable[[Address], int] | None = None,
+        gather: bool = False,
     ) -> None:
         self.config = config
         self.local_port = local_port
@@ -87,7 +99,7 @@ class HomaEngine:
         self._rpcs = RpcTable(rng, config.packet_data_per_peer(datagram_size))
         self._tombstones = Tombstones()
         self._pending_acks = PendingAcks(wire.MAX_ACKS_PER_PACKET)
-        self._writer = PacketWriter(local_port, config.wire_tag, self.stats)
+        self._writer = PacketWriter(local_port, config.wire_tag, self.stats, gather)
         self._sender = SrptSender(self._writer, self._pending_acks)
         self._seq = 0
         self._events: deque[HomaEvent] = deque()
@@ -239,7 +251,7 @@ class HomaEngine:
 
     def datagrams_to_send(
         self, now: float, max_datagrams: int | None = None
-    ) -> list[tuple[bytes, Address]]:
+    ) -> list[tuple[Datagram, Address]]:
         """Datagrams to transmit now, in order: control packets, then DATA by SRPT.
 
         Args:

@@ -9,10 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Address", "HomaEvent", "RequestReceived", "ResponseReceived", "RpcFailed"]
+__all__ = [
+    "Address",
+    "Datagram",
+    "HomaEvent",
+    "RequestReceived",
+    "ResponseReceived",
+    "RpcFailed",
+]
 
 #: A peer's UDP address, ``(host, port)``.
 Address = tuple[str, int]
+
+#: One datagram to send: ``bytes``, or (a DATA packet from an engine made with
+#: ``gather=True``) a list of buffers to send as their concatenation (``sendmsg``).
+Datagram = bytes | list[bytes | memoryview]
 
 
 @dataclass(frozen=True, slots=True)

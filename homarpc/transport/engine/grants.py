@@ -11,9 +11,12 @@ Policy (``spec/homa-protocol.md`` §2.1, simplified for user space):
   included) never exceeds ``max_incoming`` through a grant;
 * every ``FIFO_PERIOD``-th decision the oldest message joins the active set, so a
   stream of short messages cannot starve a long one;
-* grants grow by at least one of the sender's packets (``rpc.data_per_packet``,
-  the size we use towards that peer, standing in for the one it uses) or the
-  whole window if that is smaller, unless they reach the end.
+* grants grow in steps of at least a quarter window or one of the sender's
+  packets (``rpc.data_per_packet``, the size we use towards that peer, standing
+  in for the one it uses), whichever is larger, but never more than the window,
+  unless they reach the end. Kernel Homa grants per packet; here every GRANT
+  costs both ends a datagram and a pass through Python, and a 1 MB message needs
+  3-4 grants instead of ~20 (on loopback: 1 MB echo ~5% faster).
 """
 
 from __future__ import annotations
@@ -80,8 +83,9 @@ class GrantScheduler:
         increase = target - msgin.granted
         if increase <= 0:
             return 0
-        if target < msgin.length and increase < min(rpc.data_per_packet, window):
-            return 0  # wait until a whole packet's worth can be granted
+        step = min(max(rpc.data_per_packet, window // 4), window)
+        if target < msgin.length and increase < step:
+            return 0  # wait until a worthwhile step can be granted
         return increase
 
     def _pick_active(self, ranked: list[Rpc]) -> list[Rpc]:

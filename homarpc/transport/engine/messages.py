@@ -73,12 +73,18 @@ class OutgoingMessage:
         parts = self.parts
         if len(parts) == 1:  # the common case: one buffer
             return header + parts[0][1][start:stop]
+        return b"".join(self.packet_parts(header, start, stop))
+
+    def packet_parts(
+        self, header: bytes, start: int, stop: int
+    ) -> list[bytes | memoryview]:
+        """``packet()`` uncopied: ``header``, then views of ``[start, stop)``."""
         pieces: list[bytes | memoryview] = [header]
-        for offset, part in parts:  # a handful of parts: a frame's head, a body
+        for offset, part in self.parts:  # a handful of parts: a frame's head, a body
             end = offset + part.nbytes
             if end > start and offset < stop:
                 pieces.append(part[max(start - offset, 0) : min(stop, end) - offset])
-        return b"".join(pieces)
+        return pieces
 
     @property
     def is_ready(self) -> bool:

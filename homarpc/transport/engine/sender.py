@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 
-from .events import Address
+from .events import Address, Datagram
 from .ledger import PendingAcks
 from .messages import OutgoingMessage
 from .rpc import Rpc, RpcState
@@ -51,7 +51,7 @@ class SrptSender:
             heapq.heappush(self._heap, (msgout.bytes_left, self._seq, rpc))
             rpc.queued = True
 
-    def fill(self, out: list[tuple[bytes, Address]], limit: int) -> None:
+    def fill(self, out: list[tuple[Datagram, Address]], limit: int) -> None:
         """Append DATA packets to ``out`` until none may go or ``len(out) == limit``."""
         heap = self._heap
         while heap and len(out) != limit:
@@ -66,7 +66,7 @@ class SrptSender:
             # Stopped by ``limit``: refresh the head's key, it has shrunk.
             heapq.heapreplace(heap, (msgout.bytes_left, heap[0][1], heap[0][2]))
 
-    def _next_packet(self, rpc: Rpc, msgout: OutgoingMessage) -> bytes:
+    def _next_packet(self, rpc: Rpc, msgout: OutgoingMessage) -> Datagram:
         """The next DATA packet of ``msgout``: retransmissions first, then new bytes."""
         if msgout.retransmit:
             start, end = msgout.retransmit[0]

@@ -11,7 +11,7 @@ shared ``EngineStats``.
 from __future__ import annotations
 
 from . import wire
-from .events import Address
+from .events import Address, Datagram
 from .messages import OutgoingMessage
 from .rpc import Rpc
 from .stats import EngineStats
@@ -22,18 +22,30 @@ _DATA = wire.PacketType.DATA
 
 
 class PacketWriter:
-    """Builds packets from ``local_port`` carrying ``tag``."""
+    """Builds packets from ``local_port`` carrying ``tag``; DATA packets as one
+    ``bytes``, or with ``gather`` as ``[header, views of the message...]``."""
 
-    __slots__ = ("_tag_hi", "_tag_lo", "control", "local_port", "stats", "tag")
+    __slots__ = (
+        "_tag_hi",
+        "_tag_lo",
+        "control",
+        "gather",
+        "local_port",
+        "stats",
+        "tag",
+    )
 
-    def __init__(self, local_port: int, tag: int, stats: EngineStats) -> None:
+    def __init__(
+        self, local_port: int, tag: int, stats: EngineStats, gather: bool = False
+    ) -> None:
+        self.gather = gather
         self.local_port = local_port
         self.tag = tag
         self._tag_hi, self._tag_lo = (tag >> 16) & 0xFF, tag & 0xFFFF
         self.stats = stats
-        self.control: list[tuple[bytes, Address]] = []
+        self.control: list[tuple[Datagram, Address]] = []
 
-    def take_control(self) -> list[tuple[bytes, Address]]:
+    def take_control(self) -> list[tuple[Datagram, Address]]:
         """The queued control packets, oldest first; the queue starts over."""
         control, self.control = self.control, []
         return control
@@ -45,7 +57,7 @@ class PacketWriter:
         span: tuple[int, int],
         retransmit: int,
         ack_id: int,
-    ) -> bytes:
+    ) -> Datagram:
         """A DATA packet carrying ``msgout``'s bytes ``[start, stop)``.
 
         ``ack_id`` (0: none) piggy-backs the ack of a finished RPC to the same peer.
@@ -58,6 +70,8 @@ class PacketWriter:
             wire.DOFF_DATA, 0, 0, 0, 0, rpc.wire_id, msgout.length, msgout.granted,
             ack_id, port if ack_id else 0, 0, retransmit, 0, 0, start,
         )  # fmt: skip
+        if self.gather:
+            return msgout.packet_parts(header, start, stop)
         return msgout.packet(header, start, stop)
 
     def write_grant_packet(self, rpc: Rpc, offset: int) -> None:

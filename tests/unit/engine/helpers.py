@@ -27,12 +27,16 @@ Datagram = tuple[bytes, tuple[str, int], tuple[str, int]]  # data, src, dst
 class EnginePair:
     """A client engine and a server engine with a virtual clock."""
 
-    def __init__(self, config: HomaConfig | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, config: HomaConfig | None = None, seed: int = 0, *, gather: bool = False
+    ) -> None:
         self.config = config or HomaConfig()
         self.now = 0.0
-        self.client = HomaEngine(self.config, CLIENT[1], random.Random(seed))
+        self.client = HomaEngine(
+            self.config, CLIENT[1], random.Random(seed), gather=gather
+        )
         self.server = HomaEngine(
-            self.config, SERVER[1], random.Random(seed + 1), server=True
+            self.config, SERVER[1], random.Random(seed + 1), server=True, gather=gather
         )
         self.client_events: list[HomaEvent] = []
         self.requests: list[RequestReceived] = []
@@ -49,6 +53,8 @@ class EnginePair:
 
     def deliver(self, datagram: Datagram) -> None:
         data, src, dst = datagram
+        if isinstance(data, list):  # a gathered DATA packet: what sendmsg would send
+            data = b"".join(data)
         self.engine_at(dst).receive_datagram(data, src, self.now)
         self.drain_events()
 

@@ -160,6 +160,44 @@ def test_max_datagrams_limits_data_but_not_control():
     assert len(pair.client.datagrams_to_send(0.0)) == 3  # the rest of 4,000 unscheduled
 
 
+def test_gathered_data_packets_view_the_message_and_carry_the_same_bytes():
+    payload = random.Random(3).randbytes(300_000)
+    built, gathered = (
+        HomaEngine(HomaConfig(), CLIENT[1], random.Random(0), gather=gather)
+        for gather in (False, True)
+    )
+    for engine in (built, gathered):
+        engine.send_request(
+            SERVER, [memoryview(payload[:10]), memoryview(payload[10:])], 0, 0.0
+        )
+    ((plain, _),) = built.datagrams_to_send(0.0)
+    ((parts, _),) = gathered.datagrams_to_send(0.0)
+    assert isinstance(plain, bytes) and isinstance(parts, list)
+    assert [type(part) for part in parts] == [bytes, memoryview, memoryview]
+    assert b"".join(parts) == plain
+
+
+def test_a_gathering_pair_moves_long_messages_intact():
+    pair = EnginePair(gather=True)
+    payload = random.Random(4).randbytes(1_000_000)
+    pair.client.send_request(SERVER, payload, 7, 0.0)
+    pair.transfer()
+    (response,) = pair.client_events
+    assert isinstance(response, ResponseReceived)
+    assert response.payload == payload[::-1]
+
+
+def test_a_long_message_is_granted_in_a_few_steps_not_per_packet():
+    pair = EnginePair(HomaConfig(max_incoming=1_000_000))
+    pair.client.send_request(SERVER, bytes(1_000_000), 0, 0.0)
+    pair.transfer()
+    packets = -(-1_000_000 // pair.config.data_per_packet)
+    # A quarter window (125 KB) per grant at least: each grant costs both ends a
+    # datagram and a pass through the engine.
+    assert pair.server.stats.grants_sent <= 1_000_000 // 125_000
+    assert pair.server.stats.grants_sent < packets // 2
+
+
 def test_events_are_frozen():
     event = ResponseReceived(2, 0, SERVER, b"")
     with pytest.raises(AttributeError):
