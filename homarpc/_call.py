@@ -413,7 +413,7 @@ class ClientCallCore:
             self._finish(StatusCode.UNAVAILABLE, str(message.error))
             return
         try:
-            frame = decode_frame(message.payload)
+            frame = decode_frame(message.payload_parts())
         except FrameError as exc:
             message.release()
             self._endpoint.malformed += 1

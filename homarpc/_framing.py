@@ -29,6 +29,7 @@ __all__ = [
     "Flags",
     "Frame",
     "FrameError",
+    "Pieces",
     "decode_frame",
     "encode_frame",
     "encode_frame_parts",
@@ -87,6 +88,29 @@ class FrameError(ValueError):
 MetadataEntries = tuple[Metadatum, ...]
 
 
+class Pieces:
+    """A received payload still in pieces: views of the immutable datagrams that
+    brought it. Whoever needs it whole joins it once (``bytes(pieces)``), or adds
+    the pieces to those of the other frames of a split message first, so that a
+    message arriving in pieces is copied once on its way to the application.
+    """
+
+    __slots__ = ("_length", "parts")
+
+    def __init__(self, parts: list[bytes | memoryview]) -> None:
+        self.parts = parts
+        self._length = sum(len(part) for part in parts)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.parts)
+
+    def __repr__(self) -> str:
+        return f"<Pieces {len(self.parts)} parts, {self._length} B>"
+
+
 class Frame(NamedTuple):
     """One frame; ``None`` fields are absent on the wire, ``()`` is present-but-empty.
 
@@ -103,14 +127,20 @@ class Frame(NamedTuple):
     status: tuple[int, str] | None = None
     trailers: MetadataEntries | None = None
     #: Outgoing chunks may be memoryviews into the caller's message (no copy until
-    #: ``encode_frame``); decoded ones view the received message when it is bytes.
-    payload: bytes | memoryview = b""
+    #: ``encode_frame``); decoded ones view the received message when it is bytes,
+    #: or are ``Pieces`` when it came as pieces.
+    payload: bytes | memoryview | Pieces = b""
 
 
 def encode_frame(frame: Frame) -> bytes:
     """Serialise ``frame``; the caller keeps it under the Homa message limit."""
     lead = _encode_lead(frame)
-    return b"".join((lead, frame.payload)) if frame.payload else lead
+    payload = frame.payload
+    if not payload:
+        return lead
+    if isinstance(payload, Pieces):  # a received payload sent on: its pieces follow
+        return b"".join([lead, *payload.parts])
+    return b"".join((lead, payload))
 
 
 def _encode_lead(frame: Frame) -> bytes:
@@ -128,9 +158,12 @@ def encode_frame_parts(frame: Frame) -> bytes | list[bytes | bytearray | memoryv
     """``frame`` serialised for a gathering ``Transport.send``/``reply``: one
     ``bytes``, or for a large payload ``[header and head, payload]`` so that the
     payload is not copied once more just to sit behind a few bytes of header."""
-    if len(frame.payload) < GATHER_THRESHOLD:
+    payload = frame.payload
+    if len(payload) < GATHER_THRESHOLD:
         return encode_frame(frame)
-    return [_encode_lead(frame), frame.payload]
+    if isinstance(payload, Pieces):
+        return [_encode_lead(frame), *payload.parts]
+    return [_encode_lead(frame), payload]
 
 
 def head_size(frame: Frame) -> int:
@@ -210,17 +243,21 @@ def _encode_metadata(entries: MetadataEntries) -> bytes:
     return b"".join(parts)
 
 
-def decode_frame(data: bytes | memoryview) -> Frame:
+def decode_frame(data: bytes | memoryview | list[bytes | memoryview]) -> Frame:
     """Parse one Homa message into a ``Frame``.
 
     The payload is a view into ``data`` when ``data`` is ``bytes`` (immutable, kept
     alive by the view: no copy), else a copy (a transport buffer that goes back
-    to the transport on ``Message.release()``).
+    to the transport on ``Message.release()``). ``data`` may also be the message
+    in pieces (``Message.payload_parts()``: views of immutable bytes); the payload
+    is then ``Pieces``, uncopied.
 
     Raises:
         FrameError: too short, unknown version, lengths that do not add up, or a
             head record that does not parse.
     """
+    if isinstance(data, list):
+        return _decode_pieces(data)
     if len(data) < HEADER_SIZE:
         raise FrameError(f"message of {len(data)} bytes is shorter than a frame header")
     version, flags, _, seq, call_id, head_len = _HEADER.unpack_from(data)
@@ -241,6 +278,24 @@ def decode_frame(data: bytes | memoryview) -> Frame:
     return Frame(
         call_id, seq, flags, method, timeout, metadata, status, trailers, payload
     )
+
+
+def _decode_pieces(parts: list[bytes | memoryview]) -> Frame:
+    """``decode_frame`` of a message in pieces: the header and head are read from
+    the first piece (a message's first packet: tens of kilobytes on loopback,
+    1.4 KB across a network), the payload stays in pieces."""
+    if len(parts) == 1:
+        return decode_frame(parts[0])
+    first = parts[0]
+    head_end = HEADER_SIZE
+    if len(first) >= HEADER_SIZE:
+        head_end += _HEADER.unpack_from(first)[5]
+    if len(first) < head_end:  # a head spread over pieces (huge metadata): join
+        return decode_frame(b"".join(parts))
+    frame = decode_frame(memoryview(first)[:head_end].tobytes())
+    rest = memoryview(first)[head_end:]
+    payload = Pieces([rest, *parts[1:]] if rest else parts[1:])
+    return frame._replace(payload=payload)
 
 
 #: The head of a server's final frame with status OK and no metadata.

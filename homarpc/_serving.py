@@ -520,7 +520,7 @@ class ServerEndpoint:
         if not message.is_request:
             return  # servers start no RPCs; nothing to match
         try:
-            frame = decode_frame(message.payload)
+            frame = decode_frame(message.payload_parts())
         except FrameError as exc:
             self.malformed += 1
             log.debug(

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
-from ._framing import HEADER_SIZE, Flags, Frame, head_size
+from ._framing import HEADER_SIZE, Flags, Frame, Pieces, head_size
 
 __all__ = [
     "Assembler",
@@ -105,8 +105,9 @@ class Assembler:
         """True while some chunks of a message have arrived but not its last."""
         return bool(self._chunks)
 
-    def add(self, chunk: bytes | memoryview, is_last: bool) -> bytes | None:
-        """Add one chunk; return the whole message when ``is_last``.
+    def add(self, chunk: bytes | memoryview | Pieces, is_last: bool) -> bytes | None:
+        """Add one chunk; return the whole message when ``is_last``. The one copy
+        a message costs is made here: chunks are views, or ``Pieces`` of views.
 
         Raises:
             MessageTooLargeError: the message has grown past the limit.
@@ -118,15 +119,21 @@ class Assembler:
                 f"Received message larger than max ({size} vs. {self._limit})"
             )
         if not is_last:
-            self._chunks.append(chunk)  # views of immutable bytes: no copy yet
+            self._keep(chunk)  # views of immutable bytes: no copy yet
             return None
         self._size = 0
         if self._chunks:
-            self._chunks.append(chunk)
+            self._keep(chunk)
             whole = b"".join(self._chunks)  # the one copy of a split message
             self._chunks = []
             return whole
         return chunk if isinstance(chunk, bytes) else bytes(chunk)
+
+    def _keep(self, chunk: bytes | memoryview | Pieces) -> None:
+        if isinstance(chunk, Pieces):
+            self._chunks.extend(chunk.parts)
+        else:
+            self._chunks.append(chunk)
 
 
 def message_frames(

@@ -112,11 +112,15 @@ class Message:
         peer: the address of the other end.
         is_request: True for an incoming request (we owe a reply).
         payload: the message bytes; a zero-copy view where the backend can give one,
-            valid until ``release()``. Empty when ``error`` is set.
+            valid until ``release()``. Empty when ``error`` is set. A backend that
+            received the message in pieces joins them on first use: a reader that
+            can take pieces asks ``payload_parts()`` instead and skips that copy.
         error: why the RPC failed, or ``None``.
     """
 
-    __slots__ = ("_release", "cookie", "error", "id", "is_request", "payload", "peer")
+    __slots__ = (
+        "_parts", "_payload", "_release", "cookie", "error", "id", "is_request", "peer",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -127,17 +131,44 @@ class Message:
         payload: bytes | memoryview = b"",
         error: HomaError | None = None,
         release: Callable[[], None] | None = None,
+        *,
+        parts: list[bytes | memoryview] | None = None,
     ) -> None:
         self.id = id
         self.cookie = cookie
         self.peer = peer
         self.is_request = is_request
-        self.payload = payload
+        self._payload = payload
+        #: The payload still in pieces (views of immutable ``bytes``), or None.
+        self._parts = parts
         self.error = error
         self._release = release
 
+    @property
+    def payload(self) -> bytes | memoryview:
+        if self._parts is not None:
+            self._payload = b"".join(self._parts)
+            self._parts = None
+        return self._payload
+
+    @payload.setter
+    def payload(self, value: bytes | memoryview) -> None:
+        self._payload = value
+        self._parts = None
+
+    def payload_parts(self) -> list[bytes | memoryview]:
+        """The payload as buffers whose concatenation it is, not joined if the
+        backend received it in pieces (views of immutable ``bytes``, so they stay
+        valid): the RPC layer decodes a frame's head from the first and joins
+        the payload once, across the frames of a split message."""
+        if self._parts is not None:
+            return self._parts
+        return [self._payload]
+
     def __len__(self) -> int:
-        return len(self.payload)
+        if self._parts is not None:
+            return sum(len(part) for part in self._parts)
+        return len(self._payload)
 
     def __bytes__(self) -> bytes:
         return bytes(self.payload)
@@ -162,7 +193,7 @@ class Message:
 
     def __repr__(self) -> str:
         kind = "request" if self.is_request else "response"
-        what = f"error={self.error!r}" if self.error else f"{len(self.payload)} B"
+        what = f"error={self.error!r}" if self.error else f"{len(self)} B"
         return f"<Message {kind} id={self.id} cookie={self.cookie} peer={self.peer} {what}>"
 
 

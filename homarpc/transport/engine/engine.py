@@ -41,6 +41,7 @@ from .events import (
     Address,
     Datagram,
     HomaEvent,
+    Received,
     RequestReceived,
     ResponseReceived,
     RpcFailed,
@@ -78,7 +79,9 @@ class HomaEngine:
         gather: DATA packets come out of ``datagrams_to_send`` as a list of
             buffers (the header, then views of the message) for a driver that
             sends with ``sendmsg``, instead of one ``bytes`` built by copying the
-            message bytes behind the header.
+            message bytes behind the header; and a message received in several
+            packets is delivered as its list of pieces (``Received``), for a
+            reader that joins it once itself, with whatever else it needs joined.
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class HomaEngine:
         self._tombstones = Tombstones()
         self._pending_acks = PendingAcks(wire.MAX_ACKS_PER_PACKET)
         self._writer = PacketWriter(local_port, config.wire_tag, self.stats, gather)
+        self._gather = gather
         self._sender = SrptSender(self._writer, self._pending_acks)
         self._seq = 0
         self._events: deque[HomaEvent] = deque()
@@ -370,7 +374,8 @@ class HomaEngine:
             self._drop("too_many_gaps")
         elif msgin.is_complete:
             self._detach_incoming(rpc)
-            self._message_complete(rpc, msgin.assemble())
+            whole = msgin.ordered_pieces() if self._gather else msgin.assemble()
+            self._message_complete(rpc, whole)
         elif added == 0:
             self._drop("duplicate")  # no progress: not a sign of life either
         else:
@@ -404,7 +409,7 @@ class HomaEngine:
             self._grants.remove(rpc)
             self._grants_dirty = True
 
-    def _message_complete(self, rpc: Rpc, payload: bytes) -> None:
+    def _message_complete(self, rpc: Rpc, payload: Received) -> None:
         if rpc.is_client:
             rpc.process(RpcInput.RESPONSE_COMPLETE)
             self._forget_client(rpc)

@@ -13,6 +13,7 @@ __all__ = [
     "Address",
     "Datagram",
     "HomaEvent",
+    "Received",
     "RequestReceived",
     "ResponseReceived",
     "RpcFailed",
@@ -25,6 +26,10 @@ Address = tuple[str, int]
 #: ``gather=True``) a list of buffers to send as their concatenation (``sendmsg``).
 Datagram = bytes | list[bytes | memoryview]
 
+#: A received message: ``bytes``, or (from an engine made with ``gather=True``) the
+#: list of its pieces in order, views of the immutable datagrams that brought them.
+Received = bytes | list[bytes | memoryview]
+
 
 @dataclass(frozen=True, slots=True)
 class RequestReceived:
@@ -35,7 +40,7 @@ class RequestReceived:
 
     rpc_id: int
     peer: Address
-    payload: bytes
+    payload: Received
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +50,7 @@ class ResponseReceived:
     rpc_id: int
     cookie: int
     peer: Address
-    payload: bytes
+    payload: Received
 
 
 @dataclass(frozen=True, slots=True)

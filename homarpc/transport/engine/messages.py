@@ -195,10 +195,15 @@ class IncomingMessage:
 
     def assemble(self) -> bytes:
         """The whole message (call once ``is_complete``)."""
+        return b"".join(self.ordered_pieces())
+
+    def ordered_pieces(self) -> list[bytes | memoryview]:
+        """The pieces in message order, unjoined (call once ``is_complete``)."""
         pieces = self.pieces
         if not self.in_order:
             pieces.sort(key=_offset)
-        return b"".join([piece for _, piece in pieces])
+            self.in_order = True
+        return [piece for _, piece in pieces]
 
     def _keep(self, start: int, piece: memoryview) -> None:
         """Keep ``piece`` (new bytes from ``start``). A piece that is a small part

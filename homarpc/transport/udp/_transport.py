@@ -426,7 +426,7 @@ class UdpTransport(Transport):
         if event is None:
             return None
         first = _to_message(event)
-        self._note_length(len(first.payload))
+        self._note_length(len(first))
         event = next_event()
         while event is not None:
             self._enqueue(_to_message(event))
@@ -606,11 +606,17 @@ def _frozen(part: bytes | bytearray | memoryview) -> memoryview:
 
 
 def _request(event: RequestReceived) -> Message:
-    return Message(event.rpc_id, 0, event.peer, True, event.payload)
+    payload = event.payload
+    if isinstance(payload, list):
+        return Message(event.rpc_id, 0, event.peer, True, parts=payload)
+    return Message(event.rpc_id, 0, event.peer, True, payload)
 
 
 def _response(event: ResponseReceived) -> Message:
-    return Message(event.rpc_id, event.cookie, event.peer, False, event.payload)
+    payload = event.payload
+    if isinstance(payload, list):
+        return Message(event.rpc_id, event.cookie, event.peer, False, parts=payload)
+    return Message(event.rpc_id, event.cookie, event.peer, False, payload)
 
 
 def _failure(event: RpcFailed) -> Message:

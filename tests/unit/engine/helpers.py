@@ -63,7 +63,10 @@ class EnginePair:
             assert isinstance(event, RequestReceived)
             self.requests.append(event)
             if self.auto_reply:
-                self.server.send_response(event.rpc_id, event.payload[::-1], self.now)
+                request = event.payload
+                if isinstance(request, list):  # pieces, from a gathering engine
+                    request = b"".join(request)
+                self.server.send_response(event.rpc_id, request[::-1], self.now)
         while (event := self.client.next_event()) is not None:
             self.client_events.append(event)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import struct
 
 import pytest
@@ -15,6 +16,7 @@ from homarpc._framing import (
     Flags,
     Frame,
     FrameError,
+    Pieces,
     decode_frame,
     encode_frame,
     encode_frame_parts,
@@ -207,3 +209,57 @@ def test_frame_parts_concatenate_to_the_encoded_frame(size):
         assert isinstance(parts, list) and parts[1] is payload
         assert b"".join(parts) == whole
     assert decode_frame(whole).payload == payload
+
+
+def _in_pieces(data: bytes, cuts: list[int]) -> list[bytes | memoryview]:
+    """``data`` cut at ``cuts``, as views of bytes (what a gathering transport gives)."""
+    view = memoryview(data)
+    bounds = [0, *cuts, len(data)]
+    return [view[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@pytest.mark.parametrize("cuts", [[5], [60], [60, 61, 5000], [20_000, 40_000]])
+def test_a_frame_in_pieces_decodes_like_the_joined_frame(cuts):
+    payload = bytes(range(256)) * 200
+    meta = (Metadatum("k", "v"),)
+    frame = Frame(
+        7, 3, Flags.MESSAGE | Flags.MSG_END, "/a.B/C", 2.0, meta, payload=payload
+    )
+    whole = encode_frame(frame)
+    decoded = decode_frame(_in_pieces(whole, cuts))
+    plain = decode_frame(whole)
+    assert decoded._replace(payload=b"") == plain._replace(payload=b"")
+    assert bytes(decoded.payload) == payload and len(decoded.payload) == len(payload)
+    if cuts[0] >= len(whole) - len(payload):  # head within the first piece: unjoined
+        assert isinstance(decoded.payload, Pieces)
+
+
+def test_malformed_pieces_raise_frame_error():
+    with pytest.raises(FrameError):
+        decode_frame(_in_pieces(b"\x02" + bytes(40), [10]))
+    with pytest.raises(FrameError):
+        decode_frame(_in_pieces(bytes(8), [3]))
+
+
+def test_a_split_message_in_pieces_is_joined_once_by_the_assembler():
+    payload = bytes(range(256)) * 8_000  # 2 MB: three frames under a 1 MB limit
+    frames = message_frames(Frame(1, flags=Flags.POLL), payload, 1, LIMIT, Flags.EOS)
+    assembler = Assembler(4 * 1024 * 1024)
+    results = []
+    for encoded in map(encode_frame, frames):
+        decoded = decode_frame(_in_pieces(encoded, [50_000, 100_000]))
+        assert isinstance(decoded.payload, Pieces)
+        results.append(
+            assembler.add(decoded.payload, bool(decoded.flags & Flags.MSG_END))
+        )
+    assert results[:-1] == [None] * (len(results) - 1)
+    assert results[-1] == payload and type(results[-1]) is bytes
+
+
+def test_pieces_are_sent_on_as_their_concatenation():
+    pieces = Pieces(_in_pieces(bytes(range(256)) * 400, [1_000, 70_000]))
+    frame = Frame(2, 1, Flags.MESSAGE, payload=pieces)
+    expected = encode_frame(frame._replace(payload=bytes(pieces)))
+    assert encode_frame(frame) == expected
+    parts = encode_frame_parts(frame)
+    assert isinstance(parts, list) and b"".join(parts) == expected
