@@ -39,8 +39,9 @@ class HomaConfig:
             included). 65,000 suits loopback; the engine's ``datagram_size`` hook
             lowers it per peer (1,472 (IPv4) / 1,452 (IPv6) on a 1500-byte MTU path).
             Received datagrams may be of any size, whatever this says.
-        unsched_bytes: bytes of each message sent before any GRANT. Also caps the data
-            per packet, so the unscheduled part of a message is at most one datagram.
+        unsched_bytes: bytes of each message sent before any GRANT. As in the
+            kernel, a packet boundary falls exactly there: the first packet of a
+            long message may be shorter than the rest.
         max_incoming: the receiver's budget of granted-but-unreceived bytes over all
             messages (the kernel's ``max_incoming``); should fit in ``SO_RCVBUF``.
         overcommit: how many incoming messages may hold grants at once.
@@ -102,7 +103,7 @@ class HomaConfig:
     @property
     def data_per_packet(self) -> int:
         """Message bytes carried by one full DATA packet of ``max_datagram`` bytes."""
-        return min(self.max_datagram - DATA_HEADER_LENGTH, self.unsched_bytes)
+        return self.max_datagram - DATA_HEADER_LENGTH
 
     def data_per_packet_for(self, datagram: int) -> int:
         """Message bytes in one full DATA packet to a path carrying ``datagram``

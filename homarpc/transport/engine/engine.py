@@ -572,6 +572,8 @@ class HomaEngine:
     # ---------------------------------------------------------------- timers
 
     def _arm_timer(self, now: float) -> None:
+        if not self._timer.needs_arming:  # the common case: armed already
+            return
         busy = bool(self._rpcs or self._pending_acks)
         self._timer.arm(now, busy=busy, tombstones=self._tombstones)
 

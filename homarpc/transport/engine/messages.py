@@ -47,8 +47,12 @@ class OutgoingMessage:
         Raises:
             ValueError: ``payload`` is longer than ``limit``.
         """
-        parts = payload if isinstance(payload, list) else [memoryview(payload)]
-        length = sum(part.nbytes for part in parts)
+        if type(payload) is bytes:  # the common case
+            length = len(payload)
+        elif isinstance(payload, list):
+            length = sum([part.nbytes for part in payload])
+        else:
+            length = memoryview(payload).nbytes
         if length > limit:  # refused before anything is copied
             raise ValueError(f"message of {length} bytes exceeds the limit of {limit}")
         if not isinstance(payload, (bytes, list)):
@@ -56,12 +60,15 @@ class OutgoingMessage:
         return cls(payload, unsched_bytes)
 
     def __init__(self, payload: bytes | list[memoryview], unsched_bytes: int) -> None:
-        views = payload if isinstance(payload, list) else [memoryview(payload)]
-        self.parts: list[tuple[int, memoryview]] = []
-        offset = 0
-        for view in views:
-            self.parts.append((offset, view))
-            offset += view.nbytes
+        if isinstance(payload, list):
+            self.parts: list[tuple[int, memoryview]] = []
+            offset = 0
+            for view in payload:
+                self.parts.append((offset, view))
+                offset += view.nbytes
+        else:
+            self.parts = [(0, memoryview(payload))]
+            offset = len(payload)
         self.length = offset
         self.granted = min(unsched_bytes, self.length)
         self.sent = 0

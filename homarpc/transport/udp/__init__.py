@@ -102,10 +102,10 @@ def fit_config(config: HomaConfig, sizes: SocketSizes) -> HomaConfig:
 
     * ``max_incoming``: at most ``sizes.usable_receive_bytes`` (the payload the
       socket queues before the kernel drops), so granted bytes fit in the socket.
-    * ``unsched_bytes`` (which also bounds the data in one packet): at most
-      ``max_incoming / (overcommit + 1)``, the smallest grant window the receiver
-      uses, so a window always has room for a whole packet (a window smaller than
-      a packet would never be granted and the message would stall).
+    * ``unsched_bytes``: at most ``max_incoming / (overcommit + 1)``, the
+      smallest grant window the receiver uses, so what a sender may send unasked
+      always fits the receive buffer. (Scheduled packets are cut at the granted
+      offset, so they never exceed a window either.)
     """
     max_incoming = max(1, min(config.max_incoming, sizes.usable_receive_bytes))
     windows = config.overcommit + 1

@@ -296,6 +296,7 @@ class UdpTransport(Transport):
                     spin_until = now + self._poll_budget()
                 spinning = now < spin_until
                 if not spinning:
+                    self._poll_extra = 0.0  # idle for the whole budget: back to base
                     if self._wake_set:
                         self._clear_signal()  # we are awake: the wake-up is spent
                     wait = self._poll_timeout(now, deadline)
@@ -312,7 +313,14 @@ class UdpTransport(Transport):
         return self.busy_poll + self._poll_extra if self.busy_poll else 0.0
 
     def _note_length(self, length: int) -> None:
-        self._poll_extra = min(_MAX_POLL_EXTRA, length * _POLL_PER_BYTE)
+        # Outgoing messages are what counts: a long request is answered late, and a
+        # long response is followed late by the client's next call. The longest
+        # recent message counts (a split message's short tail must
+        # not cut the polling its long first part earned), until the leader
+        # finds the socket idle for the whole budget and goes to sleep.
+        extra = min(_MAX_POLL_EXTRA, length * _POLL_PER_BYTE)
+        if extra > self._poll_extra:
+            self._poll_extra = extra
 
     def _poll_timeout(self, now: float, deadline: float | None) -> float:
         """Seconds the leader may sleep: until the caller's deadline, the engine's
@@ -350,34 +358,31 @@ class UdpTransport(Transport):
         engine, lock = self._engine, self._lock
         recvfrom, bufsize, is_v6 = self._sock.recvfrom, self._bufsize, self._is_v6
         drained = False
-        read = 0
-        while read < _READ_BATCH:
-            # Take what is already queued (up to ``_GULP`` datagrams) before
-            # running the engine's output side: during a long message one pass of
-            # grant scheduling and one lock round serve several DATA packets.
-            batch: list[tuple[bytes, Address]] = []
-            drained = False
-            # A pass's first datagram goes to the engine alone: an isolated short
-            # message is answered without first paying for an empty read.
-            for _ in range(_GULP if read else 1):
-                try:
-                    data, addr = recvfrom(bufsize, socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    drained = True
-                    break
-                except OSError:
-                    if self._closed:
-                        return None
-                    self._read_icmp_errors()
-                    continue
-                batch.append((data, addr[:2] if is_v6 else addr))
-            if not batch and not self._output_pending:
-                break  # nothing came in and nothing is left to go out
-            read += len(batch) or 1
+        streaming = False  # the previous read found a datagram too
+        for _ in range(_READ_BATCH):
+            data: bytes | None = None
+            try:
+                data, addr = recvfrom(bufsize, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                drained = True
+                if not self._output_pending:
+                    break  # nothing came in and nothing is left to go out
+            except OSError:
+                if self._closed:
+                    return None
+                self._read_icmp_errors()
+                continue
+            # While datagrams keep coming (a long message), take what is already
+            # queued behind this one before the engine's output side runs: one
+            # pass of grant scheduling and one lock round then serve several
+            # DATA packets. A lone datagram (a short message) goes in alone.
+            queued = self._read_queued() if streaming and data is not None else ()
             with lock:
                 now = _monotonic()
-                for data, addr in batch:
-                    engine.receive_datagram(data, addr, now)
+                if data is not None:
+                    engine.receive_datagram(data, addr[:2] if is_v6 else addr, now)
+                    for data, addr in queued:
+                        engine.receive_datagram(data, addr, now)
                 out = engine.datagrams_to_send(now, _SEND_BATCH)
                 self._output_pending = len(out) >= _SEND_BATCH
                 first = self._take_events()
@@ -385,8 +390,7 @@ class UdpTransport(Transport):
                 self._transmit(out)
             if first is not None:
                 return first
-            if drained and not self._output_pending:
-                break
+            streaming = data is not None
         timer = engine.get_timer()
         if timer is None:
             return None
@@ -400,6 +404,18 @@ class UdpTransport(Transport):
             first = self._take_events()
         self._transmit(out)
         return first
+
+    def _read_queued(self) -> list[tuple[bytes, Address]]:
+        """Up to ``_GULP - 1`` datagrams already waiting on the socket (leader only)."""
+        recvfrom, bufsize, is_v6 = self._sock.recvfrom, self._bufsize, self._is_v6
+        queued: list[tuple[bytes, Address]] = []
+        for _ in range(_GULP - 1):
+            try:
+                data, addr = recvfrom(bufsize, socket.MSG_DONTWAIT)
+            except OSError:  # drained, or an ICMP error the next read will take
+                break
+            queued.append((data, addr[:2] if is_v6 else addr))
+        return queued
 
     def _read_icmp_errors(self) -> int:
         """Feed ICMP "unreachable" errors queued on the socket to the engine;
@@ -426,7 +442,6 @@ class UdpTransport(Transport):
         if event is None:
             return None
         first = _to_message(event)
-        self._note_length(len(first))
         event = next_event()
         while event is not None:
             self._enqueue(_to_message(event))

@@ -151,12 +151,12 @@ def test_datagram_size_leaves_room_for_ip_and_udp_headers():
 
 @pytest.mark.parametrize("rcvbuf", [4_608, 32_768, 425_984, 8 << 20])
 @pytest.mark.parametrize("overcommit", [1, 4, 8])
-def test_a_packet_always_fits_the_smallest_grant_window(rcvbuf, overcommit):
+def test_unscheduled_bytes_always_fit_the_smallest_grant_window(rcvbuf, overcommit):
     sizes = SocketSizes(rcvbuf=rcvbuf, sndbuf=rcvbuf)
     fitted = fit_config(HomaConfig(overcommit=overcommit, max_incoming=10**9), sizes)
     assert fitted.max_incoming == sizes.usable_receive_bytes
     smallest_window = fitted.max_incoming // (overcommit + 1)
-    assert 1 <= fitted.data_per_packet <= smallest_window
+    assert 1 <= fitted.unsched_bytes <= smallest_window
 
 
 def test_default_grants_are_bounded_and_an_explicit_config_is_capped():

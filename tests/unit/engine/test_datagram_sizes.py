@@ -52,11 +52,17 @@ def test_the_config_caps_what_the_driver_asks_for():
     assert max(_sent(engine)[NEAR]) == 5_000
 
 
-def test_unsched_bytes_still_bounds_the_data_in_one_packet():
+def test_a_packet_boundary_falls_at_the_unscheduled_limit_then_packets_are_full():
     config = HomaConfig(unsched_bytes=3_000)
     engine = HomaEngine(config, CLIENT[1], random.Random(0), datagram_size=Sizes())
-    engine.send_request(NEAR, bytes(3_000), 0, 0.0)
+    engine.send_request(NEAR, bytes(30_000), 0, 0.0)
     assert _sent(engine)[NEAR] == [wire.DATA_HEADER_LENGTH + 3_000]
+    pair = EnginePair(HomaConfig(unsched_bytes=3_000, max_incoming=1_000_000))
+    pair.client.send_request(SERVER, bytes(1_000_000), 0, 0.0)
+    pair.transfer()
+    full = pair.config.data_per_packet
+    assert full == pair.config.max_datagram - wire.DATA_HEADER_LENGTH
+    assert pair.client.stats.data_packets_sent == 1 + -(-(1_000_000 - 3_000) // full)
 
 
 @pytest.mark.parametrize("size", [200_000, 1_000_000])
