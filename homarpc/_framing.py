@@ -99,7 +99,7 @@ class Pieces:
 
     def __init__(self, parts: list[bytes | memoryview]) -> None:
         self.parts = parts
-        self._length = sum(len(part) for part in parts)
+        self._length = sum(map(len, parts))
 
     def __len__(self) -> int:
         return self._length

@@ -167,7 +167,9 @@ def message_frames(
     fits_surely = len(payload) + _FAST_HEAD_ROOM <= max_length
     if fits_surely and not _head_is_large(first):
         return [whole]  # the hot path: one frame, head encoded once (by the caller)
-    if len(payload) + head_size(whole) <= max_length:
+    if len(payload) + HEADER_SIZE <= max_length and (
+        len(payload) + head_size(whole) <= max_length
+    ):
         return [whole]
     lead = first._replace(status=None, trailers=None, flags=first.flags | Flags.MESSAGE)
     frames = _chunk_frames(lead, payload, max_length)
