@@ -260,15 +260,44 @@ def decode_frame(data: bytes | memoryview | list[bytes | memoryview]) -> Frame:
         return _decode_pieces(data)
     if len(data) < HEADER_SIZE:
         raise FrameError(f"message of {len(data)} bytes is shorter than a frame header")
-    version, flags, _, seq, call_id, head_len = _HEADER.unpack_from(data)
+    view = memoryview(data)
+    header = _HEADER.unpack_from(view)
+    end = HEADER_SIZE + header[5]
+    payload = view[end:] if isinstance(data, bytes) else bytes(view[end:])
+    return _decode_lead(view, header, payload)
+
+
+def _decode_pieces(parts: list[bytes | memoryview]) -> Frame:
+    """``decode_frame`` of a message in pieces: the header and head are read from
+    the first piece (a message's first packet: tens of kilobytes on loopback,
+    1.4 KB across a network), the payload stays in pieces."""
+    first = parts[0]
+    if len(parts) == 1 or len(first) < HEADER_SIZE:
+        return decode_frame(b"".join(parts))
+    view = memoryview(first)
+    header = _HEADER.unpack_from(view)
+    end = HEADER_SIZE + header[5]
+    if len(view) < end:  # a head spread over pieces (huge metadata): join
+        return decode_frame(b"".join(parts))
+    rest = view[end:]
+    payload = Pieces([rest, *parts[1:]] if rest else parts[1:])
+    return _decode_lead(view, header, payload)
+
+
+def _decode_lead(
+    view: memoryview,
+    header: tuple[int, int, int, int, int, int],
+    payload: bytes | memoryview | Pieces,
+) -> Frame:
+    """The frame whose ``header`` (unpacked) and head start ``view``, carrying
+    ``payload``."""
+    version, flags, _, seq, call_id, head_len = header
     if version != VERSION:
         raise FrameError(f"unsupported frame version {version} (this is {VERSION})")
     end = HEADER_SIZE + head_len
-    if end > len(data):
+    if end > len(view):
         raise FrameError(f"head length {head_len} runs past the message end")
     flags &= _KNOWN_FLAGS  # newer peers' extra bits are ignored
-    view = memoryview(data)
-    payload = view[end:] if isinstance(data, bytes) else bytes(view[end:])
     if not head_len:
         return Frame(call_id, seq, flags, payload=payload)
     if head_len == _OK_HEAD_SIZE and view[HEADER_SIZE:end] == _OK_HEAD:
@@ -278,24 +307,6 @@ def decode_frame(data: bytes | memoryview | list[bytes | memoryview]) -> Frame:
     return Frame(
         call_id, seq, flags, method, timeout, metadata, status, trailers, payload
     )
-
-
-def _decode_pieces(parts: list[bytes | memoryview]) -> Frame:
-    """``decode_frame`` of a message in pieces: the header and head are read from
-    the first piece (a message's first packet: tens of kilobytes on loopback,
-    1.4 KB across a network), the payload stays in pieces."""
-    if len(parts) == 1:
-        return decode_frame(parts[0])
-    first = parts[0]
-    head_end = HEADER_SIZE
-    if len(first) >= HEADER_SIZE:
-        head_end += _HEADER.unpack_from(first)[5]
-    if len(first) < head_end:  # a head spread over pieces (huge metadata): join
-        return decode_frame(b"".join(parts))
-    frame = decode_frame(memoryview(first)[:head_end].tobytes())
-    rest = memoryview(first)[head_end:]
-    payload = Pieces([rest, *parts[1:]] if rest else parts[1:])
-    return frame._replace(payload=payload)
 
 
 #: The head of a server's final frame with status OK and no metadata.

@@ -171,23 +171,7 @@ def message_frames(
         len(payload) + head_size(whole) <= max_length
     ):
         return [whole]
-    lead = first._replace(status=None, trailers=None, flags=first.flags | Flags.MESSAGE)
-    frames = _chunk_frames(lead, payload, max_length)
-    closing = Frame(
-        first.call_id, flags=end_flags, status=first.status, trailers=first.trailers
-    )
-    last = frames[-1]
-    merged = last._replace(
-        flags=last.flags | Flags.MSG_END | end_flags,
-        status=first.status,
-        trailers=first.trailers,
-    )
-    if head_size(merged) + len(merged.payload) <= max_length:
-        frames[-1] = merged
-    else:
-        frames[-1] = last._replace(flags=last.flags | Flags.MSG_END)
-        frames.append(closing)
-    return [f._replace(seq=next_seq + i) for i, f in enumerate(frames)]
+    return _split(first, payload, next_seq, max_length, end_flags)
 
 
 #: A head this small always fits next to a payload of ``max_length - _FAST_HEAD_ROOM``.
@@ -203,14 +187,53 @@ def _head_is_large(frame: Frame) -> bool:
     return size > _FAST_HEAD_ROOM
 
 
-def _chunk_frames(lead: Frame, payload: bytes, max_length: int) -> list[Frame]:
-    room = max_length - head_size(lead)
+def _split(
+    first: Frame, payload: bytes, next_seq: int, max_length: int, end_flags: int
+) -> list[Frame]:
+    """``message_frames`` for a message that needs several frames.
+
+    Frames are built directly with their final fields (each ``_replace`` costs
+    about as much as building one, and this runs for every large message).
+    """
+    call_id, method, timeout, metadata = first[0], first[3], first[4], first[5]
+    lead_flags = first.flags | Flags.MESSAGE
+    room = max_length - head_size(
+        Frame(call_id, 0, lead_flags, method, timeout, metadata)
+    )
     if room <= 0:
         raise ValueError("metadata does not fit in one Homa message")
-    view = memoryview(payload)  # chunks are views: encode_frame makes the one copy
-    plain = Frame(lead.call_id, flags=Flags.MESSAGE)
-    rest_room = max_length - HEADER_SIZE
-    return [lead._replace(payload=view[:room])] + [
-        plain._replace(payload=view[offset : offset + rest_room])
-        for offset in range(room, len(payload), rest_room)
+    view = memoryview(payload)  # chunks are views: the transport makes the one copy
+    frames = [
+        Frame(
+            call_id,
+            next_seq,
+            lead_flags,
+            method,
+            timeout,
+            metadata,
+            None,
+            None,
+            view[:room],
+        )
     ]
+    rest_room = max_length - HEADER_SIZE
+    for offset in range(room, len(payload), rest_room):
+        chunk = view[offset : offset + rest_room]
+        frames.append(
+            Frame(call_id, next_seq + len(frames), Flags.MESSAGE, payload=chunk)
+        )
+    # The end of the message (and EOS, status, trailers) rides on the last chunk
+    # if they fit beside it, else on one more frame.
+    status, trailers = first.status, first.trailers
+    last = frames[-1]
+    merged = Frame(
+        call_id, last.seq, last.flags | Flags.MSG_END | end_flags, last.method,
+        last.timeout, last.metadata, status, trailers, last.payload,
+    )  # fmt: skip
+    if head_size(merged) + len(last.payload) <= max_length:
+        frames[-1] = merged
+    else:
+        frames[-1] = last._replace(flags=last.flags | Flags.MSG_END)
+        seq = next_seq + len(frames)
+        frames.append(Frame(call_id, seq, end_flags, status=status, trailers=trailers))
+    return frames

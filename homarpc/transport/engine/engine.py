@@ -59,6 +59,8 @@ from .writer import PacketWriter
 __all__ = ["HomaEngine"]
 
 _HEADER = wire.DATA_HEADER_LENGTH
+_DATA = wire.PacketType.DATA
+_unpack_data_header = wire.DATA_HEADER.unpack_from
 _OUTGOING = RpcState.OUTGOING
 _INCOMING = RpcState.INCOMING
 _QUIET = TickAction.NONE
@@ -138,6 +140,21 @@ class HomaEngine:
             self._drop("short")
             return
         ptype = data[11]
+        if ptype == _DATA and len(data) >= _HEADER:
+            # Most datagrams are DATA: one unpack of the whole header serves the
+            # common checks and the packet's own fields.
+            fields = _unpack_data_header(data)
+            if (fields[3], fields[4]) != self._tag:
+                self._drop("bad_tag")
+            elif fields[1] != self.local_port:
+                self._drop("wrong_port")
+            elif fields[0] != addr[1]:
+                self._drop("spoofed")
+            else:
+                self._handle_data_fields(data, addr, fields)
+                if self._timer.needs_arming:
+                    self._arm_timer(now)
+            return
         handler = self._handlers.get(ptype)
         if handler is None:
             self._drop("unknown_type")
@@ -306,7 +323,12 @@ class HomaEngine:
     def _handle_data_packet(
         self, data: wire.Readable, addr: Address, sender_id: int
     ) -> None:
-        fields = wire.DATA_HEADER.unpack_from(data)
+        self._handle_data_fields(data, addr, _unpack_data_header(data))
+
+    def _handle_data_fields(
+        self, data: wire.Readable, addr: Address, fields: tuple[int, ...]
+    ) -> None:
+        sender_id = fields[11]
         length, incoming, ack_id, ack_port = fields[12:16]
         offset = wire.data_offset(fields[2], fields[20])
         if length > self.config.max_message_length:
