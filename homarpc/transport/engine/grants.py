@@ -52,6 +52,8 @@ class GrantScheduler:
 
     def schedule(self) -> list[Rpc]:
         """Raise ``msgin.granted`` where the policy allows; return the RPCs to GRANT."""
+        if len(self._rpcs) == 1:
+            return self._schedule_one(next(iter(self._rpcs)))
         grantable = [
             rpc
             for rpc in self._rpcs
@@ -75,6 +77,23 @@ class GrantScheduler:
                 total += increase
                 granted.append(rpc)
         return granted
+
+    def _schedule_one(self, rpc: Rpc) -> list[Rpc]:
+        """``schedule()`` when one message is coming in (a long message on its
+        own, the usual case): the same decision without ranking and sets. It
+        runs after every batch of DATA packets."""
+        msgin = rpc.msgin
+        if msgin is None or msgin.granted >= msgin.length:
+            return []
+        self._decisions += 1  # keeps the FIFO cadence of the general path
+        room = self.max_incoming - msgin.outstanding
+        if room <= 0:
+            return []
+        increase = self._increase(rpc, self.max_incoming // 2, room)
+        if not increase:
+            return []
+        msgin.granted += increase
+        return [rpc]
 
     def _increase(self, rpc: Rpc, window: int, room: int) -> int:
         msgin = rpc.msgin
