@@ -114,3 +114,22 @@ def test_an_asyncio_loop_can_drive_the_transport_through_fileno(echo_server, cli
         return results
 
     assert asyncio.run(main()) == payloads
+
+
+def test_polling_lasts_longer_after_a_long_message_until_the_socket_goes_idle():
+    with (
+        open_udp_transport(("127.0.0.1", 0), server=True) as server,
+        open_udp_transport(("127.0.0.1", 0), busy_poll=100e-6) as client,
+    ):
+        assert client._poll_budget() == 100e-6
+        client.send(server.local_addr, bytes(1_000_000))
+        assert abs(client._poll_budget() - 600e-6) < 1e-9  # +0.5 ms per MB sent
+        client.send(server.local_addr, b"tail")  # a short one does not cut it
+        assert abs(client._poll_budget() - 600e-6) < 1e-9
+        # Idle for longer than the whole budget: the leader sleeps, back to base.
+        while (message := client.recv(timeout=0.05)) is not None:
+            assert message.error is None
+        assert client._poll_budget() == 100e-6
+    with open_udp_transport(("127.0.0.1", 0), busy_poll=0) as never:
+        never._note_length(1_000_000)
+        assert never._poll_budget() == 0.0  # busy_poll=0 still means never poll
