@@ -50,7 +50,16 @@ def message_limits(options: Sequence[tuple[str, Any]] | None) -> tuple[int, int]
 #: one process (client and server threads share the GIL) a poll delays the peer
 #: thread, 64 B echo 295 -> ~330 us. ``transport_options={"busy_poll": ...}`` or
 #: ``$HOMARPC_UDP_BUSY_POLL`` still choose.
-RPC_BUSY_POLL = 150e-6
+#:
+#: Raised from 150 to 300 us on a noisier day, when the tail was what mattered:
+#: one side or the other still fell asleep in 3.5% of 64 B calls (the peer had
+#: stalled for a moment), and each wake-up then cost 100-300 us. With 300 us,
+#: 0.4% of calls sleep; ``rpc_bench.py --only homarpc``, two runs each: 64 B p99
+#: 357-381 -> 287-319 us, median unchanged (~140 us), 8 callers 7.8k -> 7.8-8.6k
+#: calls/s; 500 us and 1 ms measured no better. The price is CPU: a thread spins up
+#: to 300 us after each message before it sleeps (in-process 64 B echo 364-418 ->
+#: 401-434 us).
+RPC_BUSY_POLL = 300e-6
 _BUSY_POLL_ENV = "HOMARPC_UDP_BUSY_POLL"
 
 
