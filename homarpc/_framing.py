@@ -257,7 +257,9 @@ def decode_frame(data: bytes | memoryview | list[bytes | memoryview]) -> Frame:
             head record that does not parse.
     """
     if isinstance(data, list):
-        return _decode_pieces(data)
+        if len(data) != 1:
+            return _decode_pieces(data)
+        data = data[0]  # whole: decoded as is, below
     if len(data) < HEADER_SIZE:
         raise FrameError(f"message of {len(data)} bytes is shorter than a frame header")
     view = memoryview(data)
@@ -271,9 +273,9 @@ def _decode_pieces(parts: list[bytes | memoryview]) -> Frame:
     """``decode_frame`` of a message in pieces: the header and head are read from
     the first piece (a message's first packet: tens of kilobytes on loopback,
     1.4 KB across a network), the payload stays in pieces."""
+    if not parts or len(parts[0]) < HEADER_SIZE:
+        return decode_frame(b"".join(parts))  # raises, or a tiny first piece
     first = parts[0]
-    if len(parts) == 1 or len(first) < HEADER_SIZE:
-        return decode_frame(b"".join(parts))
     view = memoryview(first)
     header = _HEADER.unpack_from(view)
     end = HEADER_SIZE + header[5]

@@ -236,6 +236,8 @@ def test_a_frame_in_pieces_decodes_like_the_joined_frame(cuts):
 
 def test_malformed_pieces_raise_frame_error():
     with pytest.raises(FrameError):
+        decode_frame([])
+    with pytest.raises(FrameError):
         decode_frame(_in_pieces(b"\x02" + bytes(40), [10]))
     with pytest.raises(FrameError):
         decode_frame(_in_pieces(bytes(8), [3]))
