@@ -61,6 +61,7 @@ __all__ = ["HomaEngine"]
 _HEADER = wire.DATA_HEADER_LENGTH
 _DATA = wire.PacketType.DATA
 _unpack_data_header = wire.DATA_HEADER.unpack_from
+_unpack_common = wire.COMMON.unpack_from
 _OUTGOING = RpcState.OUTGOING
 _INCOMING = RpcState.INCOMING
 _QUIET = TickAction.NONE
@@ -113,8 +114,8 @@ class HomaEngine:
         self._grants_dirty = False
         self._rx_buffered = 0  # bytes of reassembly buffers in use
         self._timer = TickTimer(config.tick)
+        # Control packets (DATA has its own path in ``receive_datagram``).
         self._handlers: dict[int, _Handler] = {
-            wire.PacketType.DATA: self._handle_data_packet,
             wire.PacketType.GRANT: self._handle_grant_packet,
             wire.PacketType.RESEND: self._handle_resend_packet,
             wire.PacketType.RPC_UNKNOWN: self._handle_rpc_unknown_packet,
@@ -140,29 +141,17 @@ class HomaEngine:
             self._drop("short")
             return
         ptype = data[11]
-        if ptype == _DATA and len(data) >= _HEADER:
-            # Most datagrams are DATA: one unpack of the whole header serves the
-            # common checks and the packet's own fields.
-            fields = _unpack_data_header(data)
-            if (fields[3], fields[4]) != self._tag:
-                self._drop("bad_tag")
-            elif fields[1] != self.local_port:
-                self._drop("wrong_port")
-            elif fields[0] != addr[1]:
-                self._drop("spoofed")
-            else:
-                self._handle_data_fields(data, addr, fields)
-                if self._timer.needs_arming:
-                    self._arm_timer(now)
-            return
-        handler = self._handlers.get(ptype)
-        if handler is None:
+        min_length = wire.MIN_LENGTH.get(ptype)
+        if min_length is None:
             self._drop("unknown_type")
             return
-        if len(data) < wire.MIN_LENGTH[ptype]:
+        if len(data) < min_length:
             self._drop("truncated")
             return
-        head = wire.COMMON.unpack_from(data)
+        # DATA is most datagrams: one unpack of its whole header (the common
+        # header's fields come first) serves the checks below and the packet.
+        is_data = ptype == _DATA
+        head = _unpack_data_header(data) if is_data else _unpack_common(data)
         if (head[3], head[4]) != self._tag:
             self._drop("bad_tag")
         elif head[1] != self.local_port:
@@ -170,7 +159,10 @@ class HomaEngine:
         elif head[0] != addr[1]:
             self._drop("spoofed")
         else:
-            handler(data, addr, head[11])
+            if is_data:
+                self._handle_data_packet(data, addr, head)
+            else:
+                self._handlers[ptype](data, addr, head[11])
             if self._timer.needs_arming:
                 self._arm_timer(now)
 
@@ -321,11 +313,6 @@ class HomaEngine:
     # --------------------------------------------------------- packet handlers
 
     def _handle_data_packet(
-        self, data: wire.Readable, addr: Address, sender_id: int
-    ) -> None:
-        self._handle_data_fields(data, addr, _unpack_data_header(data))
-
-    def _handle_data_fields(
         self, data: wire.Readable, addr: Address, fields: tuple[int, ...]
     ) -> None:
         sender_id = fields[11]
