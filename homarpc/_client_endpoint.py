@@ -68,6 +68,8 @@ class ClientEndpoint:
         self.window = window
         #: Responses dropped because they did not parse.
         self.malformed = 0
+        #: Messages ``pump_ready`` has dispatched (a loop reader's sign of activity).
+        self.pumped = 0
         self._calls: dict[int, ClientCallCore] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -292,6 +294,7 @@ class ClientEndpoint:
                 return
             if message is None:
                 return
+            self.pumped += 1
             self._dispatch(message)
 
     def _dispatch(self, message: Message) -> None:

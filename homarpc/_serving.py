@@ -447,6 +447,8 @@ class ServerEndpoint:
         self.window = window
         #: Requests dropped because they did not parse.
         self.malformed = 0
+        #: Messages ``pump_ready`` has dispatched (a loop reader's sign of activity).
+        self.pumped = 0
         self._on_call = on_call
         self._lock = threading.Lock()
         self._calls: dict[_Key, ServerCallCore] = {}
@@ -502,6 +504,7 @@ class ServerEndpoint:
                 return False
             if message is None:
                 return True
+            self.pumped += 1
             try:
                 self._dispatch(message)
             except Exception:  # a bug must not stop the server reading

@@ -252,6 +252,7 @@ class Channel:
             self._pump = ClientPump(self._inner._endpoint, loop)
         elif self._pump.loop is not loop:
             raise UsageError("an aio channel serves the event loop that first used it")
+        self._pump.kick()  # a call is starting: its answer will be polled for
 
     def unary_unary(
         self,
