@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from homarpc.aio._driver import ClientPump
 
@@ -48,38 +51,32 @@ def _run(endpoint: Any, seconds: float) -> ClientPump:
         loop.close()
 
 
-def test_a_kick_polls_for_the_budget_then_stops():
+@pytest.fixture
+def fd() -> Iterator[int]:
+    """A descriptor that never polls readable (the read end of an idle pipe)."""
     read_end, write_end = os.pipe()
-    try:
-        endpoint = _Endpoint(_Transport(read_end, busy_poll=0.002))
-        _run(endpoint, 0.05)
-        assert len(endpoint.polls) > 5  # polled on every loop iteration
-        assert endpoint.polls[-1] - endpoint.polls[0] < 0.02  # ... for ~2 ms only
-    finally:
-        os.close(read_end)
-        os.close(write_end)
+    yield read_end
+    os.close(read_end)
+    os.close(write_end)
 
 
-def test_activity_extends_the_polling():
-    read_end, write_end = os.pipe()
-    try:
-        quiet = _Endpoint(_Transport(read_end, busy_poll=0.002))
-        _run(quiet, 0.03)
-        busy = _Endpoint(_Transport(read_end, busy_poll=0.002), busy=10**9)
-        _run(busy, 0.03)
-        assert busy.polls[-1] - busy.polls[0] > 0.02  # kept going while busy
-        assert len(busy.polls) > len(quiet.polls)
-    finally:
-        os.close(read_end)
-        os.close(write_end)
+def test_a_kick_polls_for_the_budget_then_stops(fd):
+    endpoint = _Endpoint(_Transport(fd, busy_poll=0.002))
+    _run(endpoint, 0.05)
+    assert len(endpoint.polls) > 5  # polled on every loop iteration
+    assert endpoint.polls[-1] - endpoint.polls[0] < 0.02  # ... for ~2 ms only
 
 
-def test_a_transport_without_busy_poll_is_only_read_when_readable():
-    read_end, write_end = os.pipe()
-    try:
-        endpoint = _Endpoint(_Transport(read_end, busy_poll=0.0))
-        _run(endpoint, 0.02)
-        assert endpoint.polls == []  # nothing readable, no polling
-    finally:
-        os.close(read_end)
-        os.close(write_end)
+def test_activity_extends_the_polling(fd):
+    quiet = _Endpoint(_Transport(fd, busy_poll=0.002))
+    _run(quiet, 0.03)
+    busy = _Endpoint(_Transport(fd, busy_poll=0.002), busy=10**9)
+    _run(busy, 0.03)
+    assert busy.polls[-1] - busy.polls[0] > 0.02  # kept going while busy
+    assert len(busy.polls) > len(quiet.polls)
+
+
+def test_a_transport_without_busy_poll_is_only_read_when_readable(fd):
+    endpoint = _Endpoint(_Transport(fd, busy_poll=0.0))
+    _run(endpoint, 0.02)
+    assert endpoint.polls == []  # nothing readable, no polling
