@@ -195,7 +195,9 @@ def _split(
     Frames are built directly with their final fields (each ``_replace`` costs
     about as much as building one, and this runs for every large message).
     """
-    call_id, method, timeout, metadata = first[0], first[3], first[4], first[5]
+    call_id, method, timeout, metadata = (
+        first.call_id, first.method, first.timeout, first.metadata,
+    )  # fmt: skip
     lead_flags = first.flags | Flags.MESSAGE
     room = max_length - head_size(
         Frame(call_id, 0, lead_flags, method, timeout, metadata)

@@ -624,17 +624,22 @@ def _frozen(part: bytes | bytearray | memoryview) -> memoryview:
 
 
 def _request(event: RequestReceived) -> Message:
-    payload = event.payload
-    if isinstance(payload, list):
-        return Message(event.rpc_id, 0, event.peer, True, parts=payload)
-    return Message(event.rpc_id, 0, event.peer, True, payload)
+    return _received(event, 0, True)
 
 
 def _response(event: ResponseReceived) -> Message:
+    return _received(event, event.cookie, False)
+
+
+def _received(
+    event: RequestReceived | ResponseReceived, cookie: int, is_request: bool
+) -> Message:
+    """A complete message; one received in pieces stays in pieces (see
+    ``Message.payload_parts``)."""
     payload = event.payload
     if isinstance(payload, list):
-        return Message(event.rpc_id, event.cookie, event.peer, False, parts=payload)
-    return Message(event.rpc_id, event.cookie, event.peer, False, payload)
+        return Message(event.rpc_id, cookie, event.peer, is_request, parts=payload)
+    return Message(event.rpc_id, cookie, event.peer, is_request, payload)
 
 
 def _failure(event: RpcFailed) -> Message:
