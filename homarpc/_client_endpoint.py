@@ -35,6 +35,7 @@ from collections.abc import Callable
 
 from ._call import DEFAULT_WINDOW, ClientCallCore, MetadataEntries, Notify
 from ._framing import Flags, Frame
+from ._placement import install_layout
 from ._sync import Waiter
 from .status import StatusCode
 from .transport import Address, Message, Transport, TransportClosedError
@@ -66,6 +67,8 @@ class ClientEndpoint:
         self.max_receive_message_length = max_receive_message_length
         self.max_message_length = transport.max_message_length
         self.window = window
+        # Long responses are received straight into the bytes handed out.
+        install_layout(transport, max_receive_message_length)
         #: Responses dropped because they did not parse.
         self.malformed = 0
         #: Messages ``pump_ready`` has dispatched (a loop reader's sign of activity).

@@ -21,6 +21,7 @@ import struct
 from typing import Final, NamedTuple
 
 from .metadata import Metadatum
+from .transport import Placement
 
 __all__ = [
     "GATHER_THRESHOLD",
@@ -33,6 +34,7 @@ __all__ = [
     "decode_frame",
     "encode_frame",
     "encode_frame_parts",
+    "peek_head",
 ]
 
 VERSION: Final = 1
@@ -70,6 +72,7 @@ class _Tag(enum.IntEnum):
     METADATA = 3  # invocation metadata (client) / initial metadata (server)
     STATUS = 4  # u32 code | utf-8 details (server's final frame)
     TRAILERS = 5  # trailing metadata (server's final frame)
+    MESSAGE_LENGTH = 6  # u64 bytes of the whole gRPC message (first frame of a split)
 
 
 # The tags as plain ints, for the hot paths (an IntEnum member costs a class
@@ -79,6 +82,7 @@ _TIMEOUT: Final = int(_Tag.TIMEOUT)
 _METADATA: Final = int(_Tag.METADATA)
 _STATUS_TAG: Final = int(_Tag.STATUS)
 _TRAILERS: Final = int(_Tag.TRAILERS)
+_MESSAGE_LENGTH: Final = int(_Tag.MESSAGE_LENGTH)
 
 
 class FrameError(ValueError):
@@ -128,8 +132,11 @@ class Frame(NamedTuple):
     trailers: MetadataEntries | None = None
     #: Outgoing chunks may be memoryviews into the caller's message (no copy until
     #: ``encode_frame``); decoded ones view the received message when it is bytes,
-    #: or are ``Pieces`` when it came as pieces.
-    payload: bytes | memoryview | Pieces = b""
+    #: are ``Pieces`` when it came as pieces, or the ``Placement`` it was received
+    #: into (``_placement.py``).
+    payload: bytes | memoryview | Pieces | Placement = b""
+    #: On the first frame of a message split over several: the whole message's size.
+    message_length: int | None = None
 
 
 def encode_frame(frame: Frame) -> bytes:
@@ -140,6 +147,8 @@ def encode_frame(frame: Frame) -> bytes:
         return lead
     if isinstance(payload, Pieces):  # a received payload sent on: its pieces follow
         return b"".join([lead, *payload.parts])
+    if isinstance(payload, Placement):
+        return b"".join((lead, payload.view))
     return b"".join((lead, payload))
 
 
@@ -163,6 +172,8 @@ def encode_frame_parts(frame: Frame) -> bytes | list[bytes | bytearray | memoryv
         return encode_frame(frame)
     if isinstance(payload, Pieces):
         return [_encode_lead(frame), *payload.parts]
+    if isinstance(payload, Placement):
+        return [_encode_lead(frame), payload.view]
     return [_encode_lead(frame), payload]
 
 
@@ -174,13 +185,14 @@ def head_size(frame: Frame) -> int:
 def _encode_head(frame: Frame) -> bytes:
     # Hot path (every frame of every call): records that repeat from call to call
     # (the method, empty metadata, an OK status) come from caches and constants.
-    _, _, _, method, timeout, metadata, status, trailers, _ = frame
+    _, _, _, method, timeout, metadata, status, trailers, _, message_length = frame
     if (
         method is None
         and timeout is None
         and metadata is None
         and status is None
         and trailers is None
+        and message_length is None
     ):
         return b""
     parts: list[bytes] = []
@@ -188,17 +200,19 @@ def _encode_head(frame: Frame) -> bytes:
         parts.append(_method_record(method))
     if timeout is not None:
         micros = min(max(0, round(timeout * 1e6)), _NO_TIMEOUT - 1)
-        parts.append(_TIMEOUT_RECORD.pack(_TIMEOUT, 8, micros))
+        parts.append(_U64_RECORD.pack(_TIMEOUT, 8, micros))
     if metadata is not None:
         parts.append(_metadata_record(_METADATA, metadata))
     if status is not None:
         parts.append(_status_record(status))
     if trailers is not None:
         parts.append(_metadata_record(_TRAILERS, trailers))
+    if message_length is not None:
+        parts.append(_U64_RECORD.pack(_MESSAGE_LENGTH, 8, message_length))
     return b"".join(parts)
 
 
-_TIMEOUT_RECORD = struct.Struct(">BIQ")
+_U64_RECORD = struct.Struct(">BIQ")
 _EMPTY_METADATA = _TLV.pack(_METADATA, 0)
 _EMPTY_TRAILERS = _TLV.pack(_TRAILERS, 0)
 _OK_STATUS = _TLV.pack(_STATUS_TAG, _STATUS.size) + _STATUS.pack(0)
@@ -243,7 +257,9 @@ def _encode_metadata(entries: MetadataEntries) -> bytes:
     return b"".join(parts)
 
 
-def decode_frame(data: bytes | memoryview | list[bytes | memoryview]) -> Frame:
+def decode_frame(
+    data: bytes | memoryview | list[bytes | memoryview | Placement],
+) -> Frame:
     """Parse one Homa message into a ``Frame``.
 
     The payload is a view into ``data`` when ``data`` is ``bytes`` (immutable, kept
@@ -257,7 +273,7 @@ def decode_frame(data: bytes | memoryview | list[bytes | memoryview]) -> Frame:
             head record that does not parse.
     """
     if isinstance(data, list):
-        if len(data) != 1:
+        if len(data) != 1 or isinstance(data[0], Placement):
             return _decode_pieces(data)
         data = data[0]  # whole: decoded as is, below
     if len(data) < HEADER_SIZE:
@@ -269,27 +285,56 @@ def decode_frame(data: bytes | memoryview | list[bytes | memoryview]) -> Frame:
     return _decode_lead(view, header, payload)
 
 
-def _decode_pieces(parts: list[bytes | memoryview]) -> Frame:
+def _decode_pieces(parts: list[bytes | memoryview | Placement]) -> Frame:
     """``decode_frame`` of a message in pieces: the header and head are read from
     the first piece (a message's first packet: tens of kilobytes on loopback,
-    1.4 KB across a network), the payload stays in pieces."""
-    if not parts or len(parts[0]) < HEADER_SIZE:
-        return decode_frame(b"".join(parts))  # raises, or a tiny first piece
-    first = parts[0]
+    1.4 KB across a network), the payload stays in pieces, or is the
+    ``Placement`` the transport wrote it into when that starts right after the
+    head."""
+    first = parts[0] if parts else b""
+    if isinstance(first, Placement) or len(first) < HEADER_SIZE:
+        return decode_frame(_joined(parts))  # raises, or a tiny first piece
     view = memoryview(first)
     header = _HEADER.unpack_from(view)
     end = HEADER_SIZE + header[5]
     if len(view) < end:  # a head spread over pieces (huge metadata): join
-        return decode_frame(b"".join(parts))
-    rest = view[end:]
-    payload = Pieces([rest, *parts[1:]] if rest else parts[1:])
+        return decode_frame(_joined(parts))
+    rest = parts[1:]
+    placement = rest[-1] if rest and isinstance(rest[-1], Placement) else None
+    payload: Pieces | Placement
+    if placement is not None and len(rest) == 1 and end == len(view):
+        payload = placement  # the layout hook's doing: the head is the first piece
+    else:
+        tail = [bytes(p) if isinstance(p, Placement) else p for p in rest]
+        payload = Pieces([view[end:], *tail] if end < len(view) else tail)
     return _decode_lead(view, header, payload)
+
+
+def peek_head(first: memoryview) -> tuple[int, int, int | None] | None:
+    """``(flags, payload offset, message length)`` of the frame ``first`` begins
+    (a message's first packet), or None when its head does not fit in ``first``
+    or does not parse (``decode_frame`` will say why, later)."""
+    if len(first) < HEADER_SIZE:
+        return None
+    version, flags, _, _, _, head_len = _HEADER.unpack_from(first)
+    end = HEADER_SIZE + head_len
+    if version != VERSION or end > len(first):
+        return None
+    try:
+        message_length = _decode_head(first[HEADER_SIZE:end])[5]
+    except FrameError:
+        return None
+    return flags, end, message_length
+
+
+def _joined(parts: list[bytes | memoryview | Placement]) -> bytes:
+    return b"".join(bytes(p) if isinstance(p, Placement) else p for p in parts)
 
 
 def _decode_lead(
     view: memoryview,
     header: tuple[int, int, int, int, int, int],
-    payload: bytes | memoryview | Pieces,
+    payload: bytes | memoryview | Pieces | Placement,
 ) -> Frame:
     """The frame whose ``header`` (unpacked) and head start ``view``, carrying
     ``payload``."""
@@ -305,10 +350,13 @@ def _decode_lead(
     if head_len == _OK_HEAD_SIZE and view[HEADER_SIZE:end] == _OK_HEAD:
         # The usual last frame of a call: OK, no metadata, no trailers.
         return Frame(call_id, seq, flags, None, None, (), (0, ""), (), payload)
-    method, timeout, metadata, status, trailers = _decode_head(view[HEADER_SIZE:end])
-    return Frame(
-        call_id, seq, flags, method, timeout, metadata, status, trailers, payload
+    method, timeout, metadata, status, trailers, length = _decode_head(
+        view[HEADER_SIZE:end]
     )
+    return Frame(
+        call_id, seq, flags, method, timeout, metadata, status, trailers, payload,
+        length,
+    )  # fmt: skip
 
 
 #: The head of a server's final frame with status OK and no metadata.
@@ -322,16 +370,19 @@ _HeadFields = tuple[
     MetadataEntries | None,
     tuple[int, str] | None,
     MetadataEntries | None,
+    int | None,
 ]
 
 
 def _decode_head(view: memoryview) -> _HeadFields:
-    """The method, timeout, metadata, status and trailers the head records carry."""
+    """The method, timeout, metadata, status, trailers and message length the head
+    records carry."""
     method: str | None = None
     timeout: float | None = None
     metadata: MetadataEntries | None = None
     status: tuple[int, str] | None = None
     trailers: MetadataEntries | None = None
+    message_length: int | None = None
     offset, size = 0, len(view)
     while offset < size:
         if offset + _TLV_SIZE > size:
@@ -354,8 +405,10 @@ def _decode_head(view: memoryview) -> _HeadFields:
             status = _decode_status(value)
         elif tag == _TRAILERS:
             trailers = decode_metadata(value)
+        elif tag == _MESSAGE_LENGTH:
+            message_length = _decode_u64(value, "message length")
         # unknown tags are skipped: newer peers may add some
-    return method, timeout, metadata, status, trailers
+    return method, timeout, metadata, status, trailers, message_length
 
 
 #: Decoded method paths by their bytes: a client calls few methods.
@@ -373,10 +426,14 @@ def _method_text(value: memoryview) -> str:
 
 
 def _decode_timeout(value: memoryview) -> float:
+    return _decode_u64(value, "timeout") / 1e6
+
+
+def _decode_u64(value: memoryview, what: str) -> int:
     if len(value) != _U64.size:
-        raise FrameError("timeout record is not 8 bytes")
-    micros: int = _U64.unpack(value)[0]
-    return micros / 1e6
+        raise FrameError(f"{what} record is not 8 bytes")
+    number: int = _U64.unpack(value)[0]
+    return number
 
 
 def _decode_status(value: memoryview) -> tuple[int, str]:

@@ -50,6 +50,7 @@ from ._framing import (
     encode_frame,
     encode_frame_parts,
 )
+from ._placement import install_layout
 from ._receivers import Receivers
 from ._stream import (
     Assembler,
@@ -445,6 +446,8 @@ class ServerEndpoint:
         self.max_receive_message_length = max_receive_message_length
         self.max_message_length = transport.max_message_length
         self.window = window
+        # Long requests are received straight into the bytes handed out.
+        install_layout(transport, max_receive_message_length)
         #: Requests dropped because they did not parse.
         self.malformed = 0
         #: Messages ``pump_ready`` has dispatched (a loop reader's sign of activity).

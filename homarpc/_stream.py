@@ -1,6 +1,7 @@
 """Sans-IO stream pieces both ends share: ordering, reassembly, splitting.
 
-Layer: rpc. Imports: stdlib and ``homarpc._framing`` only (no threads, no asyncio).
+Layer: rpc. Imports: stdlib, ``homarpc._framing`` and ``homarpc._placement`` only
+(no threads, no asyncio).
 
 Homa RPCs are not ordered with respect to each other, so every frame that belongs to
 a direction's ordered stream carries a sequence number (1, 2, 3, ...).
@@ -17,6 +18,11 @@ from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 from ._framing import HEADER_SIZE, Flags, Frame, Pieces, head_size
+from ._placement import PlacedMessage
+from .transport import Placement
+
+#: A received chunk of a message, as ``decode_frame`` gives it.
+Chunk = bytes | memoryview | Pieces | Placement
 
 __all__ = [
     "Assembler",
@@ -91,33 +97,50 @@ class ReorderBuffer(Generic[T]):
 
 
 class Assembler:
-    """Joins the chunks of one message; refuses messages over ``limit`` bytes."""
+    """Joins the chunks of one message; refuses messages over ``limit`` bytes.
 
-    __slots__ = ("_chunks", "_limit", "_size")
+    A message that began in place (``_placement.PlacedMessage``) is completed
+    there: later chunks are copied in behind the first, and no join is needed.
+    """
+
+    __slots__ = ("_chunks", "_limit", "_placed", "_size")
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._chunks: list[bytes | memoryview] = []
+        self._placed: PlacedMessage | None = None
         self._size = 0
 
     @property
     def is_partial(self) -> bool:
         """True while some chunks of a message have arrived but not its last."""
-        return bool(self._chunks)
+        return bool(self._chunks) or self._placed is not None
 
-    def add(self, chunk: bytes | memoryview | Pieces, is_last: bool) -> bytes | None:
+    def add(self, chunk: Chunk, is_last: bool) -> bytes | None:
         """Add one chunk; return the whole message when ``is_last``. The one copy
-        a message costs is made here: chunks are views, or ``Pieces`` of views.
+        a message costs is made here: chunks are views, or ``Pieces`` of views
+        (none at all for a message received in place).
 
         Raises:
             MessageTooLargeError: the message has grown past the limit.
         """
         self._size += len(chunk)
         if self._limit >= 0 and self._size > self._limit:
-            size, self._size, self._chunks = self._size, 0, []
+            size, self._size, self._chunks, self._placed = self._size, 0, [], None
             raise MessageTooLargeError(
                 f"Received message larger than max ({size} vs. {self._limit})"
             )
+        placed = self._placed
+        if placed is not None and not placed.extend(chunk):
+            # Longer than its first frame announced: join after all.
+            self._chunks, self._placed, placed = [placed.written()], None, None
+        if placed is None and not self._chunks and isinstance(chunk, PlacedMessage):
+            placed = self._placed = chunk
+        if placed is not None:
+            if not is_last:
+                return None
+            self._size, self._placed = 0, None
+            return placed.result()
         if not is_last:
             self._keep(chunk)  # views of immutable bytes: no copy yet
             return None
@@ -129,9 +152,11 @@ class Assembler:
             return whole
         return chunk if isinstance(chunk, bytes) else bytes(chunk)
 
-    def _keep(self, chunk: bytes | memoryview | Pieces) -> None:
+    def _keep(self, chunk: Chunk) -> None:
         if isinstance(chunk, Pieces):
             self._chunks.extend(chunk.parts)
+        elif isinstance(chunk, Placement):
+            self._chunks.append(chunk.view)
         else:
             self._chunks.append(chunk)
 
@@ -200,7 +225,7 @@ def _split(
     )  # fmt: skip
     lead_flags = first.flags | Flags.MESSAGE
     room = max_length - head_size(
-        Frame(call_id, 0, lead_flags, method, timeout, metadata)
+        Frame(call_id, 0, lead_flags, method, timeout, metadata, message_length=0)
     )
     if room <= 0:
         raise ValueError("metadata does not fit in one Homa message")
@@ -216,6 +241,7 @@ def _split(
             None,
             None,
             view[:room],
+            len(payload),  # lets the receiver write the whole in place
         )
     ]
     rest_room = max_length - HEADER_SIZE

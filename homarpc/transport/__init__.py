@@ -21,7 +21,9 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ._base import MAX_MESSAGE_LENGTH, Address, Buffer, Message, Transport
+from ._bytes import writable_bytes
 from ._malloc import tune_malloc
+from .engine.placement import Layout, Placement
 from .errors import (
     HomaError,
     HomaUnavailableError,
@@ -44,10 +46,12 @@ __all__ = [
     "Buffer",
     "HomaError",
     "HomaUnavailableError",
+    "Layout",
     "LocalProtocolError",
     "Message",
     "MessageTooLongError",
     "PeerUnreachableError",
+    "Placement",
     "ProtocolError",
     "RemoteProtocolError",
     "RpcAbortedError",
@@ -60,6 +64,7 @@ __all__ = [
     "kernel_available",
     "open_transport",
     "tune_malloc",
+    "writable_bytes",
 ]
 
 if TYPE_CHECKING:

@@ -1,6 +1,7 @@
 """The message-socket contract every transport backend honours.
 
-Layer: transport. Imports: stdlib and ``transport.errors`` only.
+Layer: transport. Imports: stdlib, ``transport.errors`` and the engine's
+``Placement`` (a leaf module: what a layout hook returns, any backend may honour it).
 
 It mirrors the Homa kernel API (and go-homa's ``Socket``): a connectionless socket
 that sends *requests* (each starting a Homa RPC, tagged with a completion cookie),
@@ -37,6 +38,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import ClassVar, Self
 
+from .engine.placement import Layout, Placement
 from .errors import HomaError, MessageTooLongError
 
 __all__ = [
@@ -116,6 +118,9 @@ class Message:
             received the message in pieces joins them on first use: a reader that
             can take pieces asks ``payload_parts()`` instead and skips that copy.
         error: why the RPC failed, or ``None``.
+
+    Pieces are views of immutable ``bytes``, except that the last may be the
+    ``Placement`` a layout hook (``Transport.set_layout``) chose for the message.
     """
 
     __slots__ = (
@@ -132,7 +137,7 @@ class Message:
         error: HomaError | None = None,
         release: Callable[[], None] | None = None,
         *,
-        parts: list[bytes | memoryview] | None = None,
+        parts: list[bytes | memoryview | Placement] | None = None,
     ) -> None:
         self.id = id
         self.cookie = cookie
@@ -147,7 +152,10 @@ class Message:
     @property
     def payload(self) -> bytes | memoryview:
         if self._parts is not None:
-            self._payload = b"".join(self._parts)
+            self._payload = b"".join(
+                bytes(part) if isinstance(part, Placement) else part
+                for part in self._parts
+            )
             self._parts = None
         return self._payload
 
@@ -156,7 +164,7 @@ class Message:
         self._payload = value
         self._parts = None
 
-    def payload_parts(self) -> list[bytes | memoryview]:
+    def payload_parts(self) -> list[bytes | memoryview | Placement]:
         """The payload as buffers whose concatenation it is, not joined if the
         backend received it in pieces (views of immutable ``bytes``, so they stay
         valid): the RPC layer decodes a frame's head from the first and joins
@@ -252,6 +260,14 @@ class Transport(abc.ABC):
     def next_deadline(self) -> float | None:
         """When ``recv(timeout=0)`` must next be called for protocol timers, if ever."""
         return None
+
+    def set_layout(self, layout: Layout | None) -> bool:
+        """Let ``layout`` choose where long incoming messages are written as they
+        arrive (``engine/placement.py``): such a message then comes with the
+        ``Placement`` as its last piece (``Message.payload_parts()``). False if this
+        backend cannot (the kernel's messages land in its own buffer pool; the
+        memory backend's arrive whole), which is also the default."""
+        return False
 
     def __enter__(self) -> Self:
         return self

@@ -19,6 +19,7 @@ from .events import (
     ResponseReceived,
     RpcFailed,
 )
+from .placement import Landing, Layout, Placement
 from .stats import EngineStats
 
 __all__ = [
@@ -29,7 +30,10 @@ __all__ = [
     "HomaConfig",
     "HomaEngine",
     "HomaEvent",
+    "Landing",
+    "Layout",
     "LocalProtocolError",
+    "Placement",
     "RequestReceived",
     "ResponseReceived",
     "RpcFailed",

@@ -49,6 +49,7 @@ from .events import (
 from .grants import GrantScheduler
 from .ledger import PendingAcks, Tombstones
 from .messages import IncomingMessage, OutgoingMessage
+from .placement import Landing, Layout
 from .rpc import Rpc, RpcInput, RpcState, TickAction
 from .sender import SrptSender
 from .stats import EngineStats
@@ -107,6 +108,11 @@ class HomaEngine:
         self._pending_acks = PendingAcks(wire.MAX_ACKS_PER_PACKET)
         self._writer = PacketWriter(local_port, config.wire_tag, self.stats, gather)
         self._gather = gather
+        #: With ``gather``: asked where a long incoming message should be written
+        #: as it arrives (``placement.py``); None keeps messages in pieces.
+        self.layout: Layout | None = None
+        #: The RPC (and its peer's id) whose placed message took the last packet.
+        self._landing: tuple[Rpc, int] | None = None
         self._sender = SrptSender(self._writer, self._pending_acks)
         self._seq = 0
         self._events: deque[HomaEvent] = deque()
@@ -152,6 +158,53 @@ class HomaEngine:
         # header's fields come first) serves the checks below and the packet.
         is_data = ptype == _DATA
         head = _unpack_data_header(data) if is_data else _unpack_common(data)
+        if self._admitted(head, addr):
+            if is_data:
+                # Pieces are kept by reference: copy a driver's reusable buffer.
+                body = memoryview(data if type(data) is bytes else bytes(data))
+                self._handle_data_packet(body[_HEADER:], addr, head, False)
+            else:
+                self._handlers[ptype](data, addr, head[11])
+            if self._timer.needs_arming:
+                self._arm_timer(now)
+
+    def landing(self) -> Landing | None:
+        """Where the next DATA packet will be, if it continues in order the message
+        last received in place: a driver may read a datagram with its header into
+        one buffer and the rest into ``zone`` (``recvmsg_into``), then hand it
+        to ``receive_landed`` if ``Landing.matches`` says it is that packet."""
+        landing = self._landing
+        if landing is None:
+            return None
+        rpc, sender_id = landing
+        msgin = rpc.msgin
+        if msgin is None or msgin.placement is None:
+            self._landing = None
+            return None
+        at = msgin.recv_end - msgin.placement.skip
+        if at < 0:
+            return None
+        zone = msgin.placement.view[at:]
+        return Landing(sender_id, rpc.peer, msgin.recv_end, msgin.length, zone)
+
+    def receive_landed(
+        self, header: wire.Readable, body: memoryview, addr: Address, now: float
+    ) -> None:
+        """Process a DATA packet whose header is ``header`` and whose data a driver
+        read straight into ``body`` (the start of a ``Landing.zone`` it matched):
+        the data is already where it belongs, and is not copied again.
+
+        Then call ``datagrams_to_send()``.
+        """
+        self.stats.datagrams_received += 1
+        head = _unpack_data_header(header)
+        if self._admitted(head, addr):
+            self._handle_data_packet(body, addr, head, True)
+            if self._timer.needs_arming:
+                self._arm_timer(now)
+
+    def _admitted(self, head: tuple[int, ...], addr: Address) -> bool:
+        """Whether a datagram's common header is for us and from where it says."""
         if (head[3], head[4]) != self._tag:
             self._drop("bad_tag")
         elif head[1] != self.local_port:
@@ -159,12 +212,8 @@ class HomaEngine:
         elif head[0] != addr[1]:
             self._drop("spoofed")
         else:
-            if is_data:
-                self._handle_data_packet(data, addr, head)
-            else:
-                self._handlers[ptype](data, addr, head[11])
-            if self._timer.needs_arming:
-                self._arm_timer(now)
+            return True
+        return False
 
     def receive_icmp_error(self, addr: Address, errno: int, now: float) -> None:
         """``addr`` is unreachable (ICMP): fail our RPCs to it, forget its requests.
@@ -313,15 +362,16 @@ class HomaEngine:
     # --------------------------------------------------------- packet handlers
 
     def _handle_data_packet(
-        self, data: wire.Readable, addr: Address, fields: tuple[int, ...]
+        self, body: memoryview, addr: Address, fields: tuple[int, ...], landed: bool
     ) -> None:
+        """A DATA packet carrying ``body`` (in place already if ``landed``)."""
         sender_id = fields[11]
         length, incoming, ack_id, ack_port = fields[12:16]
         offset = wire.data_offset(fields[2], fields[20])
         if length > self.config.max_message_length:
             self._drop("too_long")
             return
-        if offset + len(data) - _HEADER > length:
+        if offset + len(body) > length:
             self._drop("out_of_range")
             return
         if ack_id:
@@ -336,7 +386,7 @@ class HomaEngine:
             if maybe is None:
                 return
             rpc = maybe
-        self._receive_data(rpc, data, offset, length, incoming)
+        self._receive_data(rpc, sender_id, body, offset, (length, incoming), landed)
 
     def _server_for_request(self, addr: Address, client_id: int) -> Rpc | None:
         """The server RPC request data from ``addr`` belongs to, created if new."""
@@ -358,15 +408,17 @@ class HomaEngine:
     def _receive_data(
         self,
         rpc: Rpc,
-        data: wire.Readable,
+        sender_id: int,
+        body: memoryview,
         offset: int,
-        length: int,
-        incoming: int,
+        sizes: tuple[int, int],
+        landed: bool,
     ) -> None:
+        length, incoming = sizes
         msgin = rpc.msgin
         if msgin is None:
-            if offset == 0 and len(data) - _HEADER == length:  # whole message at once
-                self._message_complete(rpc, bytes(data[_HEADER:]))
+            if offset == 0 and len(body) == length:  # whole message at once
+                self._message_complete(rpc, bytes(body))
                 return
             msgin = self._attach_incoming(rpc, length, incoming)
             if msgin is None:
@@ -376,9 +428,12 @@ class HomaEngine:
             return
         if incoming > msgin.granted:
             msgin.granted = min(incoming, length)
-        # Pieces are kept by reference: copy a driver's reusable buffer first.
-        body = memoryview(data if type(data) is bytes else bytes(data))[_HEADER:]
-        added = msgin.add(offset, body, self.config.max_gaps)
+        if landed and (msgin.placement is None or offset != msgin.recv_end):
+            body = memoryview(bytes(body))  # not where it belongs after all
+            landed = False
+        if offset == 0 and msgin.received == 0 and self.layout is not None:
+            self._place(msgin, body)
+        added = msgin.add(offset, body, self.config.max_gaps, landed)
         if added < 0:
             self._drop("too_many_gaps")
         elif msgin.is_complete:
@@ -390,6 +445,8 @@ class HomaEngine:
         else:
             rpc.silent_ticks = 0
             self._grants_dirty = True
+            if msgin.placement is not None:
+                self._landing = (rpc, sender_id)
 
     def _attach_incoming(
         self, rpc: Rpc, length: int, incoming: int
@@ -408,6 +465,16 @@ class HomaEngine:
         if rpc.is_client:
             rpc.process(RpcInput.RESPONSE_DATA)
         return msgin
+
+    def _place(self, msgin: IncomingMessage, first: memoryview) -> None:
+        """Ask the layout hook where ``msgin`` goes, given its first packet's data."""
+        if not self._gather:
+            return  # a message is delivered as bytes: nothing could use a placement
+        assert self.layout is not None
+        placement = self.layout(first, msgin.length)
+        if placement is not None and placement.fits(len(first), msgin.length):
+            msgin.placement = placement
+            self.stats.messages_placed += 1
 
     def _detach_incoming(self, rpc: Rpc) -> None:
         """Stop tracking ``rpc``'s incoming message (complete, or abandoned)."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .placement import Placement
+
 __all__ = [
     "Address",
     "Datagram",
@@ -27,8 +29,9 @@ Address = tuple[str, int]
 Datagram = bytes | list[bytes | memoryview]
 
 #: A received message: ``bytes``, or (from an engine made with ``gather=True``) the
-#: list of its pieces in order, views of the immutable datagrams that brought them.
-Received = bytes | list[bytes | memoryview]
+#: list of its pieces in order, views of the immutable datagrams that brought them,
+#: the last of which may be the ``Placement`` the rest of the message was written to.
+Received = bytes | list[bytes | memoryview | Placement]
 
 
 @dataclass(frozen=True, slots=True)

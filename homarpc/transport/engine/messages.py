@@ -4,13 +4,16 @@ Layer: transport.engine. Imports: the stdlib only.
 
 ``OutgoingMessage`` tracks the sender's side (``sent`` and ``granted`` offsets plus
 ranges a RESEND asked for again). ``IncomingMessage`` collects the receiver's side
-as pieces (joined once, at the end) and keeps the kernel's bookkeeping: ``recv_end``
-(one past the highest byte received) and a sorted list of gaps below it. Packets may
+as pieces (joined once, at the end) or writes them into place, and keeps the
+kernel's bookkeeping: ``recv_end`` (one past the highest byte received) and a
+sorted list of gaps below it. Packets may
 arrive in any order, duplicated, or overlapping what is already there; only bytes
 that fill a hole are kept, so a duplicate cannot overwrite received data.
 """
 
 from __future__ import annotations
+
+from .placement import Placement
 
 __all__ = ["IncomingMessage", "OutgoingMessage"]
 
@@ -134,14 +137,17 @@ class IncomingMessage:
     """A request or response being reassembled.
 
     Received bytes are kept as *pieces* (views into the datagrams that brought
-    them) and joined once, when the message is complete. Copying each packet into
-    a pre-sized buffer instead costs a zero-filled allocation of the whole message
-    (for 1 MB, ~250 page faults when the allocator hands out fresh memory), a copy
-    per packet, and one more copy to hand the result out as ``bytes``.
+    them) and joined once, when the message is complete; or, once the driver's
+    layout hook gave a ``placement``, copied on arrival into the buffer the reader
+    will use (``placement.py``). A pre-sized buffer the engine chose itself would
+    cost a copy per packet and then one more to hand the result out as ``bytes``:
+    only the reader can supply a buffer that needs no further copy.
 
     Attributes:
         length: the message length every packet of it declares.
-        pieces: ``(offset, bytes)`` of every byte received once, disjoint.
+        pieces: ``(offset, bytes)`` of every byte received once and not placed,
+            disjoint.
+        placement: where bytes from ``placement.skip`` on go, or None.
         received: how many distinct bytes have arrived.
         recv_end: one past the highest offset received.
         gaps: sorted, disjoint ``[start, end)`` holes below ``recv_end``.
@@ -149,8 +155,8 @@ class IncomingMessage:
     """
 
     __slots__ = (
-        "gaps", "granted", "in_order", "length", "pieces", "received", "recv_end",
-        "seq",
+        "gaps", "granted", "in_order", "length", "pieces", "placement", "received",
+        "recv_end", "seq",
     )  # fmt: skip
 
     def __init__(self, length: int, granted: int, seq: int) -> None:
@@ -162,6 +168,9 @@ class IncomingMessage:
         self.gaps: list[list[int]] = []
         self.granted = min(granted, length)
         self.seq = seq  # creation order, the grant scheduler's tie-breaker
+        #: Where bytes from ``placement.skip`` on are written (``placement.py``);
+        #: None: every byte is kept in ``pieces``.
+        self.placement: Placement | None = None
 
     @property
     def is_complete(self) -> bool:
@@ -172,19 +181,31 @@ class IncomingMessage:
         """Granted bytes not yet received (what this message may still bring in)."""
         return max(0, self.granted - self.received)
 
-    def add(self, offset: int, data: memoryview, max_gaps: int) -> int:
+    def add(
+        self, offset: int, data: memoryview, max_gaps: int, landed: bool = False
+    ) -> int:
         """Keep the new bytes of a packet; return how many were new.
 
         ``data`` must view immutable bytes (it is kept, not copied, when most of
-        it is new). ``offset + len(data)`` must be within ``length`` (the caller
-        checks). Returns 0 for a pure duplicate and -1 if taking the packet would
-        exceed ``max_gaps``.
+        it is new), or with ``landed`` be the bytes already read into their place
+        (``offset`` is then ``recv_end``: in order). ``offset + len(data)`` must
+        be within ``length`` (the caller checks). Returns 0 for a pure duplicate
+        and -1 if taking the packet would exceed ``max_gaps``.
         """
         end = offset + len(data)
         if offset > self.recv_end and len(self.gaps) >= max_gaps:
             return -1
         if offset == self.recv_end:  # in order: the common case
-            self.pieces.append((offset, data))
+            placement = self.placement
+            if landed:
+                pass  # read straight into place by the driver
+            elif placement is not None and offset >= placement.skip:
+                start = offset - placement.skip
+                placement.view[start : start + len(data)] = data
+            elif placement is None:
+                self.pieces.append((offset, data))
+            else:
+                self._place(offset, data)
             self.recv_end = end
             self.received += end - offset
             return end - offset
@@ -202,24 +223,49 @@ class IncomingMessage:
 
     def assemble(self) -> bytes:
         """The whole message (call once ``is_complete``)."""
-        return b"".join(self.ordered_pieces())
+        return b"".join(
+            bytes(piece) if isinstance(piece, Placement) else piece
+            for piece in self.ordered_pieces()
+        )
 
-    def ordered_pieces(self) -> list[bytes | memoryview]:
-        """The pieces in message order, unjoined (call once ``is_complete``)."""
+    def ordered_pieces(self) -> list[bytes | memoryview | Placement]:
+        """The pieces in message order, unjoined, then the ``placement`` if there
+        is one (call once ``is_complete``)."""
         pieces = self.pieces
         if not self.in_order:
             pieces.sort(key=_offset)
             self.in_order = True
-        return [piece for _, piece in pieces]
+        ordered: list[bytes | memoryview | Placement] = [piece for _, piece in pieces]
+        if self.placement is not None:
+            ordered.append(self.placement)
+        return ordered
 
     def _keep(self, start: int, piece: memoryview) -> None:
         """Keep ``piece`` (new bytes from ``start``). A piece that is a small part
         of its datagram is copied, so overlapping packets from a bad peer cannot
         pin many whole datagrams for a few new bytes each."""
-        if 2 * len(piece) < len(piece.obj):  # type: ignore[arg-type]
+        if self.placement is not None:
+            self._place(start, piece)
+        elif 2 * len(piece) < len(piece.obj):  # type: ignore[arg-type]
             self.pieces.append((start, bytes(piece)))
         else:
             self.pieces.append((start, piece))
+
+    def _place(self, start: int, piece: memoryview) -> None:
+        """Write ``piece`` (new bytes from ``start``) where the placement says:
+        bytes below ``skip`` stay a piece (copied: they are few), the rest go
+        into ``view``."""
+        placement = self.placement
+        assert placement is not None
+        skip = placement.skip
+        if start < skip:
+            lead = piece[: skip - start]
+            self.pieces.append((start, bytes(lead)))
+            piece = piece[len(lead) :]
+            start += len(lead)
+        if piece:
+            at = start - skip
+            placement.view[at : at + len(piece)] = piece
 
     def _fill_gaps(self, offset: int, end: int, data: memoryview) -> int:
         """Copy the parts of ``[offset, end)`` that fall in gaps; shrink those gaps."""

@@ -35,6 +35,8 @@ class EngineStats:
     timeouts: int = 0
     requests_delivered: int = 0
     responses_delivered: int = 0
+    #: Incoming messages written into place as they arrived (``placement.py``).
+    messages_placed: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
 
     @property

@@ -60,6 +60,8 @@ from ..engine import (
     Datagram,
     HomaConfig,
     HomaEngine,
+    Landing,
+    Layout,
     RequestReceived,
     ResponseReceived,
     RpcFailed,
@@ -83,6 +85,9 @@ _GULP = 8
 #: Most data datagrams sent between two reads of the socket: a short message
 #: arriving while we transmit a long one is read after at most this many.
 _SEND_BATCH = 4
+#: One datagram read: ``(bytes, peer, None)``, or ``(header, peer, data)`` for a
+#: DATA packet whose data was read straight into its message (``Landing``).
+_Read = tuple[bytes | bytearray, Address, memoryview | None]
 #: Longest due timers wait for the socket to drain (see ``_service``).
 _TIMER_GRACE = 0.02
 #: Longest a leader sleeps in epoll without looking at the clock (also bounds how
@@ -155,6 +160,11 @@ class UdpTransport(Transport):
         self._last_service = 0.0
         # The engine may hold datagrams beyond the last batch we took (leader only).
         self._output_pending = False
+        # Where the next packet of a message received in place lands (leader only;
+        # set after each engine pass), and where the rest of a datagram that is
+        # longer than that spills (see ``_read_landing``).
+        self._landing: Landing | None = None
+        self._spill = bytearray(_MAX_UDP_PAYLOAD)
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._wake_set = False
         self._epoll = select.epoll()
@@ -242,6 +252,11 @@ class UdpTransport(Transport):
 
     def fileno(self) -> int:
         return self._epoll_fd
+
+    def set_layout(self, layout: Layout | None) -> bool:
+        with self._lock:
+            self._engine.layout = layout
+        return True
 
     def next_deadline(self) -> float | None:
         with self._lock:
@@ -359,13 +374,12 @@ class UdpTransport(Transport):
         Called only by the thread holding the leader role, without the lock.
         """
         engine, lock = self._engine, self._lock
-        recvfrom, bufsize, is_v6 = self._sock.recvfrom, self._bufsize, self._is_v6
         drained = False
         streaming = False  # the previous read found a datagram too
         for _ in range(_READ_BATCH):
-            data: bytes | None = None
+            reads: list[_Read] = []
             try:
-                data, addr = recvfrom(bufsize, socket.MSG_DONTWAIT)
+                reads.append(self._read())
             except BlockingIOError:
                 drained = True
                 if not self._output_pending:
@@ -379,13 +393,16 @@ class UdpTransport(Transport):
             # queued behind this one before the engine's output side runs: one
             # pass of grant scheduling and one lock round then serve several
             # DATA packets. A lone datagram (a short message) goes in alone.
-            queued = self._read_queued() if streaming and data is not None else ()
+            if streaming and reads:
+                self._read_queued(reads)
             with lock:
                 now = _monotonic()
-                if data is not None:
-                    engine.receive_datagram(data, addr[:2] if is_v6 else addr, now)
-                    for more, more_addr in queued:
-                        engine.receive_datagram(more, more_addr, now)
+                for data, addr, landed in reads:
+                    if landed is None:
+                        engine.receive_datagram(data, addr, now)
+                    else:
+                        engine.receive_landed(data, landed, addr, now)
+                self._landing = engine.landing()
                 out = engine.datagrams_to_send(now, _SEND_BATCH)
                 self._output_pending = len(out) >= _SEND_BATCH
                 first = self._take_events()
@@ -393,7 +410,7 @@ class UdpTransport(Transport):
                 self._transmit(out)
             if first is not None:
                 return first
-            streaming = data is not None
+            streaming = bool(reads)
         timer = engine.get_timer()
         if timer is None:
             return None
@@ -408,17 +425,40 @@ class UdpTransport(Transport):
         self._transmit(out)
         return first
 
-    def _read_queued(self) -> list[tuple[bytes, Address]]:
-        """Up to ``_GULP - 1`` datagrams already waiting on the socket (leader only)."""
-        recvfrom, bufsize, is_v6 = self._sock.recvfrom, self._bufsize, self._is_v6
-        queued: list[tuple[bytes, Address]] = []
+    def _read_queued(self, reads: list[_Read]) -> None:
+        """Add up to ``_GULP - 1`` datagrams already waiting on the socket to
+        ``reads`` (leader only)."""
         for _ in range(_GULP - 1):
             try:
-                data, addr = recvfrom(bufsize, socket.MSG_DONTWAIT)
+                reads.append(self._read())
             except OSError:  # drained, or an ICMP error the next read will take
                 break
-            queued.append((data, addr[:2] if is_v6 else addr))
-        return queued
+
+    def _read(self) -> _Read:
+        """One datagram: into place if the engine expects one there (``_landing``),
+        else as ``bytes``. Raises what ``recvfrom`` raises (leader only)."""
+        if self._landing is not None:
+            return self._read_landing(self._landing)
+        data, addr = self._sock.recvfrom(self._bufsize, socket.MSG_DONTWAIT)
+        return data, addr[:2] if self._is_v6 else addr, None
+
+    def _read_landing(self, landing: Landing) -> _Read:
+        """Read a datagram's header apart and its data straight into the message
+        it continues (no copy after the kernel's). A datagram that turns out to
+        be another is copied out of the zone at once, before the next read can
+        land on it, and the rest of this batch is read the ordinary way."""
+        header = bytearray(landing.HEADER)
+        size, _, _, addr = self._sock.recvmsg_into(
+            (header, landing.zone, self._spill), 0, socket.MSG_DONTWAIT
+        )
+        if self._is_v6:
+            addr = addr[:2]
+        if landing.matches(header, size, addr):
+            body = size - landing.HEADER
+            self._landing = landing.advanced(body)
+            return header, addr, landing.zone[:body]
+        self._landing = None
+        return _reassembled(header, landing.zone, self._spill, size), addr, None
 
     def _read_icmp_errors(self) -> int:
         """Feed ICMP "unreachable" errors queued on the socket to the engine;
@@ -621,6 +661,18 @@ def _frozen(part: bytes | bytearray | memoryview) -> memoryview:
     if not (view.readonly and type(view.obj) is bytes):
         view = memoryview(view.tobytes())
     return view if view.format == "B" else view.cast("B")
+
+
+def _reassembled(
+    header: bytearray, zone: memoryview, spill: bytearray, size: int
+) -> bytes:
+    """The ``size``-byte datagram ``recvmsg_into`` spread over the three buffers."""
+    if size <= len(header):
+        return bytes(header[:size])
+    rest = size - len(header)
+    if rest <= len(zone):
+        return b"".join((header, zone[:rest]))
+    return b"".join((header, zone, memoryview(spill)[: rest - len(zone)]))
 
 
 def _request(event: RequestReceived) -> Message:
