@@ -65,7 +65,7 @@ class EnginePair:
             if self.auto_reply:
                 request = event.payload
                 if isinstance(request, list):  # pieces, from a gathering engine
-                    request = b"".join(request)
+                    request = b"".join(map(bytes, request))  # (maybe a Placement)
                 self.server.send_response(event.rpc_id, request[::-1], self.now)
         while (event := self.client.next_event()) is not None:
             self.client_events.append(event)
