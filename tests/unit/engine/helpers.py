@@ -109,3 +109,29 @@ class EnginePair:
                 return
             self.tick()
         raise AssertionError("engines still hold state")
+
+
+def transfer_lossily_until(
+    pair: EnginePair, rng: random.Random, done: Callable[[], bool]
+) -> None:
+    """Deliver in shuffled batches, losing 10% and duplicating 5%, ticking the
+    clock (timers: RESENDs) until ``done()``; 2,000 ticks at most."""
+
+    def shuffled_lossy_transfer() -> None:
+        while batch := pair.pending():
+            rng.shuffle(batch)
+            for datagram in batch:
+                roll = rng.random()
+                if roll >= 0.1:  # else lost
+                    pair.deliver(datagram)
+                if roll > 0.95:
+                    pair.deliver(datagram)  # duplicated
+
+    shuffled_lossy_transfer()
+    for _ in range(2_000):
+        if done():
+            return
+        pair.now += pair.config.tick
+        pair.client.handle_timer(pair.now)
+        pair.server.handle_timer(pair.now)
+        shuffled_lossy_transfer()

@@ -17,7 +17,7 @@ from homarpc.transport.engine import (
     wire,
 )
 
-from .helpers import CLIENT, SERVER, EnginePair
+from .helpers import CLIENT, SERVER, EnginePair, transfer_lossily_until
 
 
 @pytest.mark.parametrize("size", [0, 1, 64, 49_999, 50_000, 50_001, 1_000_000])
@@ -198,26 +198,9 @@ def test_a_gathering_pair_recovers_lost_and_reordered_packets(seed):
     rng = random.Random(seed)
     pair = EnginePair(HomaConfig(max_datagram=9_000, max_incoming=200_000), gather=True)
 
-    def shuffled_lossy_transfer() -> None:
-        while batch := pair.pending():
-            rng.shuffle(batch)
-            for datagram in batch:
-                roll = rng.random()
-                if roll >= 0.1:  # else lost
-                    pair.deliver(datagram)
-                if roll > 0.95:
-                    pair.deliver(datagram)  # duplicated
-
     payload = rng.randbytes(300_000)
     pair.client.send_request(SERVER, payload, 1, pair.now)
-    shuffled_lossy_transfer()
-    for _ in range(2_000):
-        if pair.client_events:
-            break
-        pair.now += pair.config.tick
-        pair.client.handle_timer(pair.now)
-        pair.server.handle_timer(pair.now)
-        shuffled_lossy_transfer()
+    transfer_lossily_until(pair, rng, lambda: bool(pair.client_events))
     (response,) = pair.client_events
     assert isinstance(response, ResponseReceived)
     assert b"".join(response.payload) == payload[::-1]

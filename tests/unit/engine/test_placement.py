@@ -16,7 +16,7 @@ from homarpc.transport.engine import (
     ResponseReceived,
 )
 
-from .helpers import CLIENT, SERVER, EnginePair
+from .helpers import CLIENT, SERVER, EnginePair, transfer_lossily_until
 
 SKIP = 10  # the "reader's header" the test layout keeps apart
 
@@ -85,26 +85,9 @@ def test_a_placed_message_survives_loss_reordering_and_duplicates(seed):
     pair = EnginePair(HomaConfig(max_datagram=9_000, max_incoming=200_000), gather=True)
     pair.server.layout = _placing_layout([])
 
-    def lossy() -> None:
-        while batch := pair.pending():
-            rng.shuffle(batch)
-            for datagram in batch:
-                roll = rng.random()
-                if roll >= 0.1:
-                    pair.deliver(datagram)
-                if roll > 0.95:
-                    pair.deliver(datagram)
-
     payload = rng.randbytes(300_000)
     pair.client.send_request(SERVER, payload, 0, pair.now)
-    lossy()
-    for _ in range(2_000):
-        if pair.requests:
-            break
-        pair.now += pair.config.tick
-        pair.client.handle_timer(pair.now)
-        pair.server.handle_timer(pair.now)
-        lossy()
+    transfer_lossily_until(pair, rng, lambda: bool(pair.requests))
     (request,) = pair.requests
     assert _request_bytes(request) == payload
 
