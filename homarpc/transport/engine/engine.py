@@ -188,18 +188,18 @@ class HomaEngine:
         return Landing(sender_id, rpc.peer, msgin.recv_end, msgin.length, zone)
 
     def receive_landed(
-        self, header: wire.Readable, body: memoryview, addr: Address, now: float
+        self, fields: tuple[int, ...], body: memoryview, addr: Address, now: float
     ) -> None:
-        """Process a DATA packet whose header is ``header`` and whose data a driver
-        read straight into ``body`` (the start of a ``Landing.zone`` it matched):
-        the data is already where it belongs, and is not copied again.
+        """Process a DATA packet whose header ``Landing.matches`` unpacked into
+        ``fields`` and whose data a driver read straight into ``body`` (the start
+        of that landing's zone): the data is already where it belongs and is not
+        copied again.
 
         Then call ``datagrams_to_send()``.
         """
         self.stats.datagrams_received += 1
-        head = _unpack_data_header(header)
-        if self._admitted(head, addr):
-            self._handle_data_packet(body, addr, head, True)
+        if self._admitted(fields, addr):
+            self._handle_data_packet(body, addr, fields, True)
             if self._timer.needs_arming:
                 self._arm_timer(now)
 

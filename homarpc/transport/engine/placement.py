@@ -78,7 +78,8 @@ class Landing:
     (``HomaEngine.landing``): a driver reads a datagram's first ``HEADER`` bytes
     into a header buffer and the rest into ``zone``, so that packet's data needs
     no copy at all, and keeps the datagram only if ``matches`` says it was
-    that packet (anything else is copied out of the zone at once).
+    that packet (anything else is copied out of the zone at once). After each
+    packet that landed, ``advance`` moves it on to the next.
 
     Attributes:
         sender_id: the RPC id the sender puts in its DATA packets.
@@ -107,24 +108,31 @@ class Landing:
         self.length = length
         self.zone = zone
 
-    def matches(self, header: bytes | bytearray, size: int, peer: object) -> bool:
-        """Whether a ``size``-byte datagram from ``peer`` whose first bytes are
+    def matches(
+        self, header: bytes | bytearray, size: int, peer: object
+    ) -> tuple[int, ...] | None:
+        """If a ``size``-byte datagram from ``peer`` whose first bytes are
         ``header`` is the packet this landing expects (its data then lies in
-        ``zone[:size - HEADER]``)."""
+        ``zone[:size - HEADER]``): its unpacked DATA header, for
+        ``HomaEngine.receive_landed``. Else None."""
         body = size - _HEADER
         if body <= 0 or body > len(self.zone) or header[11] != _DATA:
-            return False
+            return None
         fields = _unpack_data_header(header)
-        return (
+        if (
             fields[11] == self.sender_id
             and wire.data_offset(fields[2], fields[20]) == self.offset
             and fields[12] == self.length
             and peer == self.peer
-        )
+        ):
+            return fields
+        return None
 
-    def advanced(self, body: int) -> Landing | None:
-        """The landing for the packet after one of ``body`` bytes landed here."""
+    def advance(self, body: int) -> bool:
+        """Move on to the packet after one of ``body`` bytes landed here; False
+        when the zone is used up."""
         if body >= len(self.zone):
-            return None
-        zone = self.zone[body:]
-        return Landing(self.sender_id, self.peer, self.offset + body, self.length, zone)
+            return False
+        self.zone = self.zone[body:]
+        self.offset += body
+        return True

@@ -102,9 +102,10 @@ def _land_or_deliver(pair: EnginePair, datagram, landed: list[int]) -> None:
     if landing is not None:
         header = bytearray(data[: Landing.HEADER])
         body = data[Landing.HEADER :]
-        if landing.matches(header, len(data), src):
+        fields = landing.matches(header, len(data), src)
+        if fields is not None:
             landing.zone[: len(body)] = body  # recvmsg_into's work
-            engine.receive_landed(header, landing.zone[: len(body)], src, pair.now)
+            engine.receive_landed(fields, landing.zone[: len(body)], src, pair.now)
             landed.append(len(body))
             pair.drain_events()
             return
@@ -143,21 +144,19 @@ def test_a_landing_refuses_other_packets():
     (next_packet, _), *_ = pair.client.datagrams_to_send(pair.now)
     raw = b"".join(next_packet) if isinstance(next_packet, list) else next_packet
     header = bytearray(raw[: Landing.HEADER])
-    assert landing.matches(header, len(raw), CLIENT)
-    assert not landing.matches(header, len(raw), ("127.0.0.1", 9))
-    assert not Landing(
-        landing.sender_id,
-        landing.peer,
-        landing.offset + 1,
-        landing.length,
-        landing.zone,
-    ).matches(header, len(raw), CLIENT)
-    assert not Landing(
+    assert landing.matches(header, len(raw), CLIENT) is not None
+    assert landing.matches(header, len(raw), ("127.0.0.1", 9)) is None
+    later = Landing(
+        landing.sender_id, landing.peer, landing.offset, landing.length, landing.zone
+    )
+    assert later.advance(1) and later.matches(header, len(raw), CLIENT) is None
+    longer = Landing(
         landing.sender_id,
         landing.peer,
         landing.offset,
         landing.length + 1,
         landing.zone,
-    ).matches(header, len(raw), CLIENT)
-    assert not landing.matches(header[:33], 33, CLIENT)  # a control packet
-    assert not landing.advanced(len(landing.zone))  # the zone is used up
+    )
+    assert longer.matches(header, len(raw), CLIENT) is None
+    assert landing.matches(header[:33], 33, CLIENT) is None  # a control packet
+    assert not landing.advance(len(landing.zone))  # the zone is used up
