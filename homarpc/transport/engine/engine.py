@@ -60,6 +60,7 @@ from .writer import PacketWriter
 __all__ = ["HomaEngine"]
 
 _HEADER = wire.DATA_HEADER_LENGTH
+_IN_SEQUENCE = wire.OFFSET_IN_SEQUENCE
 _DATA = wire.PacketType.DATA
 _unpack_data_header = wire.DATA_HEADER.unpack_from
 _unpack_common = wire.COMMON.unpack_from
@@ -198,10 +199,34 @@ class HomaEngine:
         Then call ``datagrams_to_send()``.
         """
         self.stats.datagrams_received += 1
-        if self._admitted(fields, addr):
+        if not self._admitted(fields, addr):
+            return
+        # The packets of a long message, one after another: ``matches`` checked
+        # the sender's id, the offset, the length and the peer against the landing
+        # it was given; check that it is still the message being received, then
+        # only count the bytes. Anything else goes the general way.
+        landing = self._landing
+        msgin = None if landing is None else landing[0].msgin
+        offset = fields[2] if fields[20] == _IN_SEQUENCE else fields[20]
+        if (
+            landing is None
+            or msgin is None
+            or msgin.placement is None
+            or offset != msgin.recv_end
+            or fields[11] != landing[1]
+            or fields[12] != msgin.length
+        ):
             self._handle_data_packet(body, addr, fields, True)
-            if self._timer.needs_arming:
-                self._arm_timer(now)
+        else:
+            rpc = landing[0]
+            if fields[14]:
+                self._apply_ack(addr, fields[14], fields[15])
+            if fields[13] > msgin.granted:
+                msgin.granted = min(fields[13], msgin.length)
+            added = msgin.add(offset, body, 0, True)
+            self._after_data(rpc, msgin, added)
+        if self._timer.needs_arming:
+            self._arm_timer(now)
 
     def _admitted(self, head: tuple[int, ...], addr: Address) -> bool:
         """Whether a datagram's common header is for us and from where it says."""
@@ -434,6 +459,12 @@ class HomaEngine:
         if offset == 0 and msgin.received == 0 and self.layout is not None:
             self._place(msgin, body)
         added = msgin.add(offset, body, self.config.max_gaps, landed)
+        if msgin.placement is not None:
+            self._landing = (rpc, sender_id)
+        self._after_data(rpc, msgin, added)
+
+    def _after_data(self, rpc: Rpc, msgin: IncomingMessage, added: int) -> None:
+        """``added`` new bytes (-1: refused) of ``rpc``'s incoming message came."""
         if added < 0:
             self._drop("too_many_gaps")
         elif msgin.is_complete:
@@ -445,8 +476,6 @@ class HomaEngine:
         else:
             rpc.silent_ticks = 0
             self._grants_dirty = True
-            if msgin.placement is not None:
-                self._landing = (rpc, sender_id)
 
     def _attach_incoming(
         self, rpc: Rpc, length: int, incoming: int
