@@ -383,12 +383,18 @@ class UdpTransport(Transport):
         Called only by the thread holding the leader role, without the lock.
         """
         engine, lock = self._engine, self._lock
+        recvfrom, bufsize, is_v6 = self._sock.recvfrom, self._bufsize, self._is_v6
         drained = False
         streaming = False  # the previous read found a datagram too
         for _ in range(_READ_BATCH):
             reads: list[_Read] = []
             try:
-                reads.append(self._read())
+                if self._landing is None:  # (``_read``, inline: every message)
+                    datagram, source = recvfrom(bufsize, socket.MSG_DONTWAIT)
+                    source = source[:2] if is_v6 else source
+                    reads.append((datagram, source, _NOT_LANDED))
+                else:
+                    reads.append(self._read_landing(self._landing))
             except BlockingIOError:
                 drained = True
                 if not self._output_pending:
