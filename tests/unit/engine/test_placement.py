@@ -160,3 +160,33 @@ def test_a_landing_refuses_other_packets():
     assert longer.matches(header, len(raw), CLIENT) is None
     assert landing.matches(header[:33], 33, CLIENT) is None  # a control packet
     assert not landing.advance(len(landing.zone))  # the zone is used up
+
+
+def test_a_packet_landed_for_a_message_that_was_aborted_meanwhile_is_dropped():
+    # The driver reads without the lock: the RPC can be aborted between a read
+    # into its landing zone and the engine seeing that packet.
+    pair = EnginePair(gather=True)
+    pair.client.layout = _placing_layout([])
+    pair.auto_reply = False
+    pair.client.send_request(SERVER, bytes(10), 0, 0.0)
+    pair.transfer()
+    (request,) = pair.requests
+    pair.server.send_response(request.rpc_id, bytes(300_000), 0.0)
+    batch = pair.pending()
+    pair.deliver(batch[0])  # the response's first packet: placed on the client
+    landing = pair.client.landing()
+    assert landing is not None
+    for grant, dst in pair.client.datagrams_to_send(pair.now):
+        pair.deliver((grant, CLIENT, dst))
+    (packet, _), *_ = pair.server.datagrams_to_send(pair.now)
+    raw = b"".join(packet) if isinstance(packet, list) else packet
+    fields = landing.matches(bytearray(raw[: Landing.HEADER]), len(raw), SERVER)
+    assert fields is not None
+    client_id = request.rpc_id ^ 1  # (the server's id is the client's | 1)
+    pair.client.abort(client_id, 0, pair.now)  # the caller gave up meanwhile
+    body = landing.zone[: len(raw) - Landing.HEADER]
+    body[:] = raw[Landing.HEADER :]
+    dropped = pair.client.stats.dropped_total
+    pair.client.receive_landed(fields, body, SERVER, pair.now)
+    assert pair.client.stats.dropped_total == dropped + 1
+    assert pair.client.landing() is None and not pair.client_events
