@@ -170,3 +170,35 @@ def test_close_ends_every_thread(running):
     transport.close()
     receivers.close(timeout=2.0)
     assert not any(thread.is_alive() for thread in threads)
+
+
+def test_the_watcher_backs_off_while_the_receiver_keeps_up(running):
+    # A busy server handles message after message; the watcher finds a new one at
+    # each look and must not wake every _WATCH for that (each wake-up takes the
+    # GIL from the receiver).
+    handled: list[int] = []
+
+    def handle(message: Message) -> None:
+        time.sleep(0.0002)  # a short handler: busy, never stuck
+        handled.append(message.id)
+
+    transport, receivers = running(handle)
+    waits = 0
+    real_wait = receivers._watching.wait
+
+    def counting_wait(timeout: float | None = None) -> bool:
+        nonlocal waits
+        waits += 1
+        return real_wait(timeout)
+
+    receivers._watching.wait = counting_wait  # type: ignore[method-assign]
+    feeding = time.monotonic()
+    while time.monotonic() - feeding < 0.5:
+        for number in range(20):
+            transport.send_in(number)
+        time.sleep(0.003)
+    elapsed = time.monotonic() - feeding
+    assert _wait_until(lambda: transport.inbox.empty())
+    assert len(handled) > 500
+    # At _WATCH (1 ms) that would be ~500 looks; backed off to _MAX_WATCH, ~50.
+    assert waits < elapsed / 0.004
