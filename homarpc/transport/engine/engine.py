@@ -23,7 +23,11 @@ What the engine does (``spec/homa-protocol.md`` §2, §6):
   that has sent its response asks with NEED_ACK until it hears one, then keeps a
   tombstone so a delayed duplicate request is never executed twice;
 * RPCs silent for ``timeout_ticks`` fail (client) or are freed (server); a
-  receiver with no room to grant yet keeps its sender alive with empty RESENDs.
+  receiver with no room to grant yet keeps its sender alive with empty RESENDs;
+* with ``gather`` and a ``layout`` hook, a long incoming message is written where
+  the hook says as its packets arrive (``placement.py``); a driver that reads the
+  next in-order packet straight there (``landing()``, then ``receive_landed``)
+  saves the copy altogether.
 
 Bad input never raises: it is dropped and counted in ``stats.dropped``.
 """
@@ -215,6 +219,7 @@ class HomaEngine:
             or offset != msgin.recv_end
             or fields[11] != landing[1]
             or fields[12] != msgin.length
+            or addr != landing[0].peer
         ):
             self._handle_data_packet(body, addr, fields, True)
         else:
