@@ -129,6 +129,15 @@ def test_landed_packets_need_no_copy_and_make_the_same_message():
     assert pair.server.landing() is None  # nothing more expected
 
 
+def _granted_next_packet(pair: EnginePair, receiver: tuple[str, int]) -> bytes:
+    """Deliver ``receiver``'s GRANT to its peer; the DATA packet that earns."""
+    sender = CLIENT if receiver == SERVER else SERVER
+    for grant, dst in pair.engine_at(receiver).datagrams_to_send(pair.now):
+        pair.deliver((grant, receiver, dst))
+    (packet, _), *_ = pair.engine_at(sender).datagrams_to_send(pair.now)
+    return b"".join(packet) if isinstance(packet, list) else packet
+
+
 def test_a_landing_refuses_other_packets():
     pair = EnginePair(gather=True)
     pair.server.layout = _placing_layout([])
@@ -139,10 +148,7 @@ def test_a_landing_refuses_other_packets():
     assert landing is not None
     # The next packet of that message would match; the same bytes from
     # elsewhere, at another offset, or declaring another length would not.
-    for grant, dst in pair.server.datagrams_to_send(pair.now):
-        pair.deliver((grant, SERVER, dst))
-    (next_packet, _), *_ = pair.client.datagrams_to_send(pair.now)
-    raw = b"".join(next_packet) if isinstance(next_packet, list) else next_packet
+    raw = _granted_next_packet(pair, receiver=SERVER)
     header = bytearray(raw[: Landing.HEADER])
     assert landing.matches(header, len(raw), CLIENT) is not None
     assert landing.matches(header, len(raw), ("127.0.0.1", 9)) is None
@@ -176,10 +182,7 @@ def test_a_packet_landed_for_a_message_that_was_aborted_meanwhile_is_dropped():
     pair.deliver(batch[0])  # the response's first packet: placed on the client
     landing = pair.client.landing()
     assert landing is not None
-    for grant, dst in pair.client.datagrams_to_send(pair.now):
-        pair.deliver((grant, CLIENT, dst))
-    (packet, _), *_ = pair.server.datagrams_to_send(pair.now)
-    raw = b"".join(packet) if isinstance(packet, list) else packet
+    raw = _granted_next_packet(pair, receiver=CLIENT)
     fields = landing.matches(bytearray(raw[: Landing.HEADER]), len(raw), SERVER)
     assert fields is not None
     client_id = request.rpc_id ^ 1  # (the server's id is the client's | 1)
