@@ -313,17 +313,31 @@ def _decode_pieces(parts: list[bytes | memoryview | Placement]) -> Frame:
 def peek_head(first: memoryview) -> tuple[int, int, int | None] | None:
     """``(flags, payload offset, message length)`` of the frame ``first`` begins
     (a message's first packet), or None when its head does not fit in ``first``
-    or does not parse (``decode_frame`` will say why, later)."""
+    or does not parse (``decode_frame`` will say why, later).
+
+    Only the records' tags and lengths are read (this runs while the packet's
+    GRANT waits), not their values but ``MESSAGE_LENGTH``'s.
+    """
     if len(first) < HEADER_SIZE:
         return None
     version, flags, _, _, _, head_len = _HEADER.unpack_from(first)
     end = HEADER_SIZE + head_len
     if version != VERSION or end > len(first):
         return None
-    try:
-        message_length = _decode_head(first[HEADER_SIZE:end])[5]
-    except FrameError:
-        return None
+    message_length: int | None = None
+    offset = HEADER_SIZE
+    while offset < end:
+        if offset + _TLV_SIZE > end:
+            return None
+        tag, length = _TLV.unpack_from(first, offset)
+        offset += _TLV_SIZE
+        if offset + length > end:
+            return None
+        if tag == _MESSAGE_LENGTH:
+            if length != _U64.size:
+                return None
+            message_length = _U64.unpack_from(first, offset)[0]
+        offset += length
     return flags, end, message_length
 
 

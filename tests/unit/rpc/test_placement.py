@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import random
 
-from homarpc._framing import Flags, Frame, decode_frame, encode_frame, peek_head
+import pytest
+
+from homarpc._framing import (
+    Flags,
+    Frame,
+    FrameError,
+    decode_frame,
+    encode_frame,
+    peek_head,
+)
 from homarpc._placement import MIN_PLACED, PlacedMessage, make_layout
 from homarpc._stream import Assembler, message_frames
 from homarpc.transport import Placement, writable_bytes
@@ -106,3 +115,18 @@ def test_frames_with_a_placement_elsewhere_are_joined_correctly():
     view = memoryview(bytearray(message[100:]))
     parts = [message[:100], Placement(100, view)]  # head ends before the split
     assert bytes(decode_frame(parts).payload) == payload
+
+
+def test_peek_head_declines_heads_that_do_not_parse():
+    lead = bytearray(_frames(bytes(1_000_000))[0][:1000])
+    head_len = int.from_bytes(lead[16:20], "big")
+    # A record running past the head, then a MESSAGE_LENGTH of the wrong size.
+    bad_run = bytearray(lead)
+    bad_run[21:25] = (head_len + 1).to_bytes(4, "big")
+    assert peek_head(memoryview(bad_run)) is None
+    odd = encode_frame(Frame(7, 1, Flags.MESSAGE))[:20]
+    record = bytes([6]) + (4).to_bytes(4, "big") + bytes(4)
+    odd = odd[:16] + len(record).to_bytes(4, "big") + record
+    assert peek_head(memoryview(odd)) is None
+    with pytest.raises(FrameError, match="message length record is not 8 bytes"):
+        decode_frame(odd)
