@@ -57,7 +57,9 @@ class HomaConfig:
             peer whose port closed is still noticed at once (ICMP port unreachable).
         request_ack_ticks: ticks after a server has sent its whole response before it
             starts asking for an ACK (NEED_ACK, then once per tick).
-        max_message_length: largest message accepted or sent (kernel: 1,000,000).
+        max_message_length: largest message accepted or sent (kernel: 1,000,000,
+            the default). Both ends must allow what either sends: a receiver drops
+            the packets of a longer message (``too_long``).
         tombstone_ticks: how long a finished server RPC's id is remembered so that a
             delayed duplicate request is not executed twice (0 = 2 x timeout_ticks).
         max_rx_buffer: total bytes of reassembly buffers for partly received

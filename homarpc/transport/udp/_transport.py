@@ -48,7 +48,6 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from .._base import (
-    MAX_MESSAGE_LENGTH,
     Address,
     Message,
     Payload,
@@ -145,7 +144,10 @@ class UdpTransport(Transport):
         self.config = config
         self.busy_poll = busy_poll
         self._poll_extra = 0.0  # see _POLL_PER_BYTE
-        self.max_message_length = min(config.max_message_length, MAX_MESSAGE_LENGTH)
+        # Kernel parity (1,000,000) unless the config says otherwise: the embedded
+        # protocol has no buffer-pool limit, and one Homa message per gRPC message
+        # is cheaper (docs/udp-transport.md, "Sizes"); both ends must agree.
+        self.max_message_length = config.max_message_length
         self._local: Address = sock.getsockname()[:2]
         self.datagram_sizes = datagram_sizes  # peer -> largest datagram we send it
         self._engine = HomaEngine(

@@ -7,6 +7,7 @@ import os
 
 import homarpc
 from homarpc.transport import Placement
+from homarpc.transport.engine import HomaConfig
 from homarpc.transport.udp import _transport as udp
 from homarpc.transport.udp import open_udp_transport
 
@@ -79,3 +80,22 @@ def test_reassembled_puts_a_datagram_spread_over_three_buffers_back_together():
     assert udp._reassembled(header, zone, spill, 3) == b"HEA"
     assert udp._reassembled(header, zone, spill, 6) == b"HEADzo"
     assert udp._reassembled(header, zone, spill, 11) == b"HEADzonespi"
+
+
+def test_a_larger_message_limit_when_both_ends_configure_it():
+    # Kernel parity (1,000,000) by default; the embedded protocol itself has no
+    # such limit, so two endpoints that both allow more exchange more in one RPC.
+    roomy = HomaConfig(max_incoming=1_000_000, max_message_length=2_000_000)
+    server = open_udp_transport(("127.0.0.1", 0), server=True, config=roomy)
+    client = open_udp_transport(("127.0.0.1", 0), config=roomy)
+    default = open_udp_transport(("127.0.0.1", 0))
+    try:
+        assert default.max_message_length == 1_000_000
+        assert client.max_message_length == 2_000_000
+        payload = os.urandom(1_500_000)
+        client.send(server.local_addr, payload)
+        request = recv_or_fail(server)
+        assert bytes(request) == payload
+    finally:
+        for transport in (client, server, default):
+            transport.close()
