@@ -14,6 +14,14 @@ Both servers run the same generic echo handler on raw bytes (no protobuf, so onl
 the RPC stack is measured) with the same 8-worker thread pool. The two frameworks
 take the same code, by design: homarpc's API is grpcio's (``import homarpc as grpc``).
 
+The frameworks take turns: the run is ``--rounds`` rounds (3 by default), each
+measuring both frameworks (a fresh server each, with its own warm-up) on a share
+of the budget, first one, then the other, in alternating order. The table pools
+each framework's samples over the rounds (medians and p99s of all samples, the
+mean of the call rates); the ratios of every round are printed too. On a shared
+machine whose speed drifts over tens of seconds, taking turns keeps one framework
+from having all the quiet minutes (``transport_bench.py`` alternates the same way).
+
 With ``--api aio`` both sides use the asyncio API instead (``grpc.aio`` against
 ``homarpc.aio``: aio servers with an ``async def`` echo, and 8 tasks instead of 8
 threads in the concurrent workload).
@@ -92,9 +100,24 @@ class Budget:
     large_seconds: float
     concurrent_seconds: float
 
+    def share(self, rounds: int) -> Budget:
+        """One round's part of this budget (the warm-up is not shared: every
+        round starts a fresh server)."""
+        return Budget(
+            self.warmup_calls,
+            -(-self.small_calls // rounds),
+            self.small_seconds / rounds,
+            -(-self.large_calls // rounds),
+            self.large_seconds / rounds,
+            self.concurrent_seconds / rounds,
+        )
 
-FULL = Budget(300, 20000, 12.0, 100, 8.0, 5.0)
+
+#: Totals over all rounds.
+FULL = Budget(300, 20000, 12.0, 300, 8.0, 6.0)
 QUICK = Budget(100, 1000, 2.0, 10, 1.5, 1.5)
+#: Rounds of a full run (a quick one is a single round).
+ROUNDS = 3
 
 
 # -- server process ----------------------------------------------------------------
@@ -353,6 +376,7 @@ async def measure(
         "unary64_p99": percentile(small.samples, 99),
         "unary64_samples": small.samples,
         "unary1m_median": median(large.samples),
+        "unary1m_samples": large.samples,
         "unary1m_calls": large.completed,
         "concurrent_calls_per_s": rate.samples[0],
         "failures": small.failures + large.failures + rate.failures,
@@ -378,6 +402,36 @@ ROWS = [
     ("unary 1,000,000 B median", "unary1m_median", format_duration),
     (f"{CALLERS} callers, 64 B", "concurrent_calls_per_s", _rate),
 ]
+
+
+def pooled(turns: list[dict[str, Any]]) -> dict[str, Any]:
+    """One framework's figures over all its turns: medians and p99s of the pooled
+    samples, the mean call rate, every failure."""
+    small = [x for turn in turns for x in turn["unary64_samples"]]
+    large = [x for turn in turns for x in turn["unary1m_samples"]]
+    rates = [turn["concurrent_calls_per_s"] for turn in turns]
+    return {
+        "name": turns[0]["name"],
+        "unary64_median": median(small),
+        "unary64_p99": percentile(small, 99),
+        "unary64_samples": small,
+        "unary1m_median": median(large),
+        "unary1m_samples": large,
+        "unary1m_calls": len(large),
+        "concurrent_calls_per_s": sum(rates) / len(rates),
+        "failures": sum(turn["failures"] for turn in turns),
+    }
+
+
+def round_ratios(turns: dict[str, list[dict[str, Any]]]) -> str:
+    """Each round's own ratios, one line per round."""
+    lines = []
+    pairs = zip(turns["grpcio"], turns["homarpc"], strict=True)
+    for number, pair in enumerate(pairs, 1):
+        found = ratios({"grpcio": pair[0], "homarpc": pair[1]})
+        figures = ", ".join(f"{title} {found[key]:.2f}x" for title, key, _ in ROWS)
+        lines.append(f"round {number}: {figures}")
+    return "\n".join(lines)
 
 
 def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -434,6 +488,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--only", choices=FRAMEWORKS, help="measure one framework")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        help=f"turns each framework takes (default: {ROUNDS}, 1 with --quick)",
+    )
+    parser.add_argument(
         "--pin",
         action="store_true",
         help="pin client and server to separate CPUs (default: the scheduler places)",
@@ -465,36 +524,46 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rpc_bench server: {exc}", file=sys.stderr)
             return 1
         return 0
-    budget = QUICK if args.quick else FULL
+    rounds = args.rounds or (1 if args.quick else ROUNDS)
+    if rounds < 1:
+        print("rpc_bench: --rounds must be at least 1", file=sys.stderr)
+        return 2
+    budget = (QUICK if args.quick else FULL).share(rounds)
     progress = Progress()
     frameworks = [args.only] if args.only else list(FRAMEWORKS)
     started = time.monotonic()
     client_cpu, server_cpu = placement(args.pin)
     if client_cpu is not None:
         os.sched_setaffinity(0, {client_cpu})
+    turns: dict[str, list[dict[str, Any]]] = {f: [] for f in frameworks}
     try:
-        results = {
-            f: asyncio.run(
-                measure(
-                    f,
-                    args.transport,
-                    args.api,
-                    budget,
-                    progress,
-                    server_cpu,
-                    args.malloc,
+        for number in range(rounds):
+            order = frameworks if number % 2 == 0 else frameworks[::-1]
+            for f in order:
+                turns[f].append(
+                    asyncio.run(
+                        measure(
+                            f,
+                            args.transport,
+                            args.api,
+                            budget,
+                            progress,
+                            server_cpu,
+                            args.malloc,
+                        )
+                    )
                 )
-            )
-            for f in frameworks
-        }
     except RuntimeError as exc:  # a server that did not start said why above
         print(f"rpc_bench: {exc}", file=sys.stderr)
         return 1
+    results = {f: pooled(turns[f]) for f in frameworks}
     print(
         f"\n{len(frameworks)} framework(s) measured in "
         f"{time.monotonic() - started:.1f} s on {os.cpu_count()} CPUs\n"
     )
     if len(results) == 2:
+        if rounds > 1:
+            print(round_ratios(turns) + "\n")
         print(report(results))
     else:
         for key, value in results[frameworks[0]].items():
@@ -511,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _write_json(path: str, results: dict[str, dict[str, Any]]) -> None:
     summary = {
-        name: {k: v for k, v in r.items() if k != "unary64_samples"}
+        name: {k: v for k, v in r.items() if not k.endswith("_samples")}
         for name, r in results.items()
     }
     if len(results) == 2:
