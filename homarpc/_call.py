@@ -300,9 +300,8 @@ class ClientCallCore:
         self, payload: bytes, end: int, head: Frame | None = None
     ) -> None:
         first = head or Frame(self.call_id)
-        frames = message_frames(
-            first, payload, self._send_seq, self._endpoint.max_message_length, end
-        )
+        limit = self._endpoint.limit_for(self.dest)
+        frames = message_frames(first, payload, self._send_seq, limit, end)
         self._send_seq += len(frames)
         self._pending.extend(frames)
 
@@ -442,6 +441,8 @@ class ClientCallCore:
 
     def _apply(self, frame: Frame) -> None:
         flags, payload = frame.flags, frame.payload
+        if frame.max_message is not None:
+            self._endpoint.learn_limit(self.dest, frame.max_message)
         if len(payload) >= _LARGE_FRAME:
             self._saw_only_small = False
         elif not self._heard_small:

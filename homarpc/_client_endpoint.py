@@ -36,6 +36,7 @@ from collections.abc import Callable
 from ._call import DEFAULT_WINDOW, ClientCallCore, MetadataEntries, Notify
 from ._framing import Flags, Frame
 from ._placement import install_layout
+from ._stream import advertised_limit, send_limit
 from ._sync import Waiter
 from .status import StatusCode
 from .transport import Address, Message, Transport, TransportClosedError
@@ -51,6 +52,8 @@ _TICK = 0.25
 KEEPALIVE_INTERVAL = 10.0
 #: Longest a pumping caller blocks in one ``recv`` (it re-checks its call after).
 _PUMP_SLICE = 0.05
+#: Servers whose announced message limit is remembered, at most.
+_MAX_PEERS = 4096
 
 
 class ClientEndpoint:
@@ -66,6 +69,9 @@ class ClientEndpoint:
         self.transport = transport
         self.max_receive_message_length = max_receive_message_length
         self.max_message_length = transport.max_message_length
+        #: Largest Homa message each server announced it accepts (see ``limit_for``).
+        self._peer_limits: dict[Address, int] = {}
+        self._advertised = advertised_limit(self.max_message_length)
         self.window = window
         # Long responses are received straight into the bytes handed out.
         install_layout(transport, max_receive_message_length)
@@ -122,7 +128,10 @@ class ClientEndpoint:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             call_id = next(self._ids)
-            head = Frame(call_id, 0, Flags.POLL, method, timeout, metadata or None)
+            head = Frame(
+                call_id, 0, Flags.POLL, method, timeout, metadata or None,
+                max_message=self._advertised,
+            )  # fmt: skip
             core = ClientCallCore(
                 self, call_id, dest, deadline, response_streaming, notify, head, request
             )
@@ -138,6 +147,17 @@ class ClientEndpoint:
             with self._pump_cond:
                 self._pump_cond.notify_all()  # the background thread has work
         return core
+
+    def limit_for(self, dest: Address) -> int:
+        """The largest Homa message to send ``dest``: one its responses announced
+        (``Frame.max_message``), else the kernel's, which every backend takes."""
+        return send_limit(self.max_message_length, self._peer_limits.get(dest))
+
+    def learn_limit(self, dest: Address, announced: int) -> None:
+        """``dest`` said it accepts Homa messages of up to ``announced`` bytes."""
+        if len(self._peer_limits) >= _MAX_PEERS and dest not in self._peer_limits:
+            self._peer_limits.clear()  # (a bound, not a cache policy: rare)
+        self._peer_limits[dest] = announced
 
     def forget(self, call_id: int) -> None:
         with self._lock:

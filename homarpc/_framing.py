@@ -45,6 +45,7 @@ _MD_ENTRY = struct.Struct(">HI")
 _TLV_SIZE: Final = _TLV.size
 _MD_ENTRY_SIZE: Final = _MD_ENTRY.size
 _U64 = struct.Struct(">Q")
+_U32 = struct.Struct(">I")
 _STATUS = struct.Struct(">I")
 _NO_TIMEOUT: Final = (1 << 64) - 1
 
@@ -73,6 +74,7 @@ class _Tag(enum.IntEnum):
     STATUS = 4  # u32 code | utf-8 details (server's final frame)
     TRAILERS = 5  # trailing metadata (server's final frame)
     MESSAGE_LENGTH = 6  # u64 bytes of the whole gRPC message (first frame of a split)
+    MAX_MESSAGE = 7  # u32 largest Homa message the sender accepts (call's first frames)
 
 
 # The tags as plain ints, for the hot paths (an IntEnum member costs a class
@@ -83,6 +85,7 @@ _METADATA: Final = int(_Tag.METADATA)
 _STATUS_TAG: Final = int(_Tag.STATUS)
 _TRAILERS: Final = int(_Tag.TRAILERS)
 _MESSAGE_LENGTH: Final = int(_Tag.MESSAGE_LENGTH)
+_MAX_MESSAGE: Final = int(_Tag.MAX_MESSAGE)
 
 
 class FrameError(ValueError):
@@ -137,6 +140,9 @@ class Frame(NamedTuple):
     payload: bytes | memoryview | Pieces | Placement = b""
     #: On the first frame of a message split over several: the whole message's size.
     message_length: int | None = None
+    #: On a call's first frame each way: the largest Homa message the sender's
+    #: transport accepts (what the peer may send it unsplit).
+    max_message: int | None = None
 
 
 def encode_frame(frame: Frame) -> bytes:
@@ -185,7 +191,9 @@ def head_size(frame: Frame) -> int:
 def _encode_head(frame: Frame) -> bytes:
     # Hot path (every frame of every call): records that repeat from call to call
     # (the method, empty metadata, an OK status) come from caches and constants.
-    _, _, _, method, timeout, metadata, status, trailers, _, message_length = frame
+    _, _, _, method, timeout, metadata, status, trailers, _, message_length, most = (
+        frame
+    )
     if (
         method is None
         and timeout is None
@@ -193,6 +201,7 @@ def _encode_head(frame: Frame) -> bytes:
         and status is None
         and trailers is None
         and message_length is None
+        and most is None
     ):
         return b""
     parts: list[bytes] = []
@@ -209,10 +218,13 @@ def _encode_head(frame: Frame) -> bytes:
         parts.append(_metadata_record(_TRAILERS, trailers))
     if message_length is not None:
         parts.append(_U64_RECORD.pack(_MESSAGE_LENGTH, 8, message_length))
+    if most is not None:
+        parts.append(_U32_RECORD.pack(_MAX_MESSAGE, 4, most))
     return b"".join(parts)
 
 
 _U64_RECORD = struct.Struct(">BIQ")
+_U32_RECORD = struct.Struct(">BII")
 _EMPTY_METADATA = _TLV.pack(_METADATA, 0)
 _EMPTY_TRAILERS = _TLV.pack(_TRAILERS, 0)
 _OK_STATUS = _TLV.pack(_STATUS_TAG, _STATUS.size) + _STATUS.pack(0)
@@ -364,12 +376,12 @@ def _decode_lead(
     if head_len == _OK_HEAD_SIZE and view[HEADER_SIZE:end] == _OK_HEAD:
         # The usual last frame of a call: OK, no metadata, no trailers.
         return Frame(call_id, seq, flags, None, None, (), (0, ""), (), payload)
-    method, timeout, metadata, status, trailers, length = _decode_head(
+    method, timeout, metadata, status, trailers, length, most = _decode_head(
         view[HEADER_SIZE:end]
     )
     return Frame(
         call_id, seq, flags, method, timeout, metadata, status, trailers, payload,
-        length,
+        length, most,
     )  # fmt: skip
 
 
@@ -385,18 +397,20 @@ _HeadFields = tuple[
     tuple[int, str] | None,
     MetadataEntries | None,
     int | None,
+    int | None,
 ]
 
 
 def _decode_head(view: memoryview) -> _HeadFields:
-    """The method, timeout, metadata, status, trailers and message length the head
-    records carry."""
+    """The method, timeout, metadata, status, trailers, message length and largest
+    accepted Homa message the head records carry."""
     method: str | None = None
     timeout: float | None = None
     metadata: MetadataEntries | None = None
     status: tuple[int, str] | None = None
     trailers: MetadataEntries | None = None
     message_length: int | None = None
+    most: int | None = None
     offset, size = 0, len(view)
     while offset < size:
         if offset + _TLV_SIZE > size:
@@ -421,8 +435,12 @@ def _decode_head(view: memoryview) -> _HeadFields:
             trailers = decode_metadata(value)
         elif tag == _MESSAGE_LENGTH:
             message_length = _decode_u64(value, "message length")
+        elif tag == _MAX_MESSAGE:
+            if len(value) != _U32.size:
+                raise FrameError("max message record is not 4 bytes")
+            most = _U32.unpack(value)[0]
         # unknown tags are skipped: newer peers may add some
-    return method, timeout, metadata, status, trailers, message_length
+    return method, timeout, metadata, status, trailers, message_length, most
 
 
 #: Decoded method paths by their bytes: a client calls few methods.

@@ -57,7 +57,9 @@ from ._stream import (
     FlowControlError,
     MessageTooLargeError,
     ReorderBuffer,
+    advertised_limit,
     message_frames,
+    send_limit,
 )
 from .metadata import Metadatum
 from .status import StatusCode
@@ -90,6 +92,8 @@ class ServerCallCore:
     def __init__(self, endpoint: ServerEndpoint, peer: Address, start: Frame) -> None:
         self._endpoint = endpoint
         self.peer = peer
+        #: The largest Homa message to send this client (it may have said more).
+        self._send_limit = send_limit(endpoint.max_message_length, start.max_message)
         self.call_id = start.call_id
         self.method = start.method or ""
         self.metadata: MetadataEntries = start.metadata or ()
@@ -249,7 +253,10 @@ class ServerCallCore:
         self._send_seq += 1
         if not self._metadata_sent:
             self._metadata_sent = True
-            frame = frame._replace(metadata=self._initial_metadata or ())
+            frame = frame._replace(
+                metadata=self._initial_metadata or (),
+                max_message=self._endpoint.advertised,
+            )
         return frame
 
     def _queue_message(
@@ -262,17 +269,16 @@ class ServerCallCore:
         """Queue ``payload`` as frames from template ``first`` (plus the initial
         metadata, if not sent yet, and ``trailers``, which end up on the last)."""
         if not self._metadata_sent or trailers is not None:
-            metadata = first.metadata
+            metadata, most = first.metadata, None
             if not self._metadata_sent:
                 self._metadata_sent = True
                 metadata = self._initial_metadata or ()
+                most = self._endpoint.advertised  # the first frame we send
             first = Frame(
                 first.call_id, 0, first.flags, None, None, metadata, first.status,
-                trailers,
+                trailers, max_message=most,
             )  # fmt: skip
-        frames = message_frames(
-            first, payload, self._send_seq, self._endpoint.max_message_length, end
-        )
+        frames = message_frames(first, payload, self._send_seq, self._send_limit, end)
         self._send_seq += len(frames)
         self._out.extend(frames)
 
@@ -445,6 +451,8 @@ class ServerEndpoint:
         self.transport = transport
         self.max_receive_message_length = max_receive_message_length
         self.max_message_length = transport.max_message_length
+        #: What our first frame to each client announces (``Frame.max_message``).
+        self.advertised = advertised_limit(self.max_message_length)
         self.window = window
         # Long requests are received straight into the bytes handed out.
         install_layout(transport, max_receive_message_length)

@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 
 from ._framing import HEADER_SIZE, Flags, Frame, Pieces, head_size
 from ._placement import PlacedMessage
-from .transport import Placement
+from .transport import MAX_MESSAGE_LENGTH, Placement
 
 #: A received chunk of a message, as ``decode_frame`` gives it.
 Chunk = bytes | memoryview | Pieces | Placement
@@ -29,7 +29,9 @@ __all__ = [
     "FlowControlError",
     "MessageTooLargeError",
     "ReorderBuffer",
+    "advertised_limit",
     "message_frames",
+    "send_limit",
 ]
 
 T = TypeVar("T")
@@ -161,6 +163,19 @@ class Assembler:
             self._chunks.append(chunk)
 
 
+def send_limit(own: int, theirs: int | None) -> int:
+    """The largest Homa message to send a peer: what it announced it accepts
+    (``Frame.max_message``), or if it said nothing the kernel's limit, which every
+    backend accepts; never more than our own transport's ``own``."""
+    return min(own, MAX_MESSAGE_LENGTH if theirs is None else theirs)
+
+
+def advertised_limit(own: int) -> int | None:
+    """What to announce as ``Frame.max_message``: ``own``, if it is more than a
+    peer assumes anyway (the kernel's limit), else nothing."""
+    return own if own > MAX_MESSAGE_LENGTH else None
+
+
 def message_frames(
     first: Frame, payload: bytes, next_seq: int, max_length: int, end_flags: int
 ) -> list[Frame]:
@@ -188,6 +203,8 @@ def message_frames(
         first.status,
         first.trailers,
         payload,
+        None,
+        first.max_message,
     )
     fits_surely = len(payload) + _FAST_HEAD_ROOM <= max_length
     if fits_surely and not _head_is_large(first):
@@ -220,13 +237,15 @@ def _split(
     Frames are built directly with their final fields (each ``_replace`` costs
     about as much as building one, and this runs for every large message).
     """
-    call_id, method, timeout, metadata = (
-        first.call_id, first.method, first.timeout, first.metadata,
+    call_id, method, timeout, metadata, most = (
+        first.call_id, first.method, first.timeout, first.metadata, first.max_message,
     )  # fmt: skip
     lead_flags = first.flags | Flags.MESSAGE
-    room = max_length - head_size(
-        Frame(call_id, 0, lead_flags, method, timeout, metadata, message_length=0)
-    )
+    lead_head = Frame(
+        call_id, 0, lead_flags, method, timeout, metadata, message_length=0,
+        max_message=most,
+    )  # fmt: skip
+    room = max_length - head_size(lead_head)
     if room <= 0:
         raise ValueError("metadata does not fit in one Homa message")
     view = memoryview(payload)  # chunks are views: the transport makes the one copy
@@ -242,6 +261,7 @@ def _split(
             None,
             view[:room],
             len(payload),  # lets the receiver write the whole in place
+            most,
         )
     ]
     rest_room = max_length - HEADER_SIZE

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 import homarpc
-from homarpc.transport import Placement
+from homarpc.transport import MAX_MESSAGE_LENGTH, MessageTooLongError, Placement
 from homarpc.transport.engine import HomaConfig
+from homarpc.transport.udp import DEFAULT_MAX_MESSAGE, open_udp_transport
 from homarpc.transport.udp import _transport as udp
-from homarpc.transport.udp import open_udp_transport
 
 from .helpers import recv_or_fail
 
@@ -82,20 +84,22 @@ def test_reassembled_puts_a_datagram_spread_over_three_buffers_back_together():
     assert udp._reassembled(header, zone, spill, 11) == b"HEADzonespi"
 
 
-def test_a_larger_message_limit_when_both_ends_configure_it():
-    # Kernel parity (1,000,000) by default; the embedded protocol itself has no
-    # such limit, so two endpoints that both allow more exchange more in one RPC.
-    roomy = HomaConfig(max_incoming=1_000_000, max_message_length=2_000_000)
-    server = open_udp_transport(("127.0.0.1", 0), server=True, config=roomy)
-    client = open_udp_transport(("127.0.0.1", 0), config=roomy)
-    default = open_udp_transport(("127.0.0.1", 0))
+def test_udp_messages_may_exceed_the_kernel_limit_unless_configured_to_it():
+    # The embedded protocol has no 1,000,000-byte limit of its own: by default a
+    # UDP transport takes a gRPC message of up to 4 MiB and its head in one
+    # message; a config can still ask for kernel parity.
+    server = open_udp_transport(("127.0.0.1", 0), server=True)
+    client = open_udp_transport(("127.0.0.1", 0))
+    parity = open_udp_transport(("127.0.0.1", 0), config=HomaConfig())
     try:
-        assert default.max_message_length == 1_000_000
-        assert client.max_message_length == 2_000_000
+        assert client.max_message_length == DEFAULT_MAX_MESSAGE > 4 * 1024 * 1024
+        assert parity.max_message_length == MAX_MESSAGE_LENGTH
         payload = os.urandom(1_500_000)
         client.send(server.local_addr, payload)
         request = recv_or_fail(server)
         assert bytes(request) == payload
+        with pytest.raises(MessageTooLongError):
+            parity.send(server.local_addr, payload)
     finally:
-        for transport in (client, server, default):
+        for transport in (client, server, parity):
             transport.close()

@@ -68,7 +68,7 @@ def test_a_split_message_is_completed_behind_its_placed_first_frame():
 def test_a_sender_announcing_more_than_it_sends_gets_only_what_it_sent():
     payload = random.Random(3).randbytes(1_000_000)
     lead, tail = _frames(payload)
-    lying = Frame(*decode_frame(lead)[:-1], message_length=len(payload) + 5_000)
+    lying = decode_frame(lead)._replace(message_length=len(payload) + 5_000)
     lead_frame = decode_frame(_receive(encode_frame(lying), make_layout(LIMIT)))
     assembler = Assembler(LIMIT)
     assembler.add(lead_frame.payload, False)
@@ -78,7 +78,7 @@ def test_a_sender_announcing_more_than_it_sends_gets_only_what_it_sent():
 def test_a_sender_announcing_less_than_it_sends_is_joined_instead():
     payload = random.Random(4).randbytes(1_000_000)
     lead, tail = _frames(payload)
-    short = Frame(*decode_frame(lead)[:-1], message_length=len(payload) - 1)
+    short = decode_frame(lead)._replace(message_length=len(payload) - 1)
     lead_frame = decode_frame(_receive(encode_frame(short), make_layout(LIMIT)))
     assert isinstance(lead_frame.payload, PlacedMessage)
     assembler = Assembler(LIMIT)
@@ -92,9 +92,9 @@ def test_layout_declines_what_it_should_not_place():
     assert layout(memoryview(small), len(small)) is None
     lead = _frames(bytes(1_000_000))[0]
     assert make_layout(500_000)(memoryview(lead)[:65_000], len(lead)) is None
-    no_length = encode_frame(Frame(*decode_frame(lead)[:-1]))
+    no_length = encode_frame(decode_frame(lead)._replace(message_length=None))
     assert layout(memoryview(no_length)[:65_000], len(no_length)) is None
-    huge = encode_frame(Frame(*decode_frame(lead)[:-1], message_length=10**8))
+    huge = encode_frame(decode_frame(lead)._replace(message_length=10**8))
     assert make_layout(-1)(memoryview(huge)[:65_000], len(huge)) is None
     assert layout(memoryview(b"\x02" + bytes(40)), 100_000) is None  # not a frame
 
