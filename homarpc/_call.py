@@ -407,6 +407,8 @@ class ClientCallCore:
     def _absorb(self, message: Message) -> None:
         """Apply one response (under the lock)."""
         if message.error is not None:
+            # A server that went away may come back with another limit.
+            self._endpoint.learn_limit(self.dest, None)
             unreachable = isinstance(message.error, _Unreachable)
             self.unreachable = unreachable and not self._heard_back
             self._finish(StatusCode.UNAVAILABLE, str(message.error))
@@ -441,7 +443,7 @@ class ClientCallCore:
 
     def _apply(self, frame: Frame) -> None:
         flags, payload = frame.flags, frame.payload
-        if frame.max_message is not None:
+        if frame.seq == 1:  # the server's first frame says what it accepts (or not)
             self._endpoint.learn_limit(self.dest, frame.max_message)
         if len(payload) >= _LARGE_FRAME:
             self._saw_only_small = False

@@ -153,8 +153,12 @@ class ClientEndpoint:
         (``Frame.max_message``), else the kernel's, which every backend takes."""
         return send_limit(self.max_message_length, self._peer_limits.get(dest))
 
-    def learn_limit(self, dest: Address, announced: int) -> None:
-        """``dest`` said it accepts Homa messages of up to ``announced`` bytes."""
+    def learn_limit(self, dest: Address, announced: int | None) -> None:
+        """``dest`` said it accepts Homa messages of up to ``announced`` bytes
+        (None: it said nothing, or we lost track of it: the default again)."""
+        if announced is None:
+            self._peer_limits.pop(dest, None)
+            return
         if len(self._peer_limits) >= _MAX_PEERS and dest not in self._peer_limits:
             self._peer_limits.clear()  # (a bound, not a cache policy: rare)
         self._peer_limits[dest] = announced
