@@ -17,6 +17,7 @@ never anything else; callers drop and count such messages.
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 from typing import Final, NamedTuple
 
@@ -219,7 +220,7 @@ def _encode_head(frame: Frame) -> bytes:
     if message_length is not None:
         parts.append(_U64_RECORD.pack(_MESSAGE_LENGTH, 8, message_length))
     if most is not None:
-        parts.append(_U32_RECORD.pack(_MAX_MESSAGE, 4, most))
+        parts.append(_max_message_record(most))
     return b"".join(parts)
 
 
@@ -231,6 +232,11 @@ _OK_STATUS = _TLV.pack(_STATUS_TAG, _STATUS.size) + _STATUS.pack(0)
 #: Encoded METHOD records by method path: a server has few methods.
 _method_records: dict[str, bytes] = {}
 _MAX_CACHED_METHODS = 1024
+
+
+@functools.lru_cache(maxsize=16)
+def _max_message_record(most: int) -> bytes:
+    return _U32_RECORD.pack(_MAX_MESSAGE, _U32.size, most)
 
 
 def _method_record(method: str) -> bytes:
@@ -376,9 +382,11 @@ def _decode_lead(
     if head_len == _OK_HEAD_SIZE and view[HEADER_SIZE:end] == _OK_HEAD:
         # The usual last frame of a call: OK, no metadata, no trailers.
         return Frame(call_id, seq, flags, None, None, (), (0, ""), (), payload)
-    method, timeout, metadata, status, trailers, length, most = _decode_head(
-        view[HEADER_SIZE:end]
-    )
+    if head_len <= _CACHED_HEAD_SIZE:
+        fields = _small_head(view[HEADER_SIZE:end])
+    else:
+        fields = _decode_head(view[HEADER_SIZE:end])
+    method, timeout, metadata, status, trailers, length, most = fields
     return Frame(
         call_id, seq, flags, method, timeout, metadata, status, trailers, payload,
         length, most,
@@ -388,6 +396,22 @@ def _decode_lead(
 #: The head of a server's final frame with status OK and no metadata.
 _OK_HEAD = _EMPTY_METADATA + _OK_STATUS + _EMPTY_TRAILERS
 _OK_HEAD_SIZE = len(_OK_HEAD)
+#: Heads up to this size that carry no method (a server's frames: status, small
+#: metadata, the limit it accepts) are decoded once and then found by their bytes:
+#: most calls get the very same response head (all fields are immutable).
+_CACHED_HEAD_SIZE = 96
+_MAX_CACHED_HEADS = 256
+_decoded_heads: dict[bytes, _HeadFields] = {}
+
+
+def _small_head(view: memoryview) -> _HeadFields:
+    raw = view.tobytes()
+    fields = _decoded_heads.get(raw)
+    if fields is None:
+        fields = _decode_head(view)
+        if fields[0] is None and len(_decoded_heads) < _MAX_CACHED_HEADS:
+            _decoded_heads[raw] = fields
+    return fields
 
 
 _HeadFields = tuple[

@@ -56,3 +56,21 @@ def test_the_announcement_rides_on_the_first_frame_of_a_split_message_too():
     assert decoded[0].max_message == BIG and decoded[1].max_message is None
     (whole,) = message_frames(first, bytes(1_500_000), 1, BIG, 0)
     assert decode_frame(encode_frame(whole)).max_message == BIG
+
+
+def test_small_response_heads_are_decoded_once_and_call_starts_are_not_kept():
+    from homarpc import _framing
+
+    response = Frame(9, 1, Flags.EOS, None, None, (), (0, ""), (), b"x", None, BIG)
+    start = Frame(9, 1, Flags.POLL, "/s.S/M", 2.5, (), max_message=BIG)
+    _framing._decoded_heads.clear()
+    first, again = (decode_frame(encode_frame(response)) for _ in range(2))
+    assert first == again == response._replace(payload=first.payload)
+    assert len(_framing._decoded_heads) == 1
+    decode_frame(encode_frame(start))
+    decode_frame(encode_frame(start._replace(timeout=1.5)))
+    assert len(_framing._decoded_heads) == 1  # heads with a method: never kept
+    broken = bytearray(encode_frame(response))
+    broken[24] = 200  # the first record now runs past the head
+    with pytest.raises(FrameError):
+        decode_frame(bytes(broken))
