@@ -276,7 +276,7 @@ class ServerCallCore:
                 most = self._endpoint.advertised  # the first frame we send
             first = Frame(
                 first.call_id, 0, first.flags, None, None, metadata, first.status,
-                trailers, max_message=most,
+                trailers, b"", None, most,
             )  # fmt: skip
         frames = message_frames(first, payload, self._send_seq, self._send_limit, end)
         self._send_seq += len(frames)

@@ -163,11 +163,15 @@ class HomaEngine:
         # header's fields come first) serves the checks below and the packet.
         is_data = ptype == _DATA
         head = _unpack_data_header(data) if is_data else _unpack_common(data)
-        if self._admitted(head, addr):
+        if (head[3], head[4]) != self._tag:
+            self._drop("bad_tag")
+        elif head[1] != self.local_port:
+            self._drop("wrong_port")
+        elif head[0] != addr[1]:
+            self._drop("spoofed")  # (``_admitted``, inline: every datagram)
+        else:
             if is_data:
-                # Pieces are kept by reference: copy a driver's reusable buffer.
-                body = memoryview(data if type(data) is bytes else bytes(data))
-                self._handle_data_packet(body[_HEADER:], addr, head, False)
+                self._handle_data_packet(data, addr, head, False)
             else:
                 self._handlers[ptype](data, addr, head[11])
             if self._timer.needs_arming:
@@ -392,16 +396,21 @@ class HomaEngine:
     # --------------------------------------------------------- packet handlers
 
     def _handle_data_packet(
-        self, body: memoryview, addr: Address, fields: tuple[int, ...], landed: bool
+        self,
+        data: wire.Readable,
+        addr: Address,
+        fields: tuple[int, ...],
+        landed: bool,
     ) -> None:
-        """A DATA packet carrying ``body`` (in place already if ``landed``)."""
+        """A DATA packet: ``data`` is the datagram, or with ``landed`` only the
+        message bytes it carried, already in place."""
         sender_id = fields[11]
         length, incoming, ack_id, ack_port = fields[12:16]
         offset = wire.data_offset(fields[2], fields[20])
         if length > self.config.max_message_length:
             self._drop("too_long")
             return
-        if offset + len(body) > length:
+        if offset + len(data) - (0 if landed else _HEADER) > length:
             self._drop("out_of_range")
             return
         if ack_id:
@@ -416,7 +425,7 @@ class HomaEngine:
             if maybe is None:
                 return
             rpc = maybe
-        self._receive_data(rpc, sender_id, body, offset, (length, incoming), landed)
+        self._receive_data(rpc, sender_id, data, offset, (length, incoming), landed)
 
     def _server_for_request(self, addr: Address, client_id: int) -> Rpc | None:
         """The server RPC request data from ``addr`` belongs to, created if new."""
@@ -439,7 +448,7 @@ class HomaEngine:
         self,
         rpc: Rpc,
         sender_id: int,
-        body: memoryview,
+        data: wire.Readable,
         offset: int,
         sizes: tuple[int, int],
         landed: bool,
@@ -447,8 +456,8 @@ class HomaEngine:
         length, incoming = sizes
         msgin = rpc.msgin
         if msgin is None:
-            if offset == 0 and len(body) == length:  # whole message at once
-                self._message_complete(rpc, bytes(body))
+            if offset == 0 and not landed and len(data) - _HEADER == length:
+                self._message_complete(rpc, bytes(data[_HEADER:]))  # whole at once
                 return
             msgin = self._attach_incoming(rpc, length, incoming)
             if msgin is None:
@@ -458,9 +467,13 @@ class HomaEngine:
             return
         if incoming > msgin.granted:
             msgin.granted = min(incoming, length)
-        if landed and (msgin.placement is None or offset != msgin.recv_end):
-            body = memoryview(bytes(body))  # not where it belongs after all
-            landed = False
+        if landed:
+            body = memoryview(data)
+            if msgin.placement is None or offset != msgin.recv_end:
+                body = memoryview(bytes(body))  # not where it belongs after all
+                landed = False
+        else:  # pieces are kept by reference: copy a driver's reusable buffer first
+            body = memoryview(data if type(data) is bytes else bytes(data))[_HEADER:]
         if offset == 0 and msgin.received == 0 and self.layout is not None:
             self._place(msgin, body)
         added = msgin.add(offset, body, self.config.max_gaps, landed)
