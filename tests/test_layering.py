@@ -1,4 +1,4 @@
-"""Layers import only downwards (docs: ../docs/architecture.md, house style §5).
+"""Layers import only downwards (README, "Layout"; each module says its layer).
 
 Parses every module of the package and checks its imports against the rules, so a
 forbidden import fails CI even if nothing executes it.
