@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ._base import MAX_MESSAGE_LENGTH, Address, Buffer, Message, Transport
 from ._bytes import writable_bytes
 from ._malloc import tune_malloc
-from .engine.placement import Layout, Placement
+from .engine.placement import Layout, Placement, join_pieces
 from .errors import (
     HomaError,
     HomaUnavailableError,
@@ -61,6 +61,7 @@ __all__ = [
     "UnsupportedAbiError",
     "choose_kind",
     "error_from_errno",
+    "join_pieces",
     "kernel_available",
     "open_transport",
     "tune_malloc",

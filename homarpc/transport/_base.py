@@ -38,7 +38,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import ClassVar, Self
 
-from .engine.placement import Layout, Placement
+from .engine.placement import Layout, Placement, join_pieces
 from .errors import HomaError, MessageTooLongError
 
 __all__ = [
@@ -152,10 +152,7 @@ class Message:
     @property
     def payload(self) -> bytes | memoryview:
         if self._parts is not None:
-            self._payload = b"".join(
-                bytes(part) if isinstance(part, Placement) else part
-                for part in self._parts
-            )
+            self._payload = join_pieces(self._parts)
             self._parts = None
         return self._payload
 

@@ -19,7 +19,7 @@ from .events import (
     ResponseReceived,
     RpcFailed,
 )
-from .placement import Landing, Layout, Placement
+from .placement import Landing, Layout, Placement, join_pieces
 from .stats import EngineStats
 
 __all__ = [
@@ -37,4 +37,5 @@ __all__ = [
     "RequestReceived",
     "ResponseReceived",
     "RpcFailed",
+    "join_pieces",
 ]

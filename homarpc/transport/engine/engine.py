@@ -64,7 +64,6 @@ from .writer import PacketWriter
 __all__ = ["HomaEngine"]
 
 _HEADER = wire.DATA_HEADER_LENGTH
-_IN_SEQUENCE = wire.OFFSET_IN_SEQUENCE
 _DATA = wire.PacketType.DATA
 _unpack_data_header = wire.DATA_HEADER.unpack_from
 _unpack_common = wire.COMMON.unpack_from
@@ -163,13 +162,7 @@ class HomaEngine:
         # header's fields come first) serves the checks below and the packet.
         is_data = ptype == _DATA
         head = _unpack_data_header(data) if is_data else _unpack_common(data)
-        if (head[3], head[4]) != self._tag:
-            self._drop("bad_tag")
-        elif head[1] != self.local_port:
-            self._drop("wrong_port")
-        elif head[0] != addr[1]:
-            self._drop("spoofed")  # (``_admitted``, inline: every datagram)
-        else:
+        if self._admitted(head, addr):
             if is_data:
                 self._handle_data_packet(data, addr, head, False)
             else:
@@ -215,7 +208,7 @@ class HomaEngine:
         # only count the bytes. Anything else goes the general way.
         landing = self._landing
         msgin = None if landing is None else landing[0].msgin
-        offset = fields[2] if fields[20] == _IN_SEQUENCE else fields[20]
+        offset = wire.data_offset(fields[2], fields[20])
         if (
             landing is None
             or msgin is None

@@ -13,7 +13,7 @@ that fill a hole are kept, so a duplicate cannot overwrite received data.
 
 from __future__ import annotations
 
-from .placement import Placement
+from .placement import Placement, join_pieces
 
 __all__ = ["IncomingMessage", "OutgoingMessage"]
 
@@ -223,10 +223,7 @@ class IncomingMessage:
 
     def assemble(self) -> bytes:
         """The whole message (call once ``is_complete``)."""
-        return b"".join(
-            bytes(piece) if isinstance(piece, Placement) else piece
-            for piece in self.ordered_pieces()
-        )
+        return join_pieces(self.ordered_pieces())
 
     def ordered_pieces(self) -> list[bytes | memoryview | Placement]:
         """The pieces in message order, unjoined, then the ``placement`` if there

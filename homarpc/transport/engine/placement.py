@@ -23,11 +23,11 @@ whatever it attached (a subclass may carry the object ``view`` writes into).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from . import wire
 
-__all__ = ["Landing", "Layout", "Placement"]
+__all__ = ["Landing", "Layout", "Placement", "join_pieces"]
 
 _HEADER = wire.DATA_HEADER_LENGTH
 _DATA = wire.PacketType.DATA
@@ -68,6 +68,13 @@ class Placement:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} skip={self.skip} {self.view.nbytes} B>"
+
+
+def join_pieces(pieces: Iterable[bytes | memoryview | Placement]) -> bytes:
+    """The bytes of a message delivered in pieces, the last maybe a ``Placement``."""
+    return b"".join(
+        piece.view if isinstance(piece, Placement) else piece for piece in pieces
+    )
 
 
 #: ``layout(first_packet_data, message_length)``: a ``Placement``, or None to keep

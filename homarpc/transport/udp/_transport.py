@@ -391,7 +391,9 @@ class UdpTransport(Transport):
         for _ in range(_READ_BATCH):
             reads: list[_Read] = []
             try:
-                if self._landing is None:  # (``_read``, inline: every message)
+                # ``_read``, inline: this runs on every pass of a polling leader,
+                # and the call cost the 64 B transport round trip ~1 µs (A/B).
+                if self._landing is None:
                     datagram, source = recvfrom(bufsize, socket.MSG_DONTWAIT)
                     source = source[:2] if is_v6 else source
                     reads.append((datagram, source, _NOT_LANDED))
