@@ -69,11 +69,8 @@ class ClientEndpoint:
         self.transport = transport
         self.max_receive_message_length = max_receive_message_length
         self.max_message_length = transport.max_message_length
-        #: Largest Homa message each server announced it accepts, and what we send
-        #: it accordingly (see ``limit_for``); servers that said nothing get:
+        #: Largest Homa message each server announced it accepts (``limit_for``).
         self._announced: dict[Address, int] = {}
-        self._peer_limits: dict[Address, int] = {}
-        self._default_limit = send_limit(self.max_message_length, None)
         self._advertised = advertised_limit(self.max_message_length)
         self.window = window
         # Long responses are received straight into the bytes handed out.
@@ -154,7 +151,7 @@ class ClientEndpoint:
     def limit_for(self, dest: Address) -> int:
         """The largest Homa message to send ``dest``: one its responses announced
         (``Frame.max_message``), else the kernel's, which every backend takes."""
-        return self._peer_limits.get(dest, self._default_limit)
+        return send_limit(self.max_message_length, self._announced.get(dest))
 
     def learn_limit(self, dest: Address, announced: int | None) -> None:
         """``dest`` said it accepts Homa messages of up to ``announced`` bytes
@@ -162,14 +159,11 @@ class ClientEndpoint:
         if self._announced.get(dest) == announced:
             return  # the usual case: every call's first response says the same
         if announced is None:
-            self._announced.pop(dest, None)
-            self._peer_limits.pop(dest, None)
+            del self._announced[dest]
             return
-        if len(self._peer_limits) >= _MAX_PEERS and dest not in self._peer_limits:
+        if len(self._announced) >= _MAX_PEERS and dest not in self._announced:
             self._announced.clear()  # (a bound, not a cache policy: rare)
-            self._peer_limits.clear()
         self._announced[dest] = announced
-        self._peer_limits[dest] = send_limit(self.max_message_length, announced)
 
     def forget(self, call_id: int) -> None:
         with self._lock:

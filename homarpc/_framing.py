@@ -22,7 +22,7 @@ import struct
 from typing import Final, NamedTuple
 
 from .metadata import Metadatum
-from .transport import Placement
+from .transport import Placement, join_pieces
 
 __all__ = [
     "GATHER_THRESHOLD",
@@ -311,12 +311,12 @@ def _decode_pieces(parts: list[bytes | memoryview | Placement]) -> Frame:
     head."""
     first = parts[0] if parts else b""
     if isinstance(first, Placement) or len(first) < HEADER_SIZE:
-        return decode_frame(_joined(parts))  # raises, or a tiny first piece
+        return decode_frame(join_pieces(parts))  # raises, or a tiny first piece
     view = memoryview(first)
     header = _HEADER.unpack_from(view)
     end = HEADER_SIZE + header[5]
     if len(view) < end:  # a head spread over pieces (huge metadata): join
-        return decode_frame(_joined(parts))
+        return decode_frame(join_pieces(parts))
     rest = parts[1:]
     placement = rest[-1] if rest and isinstance(rest[-1], Placement) else None
     payload: Pieces | Placement
@@ -331,36 +331,18 @@ def _decode_pieces(parts: list[bytes | memoryview | Placement]) -> Frame:
 def peek_head(first: memoryview) -> tuple[int, int, int | None] | None:
     """``(flags, payload offset, message length)`` of the frame ``first`` begins
     (a message's first packet), or None when its head does not fit in ``first``
-    or does not parse (``decode_frame`` will say why, later).
-
-    Only the records' tags and lengths are read (this runs while the packet's
-    GRANT waits), not their values but ``MESSAGE_LENGTH``'s.
-    """
+    or does not parse (``decode_frame`` will say why, later)."""
     if len(first) < HEADER_SIZE:
         return None
     version, flags, _, _, _, head_len = _HEADER.unpack_from(first)
     end = HEADER_SIZE + head_len
     if version != VERSION or end > len(first):
         return None
-    message_length: int | None = None
-    offset = HEADER_SIZE
-    while offset < end:
-        if offset + _TLV_SIZE > end:
-            return None
-        tag, length = _TLV.unpack_from(first, offset)
-        offset += _TLV_SIZE
-        if offset + length > end:
-            return None
-        if tag == _MESSAGE_LENGTH:
-            if length != _U64.size:
-                return None
-            message_length = _U64.unpack_from(first, offset)[0]
-        offset += length
+    try:
+        message_length = _decode_head(first[HEADER_SIZE:end])[5]
+    except FrameError:
+        return None
     return flags, end, message_length
-
-
-def _joined(parts: list[bytes | memoryview | Placement]) -> bytes:
-    return b"".join(bytes(p) if isinstance(p, Placement) else p for p in parts)
 
 
 def _decode_lead(

@@ -252,12 +252,15 @@ class ServerCallCore:
         frame = frame._replace(seq=self._send_seq)
         self._send_seq += 1
         if not self._metadata_sent:
-            self._metadata_sent = True
-            frame = frame._replace(
-                metadata=self._initial_metadata or (),
-                max_message=self._endpoint.advertised,
-            )
+            metadata, most = self._opening()
+            frame = frame._replace(metadata=metadata, max_message=most)
         return frame
+
+    def _opening(self) -> tuple[MetadataEntries, int | None]:
+        """What the first frame we send carries besides its own fields: the
+        initial metadata and the largest Homa message we accept."""
+        self._metadata_sent = True
+        return self._initial_metadata or (), self._endpoint.advertised
 
     def _queue_message(
         self,
@@ -271,9 +274,7 @@ class ServerCallCore:
         if not self._metadata_sent or trailers is not None:
             metadata, most = first.metadata, None
             if not self._metadata_sent:
-                self._metadata_sent = True
-                metadata = self._initial_metadata or ()
-                most = self._endpoint.advertised  # the first frame we send
+                metadata, most = self._opening()
             first = Frame(
                 first.call_id, 0, first.flags, None, None, metadata, first.status,
                 trailers, b"", None, most,
