@@ -196,15 +196,9 @@ class IncomingMessage:
         if offset > self.recv_end and len(self.gaps) >= max_gaps:
             return -1
         if offset == self.recv_end:  # in order: the common case
-            placement = self.placement
-            if landed:
-                pass  # read straight into place by the driver
-            elif placement is not None and offset >= placement.skip:
-                start = offset - placement.skip
-                placement.view[start : start + len(data)] = data
-            elif placement is None:
+            if self.placement is None:
                 self.pieces.append((offset, data))
-            else:
+            elif not landed:  # (landed: the driver read it straight into place)
                 self._place(offset, data)
             self.recv_end = end
             self.received += end - offset

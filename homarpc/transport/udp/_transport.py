@@ -144,9 +144,9 @@ class UdpTransport(Transport):
         self.config = config
         self.busy_poll = busy_poll
         self._poll_extra = 0.0  # see _POLL_PER_BYTE
-        # Kernel parity (1,000,000) unless the config says otherwise: the embedded
-        # protocol has no buffer-pool limit, and one Homa message per gRPC message
-        # is cheaper (docs/udp-transport.md, "Sizes"); both ends must agree.
+        # Not capped at the kernel's 1,000,000: the embedded protocol has no limit
+        # of its own (``DEFAULT_MAX_MESSAGE``; the RPC layer sends a peer more only
+        # once it has said it accepts it: docs/udp-transport.md, "Sizes").
         self.max_message_length = config.max_message_length
         self._local: Address = sock.getsockname()[:2]
         self.datagram_sizes = datagram_sizes  # peer -> largest datagram we send it
