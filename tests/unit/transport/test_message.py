@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from homarpc.transport import Message
+from homarpc.transport import Message, Placement, join_pieces
 
 
 def test_a_message_in_pieces_joins_on_first_use_of_payload():
@@ -28,3 +28,12 @@ def test_release_empties_a_message_in_pieces_too():
     )
     message.release()
     assert released == [1] and message.payload == b"" and len(message) == 0
+
+
+def test_a_message_whose_last_piece_is_a_placement_joins_its_bytes():
+    placed = Placement(2, memoryview(bytearray(b"cdef")))
+    message = Message(1, 0, ("127.0.0.1", 1), True, parts=[b"ab", placed])
+    assert len(message) == 6
+    assert message.payload_parts()[-1] is placed
+    assert message.payload == b"abcdef" and bytes(message) == b"abcdef"
+    assert join_pieces([b"", placed, memoryview(b"!")]) == b"cdef!"
