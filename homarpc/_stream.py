@@ -166,8 +166,16 @@ class Assembler:
 def send_limit(own: int, theirs: int | None) -> int:
     """The largest Homa message to send a peer: what it announced it accepts
     (``Frame.max_message``), or if it said nothing the kernel's limit, which every
-    backend accepts; never more than our own transport's ``own``."""
-    return min(own, MAX_MESSAGE_LENGTH if theirs is None else theirs)
+    backend accepts; never more than our own transport's ``own``.
+
+    An announcement below the kernel's limit counts as none: every backend accepts
+    1,000,000-byte messages, a conforming peer announces only more
+    (``advertised_limit``), and honouring, say, 1 would let a peer fail every
+    response ("does not fit in one Homa message") with the blame on our handler.
+    """
+    if theirs is None or theirs < MAX_MESSAGE_LENGTH:
+        return min(own, MAX_MESSAGE_LENGTH)
+    return min(own, theirs)
 
 
 def advertised_limit(own: int) -> int | None:
