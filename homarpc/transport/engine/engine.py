@@ -79,7 +79,8 @@ class HomaEngine:
 
     Args:
         config: protocol tunables.
-        local_port: our UDP port (written as ``sport``; packets to others are dropped).
+        local_port: our UDP port (written as ``sport``; received headers' ports are
+            not checked: see ``_admitted``).
         rng: source of the random starting RPC id (inject a seeded one in tests).
         server: accept incoming requests (a client-only endpoint drops them).
         datagram_size: the largest datagram to send to a peer, asked once per new
@@ -222,7 +223,7 @@ class HomaEngine:
         else:
             rpc = landing[0]
             if fields[14]:
-                self._apply_ack(addr, fields[14], fields[15])
+                self._apply_ack(addr, fields[14])
             if fields[13] > msgin.granted:
                 msgin.granted = min(fields[13], msgin.length)
             added = msgin.add(offset, body, 0, True)
@@ -231,16 +232,17 @@ class HomaEngine:
             self._arm_timer(now)
 
     def _admitted(self, head: tuple[int, ...], addr: Address) -> bool:
-        """Whether a datagram's common header is for us and from where it says."""
+        """Whether a datagram carries our wire tag.
+
+        The header's ports are not checked against the UDP ports: a NAT, a
+        docker-proxy or a Kubernetes Service rewrites the UDP ports and leaves the
+        Homa header alone. The datagram's addresses are the truth: it reached our
+        socket, and an RPC's peer is where its datagrams come from.
+        """
         if (head[3], head[4]) != self._tag:
             self._drop("bad_tag")
-        elif head[1] != self.local_port:
-            self._drop("wrong_port")
-        elif head[0] != addr[1]:
-            self._drop("spoofed")
-        else:
-            return True
-        return False
+            return False
+        return True
 
     def receive_icmp_error(self, addr: Address, errno: int, now: float) -> None:
         """``addr`` is unreachable (ICMP): fail our RPCs to it, forget its requests.
@@ -398,7 +400,7 @@ class HomaEngine:
         """A DATA packet: ``data`` is the datagram, or with ``landed`` only the
         message bytes it carried, already in place."""
         sender_id = fields[11]
-        length, incoming, ack_id, ack_port = fields[12:16]
+        length, incoming, ack_id = fields[12:15]
         offset = wire.data_offset(fields[2], fields[20])
         if length > self.config.max_message_length:
             self._drop("too_long")
@@ -407,12 +409,14 @@ class HomaEngine:
             self._drop("out_of_range")
             return
         if ack_id:
-            self._apply_ack(addr, ack_id, ack_port)
+            self._apply_ack(addr, ack_id)
         if sender_id & 1:
             rpc = self._rpcs.clients.get(sender_id ^ 1)
-            if rpc is None or rpc.peer != addr:
+            if rpc is None:
                 self._drop("unknown_rpc")
                 return
+            if rpc.peer != addr:
+                self._rpcs.move(rpc, addr)
         else:
             maybe = self._server_for_request(addr, sender_id)
             if maybe is None:
@@ -621,8 +625,7 @@ class HomaEngine:
             self._drop("unexpected")
             return
         client_id = sender_id ^ 1
-        rpc = self._rpcs.clients.get(client_id)
-        if rpc is not None and rpc.peer == addr:
+        if self._rpcs.lookup(addr, sender_id) is not None:
             # We still lack part of the response. Our own timer asks for it; asking
             # on every NEED_ACK too would resend the same bytes once per tick.
             return
@@ -642,18 +645,22 @@ class HomaEngine:
         except ValueError:
             self._drop("bad_ack")
             return
-        self._apply_ack(addr, sender_id, self.local_port)
-        for client_id, server_port in entries:
-            self._apply_ack(addr, client_id, server_port)
+        self._apply_ack(addr, sender_id)
+        for client_id, _server_port in entries:
+            self._apply_ack(addr, client_id)
 
     def _handle_ignored_packet(
         self, data: wire.Readable, addr: Address, sender_id: int
     ) -> None:
         """CUTOFFS and FREEZE: valid, understood, and irrelevant without priorities."""
 
-    def _apply_ack(self, addr: Address, client_id: int, server_port: int) -> None:
-        if server_port != self.local_port:
-            return
+    def _apply_ack(self, addr: Address, client_id: int) -> None:
+        """``addr`` has our whole response to its RPC ``client_id``.
+
+        An ack's ``server_port`` is not checked: it names the port the client
+        sent to, which a port-changing middlebox makes differ from ours, and an
+        ack that reached this socket is about this socket's RPCs.
+        """
         rpc = self._rpcs.servers.get((addr, client_id))
         if rpc is not None and rpc.state is _OUTGOING:
             self._free_server(rpc, RpcInput.ACKED)

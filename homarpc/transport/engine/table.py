@@ -5,7 +5,9 @@ Layer: transport.engine. Imports: the stdlib only.
 Client RPCs are found by id alone (ids are ours: even, step 2, from a random
 62-bit start per engine so a restarted endpoint does not reuse recent ids). Server
 RPCs are found by (client address, client id) -- stricter than the kernel's
-(client host, id), because several user-space endpoints share one host. The low
+(client host, id), because several user-space endpoints share one host. The
+address is the datagram's UDP source, whatever the Homa header's ports say: behind
+a NAT it is the NAT's address, the same for every packet of the RPC. The low
 bit of a packet's ``sender_id`` says which table to look in: 0 = sent by a client
 (the RPC is one of our server RPCs), 1 = sent by a server (one of our client RPCs).
 """
@@ -33,8 +35,8 @@ class RpcTable:
             each new RPC, which keeps its answer).
     """
 
-    __slots__ = ("_next_id", "_packet_data_for", "_rng", "clients", "server_ids",
-                 "servers")  # fmt: skip
+    __slots__ = ("_next_id", "_packet_data_for", "_rng", "clients", "moves",
+                 "server_ids", "servers")  # fmt: skip
 
     def __init__(
         self, rng: random.Random, packet_data_for: Callable[[Address], int]
@@ -45,6 +47,7 @@ class RpcTable:
         self.clients: dict[int, Rpc] = {}
         self.servers: dict[ServerKey, Rpc] = {}
         self.server_ids: dict[int, Rpc] = {}  # by the opaque id the application sees
+        self.moves = 0  # client RPCs whose server answered from a new address
 
     def __len__(self) -> int:
         return len(self.clients) + len(self.servers)
@@ -73,11 +76,25 @@ class RpcTable:
         return rpc
 
     def lookup(self, addr: Address, sender_id: int) -> Rpc | None:
-        """The RPC a packet from ``addr`` with ``sender_id`` is about, if any."""
+        """The RPC a packet from ``addr`` with ``sender_id`` is about, if any.
+
+        One of our client RPCs is found by its id alone, as in the kernel (the
+        id is ours and random), and its peer becomes ``addr``: what we send
+        for it next goes where the server's packets now come from (a server
+        behind a load balancer that answers from its own address, a NAT whose
+        mapping changed). A server RPC is found by (address, client id).
+        """
         if sender_id & 1:  # from a server: one of our client RPCs
             rpc = self.clients.get(sender_id ^ 1)
-            return rpc if rpc is not None and rpc.peer == addr else None
+            if rpc is not None and rpc.peer != addr:
+                self.move(rpc, addr)
+            return rpc
         return self.servers.get((addr, sender_id))
+
+    def move(self, rpc: Rpc, addr: Address) -> None:
+        """Our client RPC ``rpc`` now hears from its server at ``addr``."""
+        rpc.peer = addr
+        self.moves += 1
 
     def remove(self, rpc: Rpc) -> None:
         if rpc.is_client:

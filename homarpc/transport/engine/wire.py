@@ -8,7 +8,8 @@ writing and legality). Layouts follow ``homa_wire.h`` as described in
 DATA 56 (+ payload), GRANT 33, RESEND 37, RPC_UNKNOWN/BUSY/NEED_ACK/FREEZE 28,
 CUTOFFS 62, ACK 80.
 
-UDP-mode conventions (§6.2): ``sport``/``dport`` are the UDP ports; ``flags``,
+UDP-mode conventions (§6.2): ``sport``/``dport`` are the UDP ports as the sender
+knows them (a receiver does not check them: a NAT rewrites the UDP ports only); ``flags``,
 ``window``, ``checksum`` and ``urgent`` are zero; ``doff`` is 0xE0 for DATA and 0x50
 for control packets; a DATA packet's offset is written both in ``sequence`` and in
 ``seg.offset``, and on receive ``seg.offset == 0xFFFFFFFF`` means "use ``sequence``".

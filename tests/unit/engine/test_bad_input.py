@@ -77,15 +77,21 @@ def test_response_data_for_an_unknown_rpc_is_dropped():
     assert pair.client.stats.dropped == {"unknown_rpc": 1}
 
 
-def test_response_from_the_wrong_address_is_not_accepted():
+def test_a_response_from_a_new_address_moves_the_rpc_there():
+    # A server behind a load balancer answers from its own address; the client
+    # RPC is found by its (random) id, as in the kernel, and follows the server.
     pair = EnginePair()
     pair.auto_reply = False
-    rpc_id = pair.client.send_request(SERVER, b"q", 0, 0.0)
-    impostor = ("127.0.0.2", SERVER[1])
-    forged = data(sender_id=rpc_id | 1, src=SERVER[1], dst=CLIENT[1])
-    pair.client.receive_datagram(forged, impostor, 0.0)
-    assert pair.client.stats.dropped == {"unknown_rpc": 1}
-    assert pair.client.next_event() is None
+    rpc_id = pair.client.send_request(SERVER, b"q" * 100_000, 0, 0.0)
+    pair.client.datagrams_to_send(0.0)
+    moved = ("127.0.0.2", 6_000)
+    grant = wire.pack_grant(SERVER[1], CLIENT[1], rpc_id | 1, TAG, 100_000)
+    pair.client.receive_datagram(grant, moved, 0.0)
+    assert {dst for _, dst in pair.client.datagrams_to_send(0.0)} == {moved}
+    answer = data(sender_id=rpc_id | 1, src=SERVER[1], dst=CLIENT[1])
+    pair.client.receive_datagram(answer, moved, 0.0)
+    event = pair.client.next_event()
+    assert event is not None and event.peer == moved and not pair.client.stats.dropped
 
 
 def test_acks_overflow_into_an_explicit_ack_packet():
