@@ -12,6 +12,8 @@ from .config import HomaConfig
 from .engine import HomaEngine
 from .errors import EngineError, LocalProtocolError
 from .events import (
+    REQUEST_REFUSED,
+    SERVER_LOST_REQUEST,
     Address,
     Datagram,
     HomaEvent,
@@ -23,6 +25,8 @@ from .placement import Landing, Layout, Placement, join_pieces
 from .stats import EngineStats
 
 __all__ = [
+    "REQUEST_REFUSED",
+    "SERVER_LOST_REQUEST",
     "Address",
     "Datagram",
     "EngineError",

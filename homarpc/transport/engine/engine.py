@@ -18,7 +18,13 @@ What the engine does (``spec/homa-protocol.md`` §2, §6):
   packets before any data;
 * loss is repaired by the receiver: after ``resend_ticks`` silent ticks it sends
   RESENDs; a server that is still working answers BUSY; an endpoint with no state
-  answers RPC_UNKNOWN (a client then restarts its request, a server forgets);
+  answers RPC_UNKNOWN, carrying its uptime (a server RPC is forgotten);
+* at most once: a client told RPC_UNKNOWN restarts its request only if the
+  request provably never arrived whole (some bytes were never sent, or the
+  server has been up since before the request). Otherwise the server lost an
+  RPC whose request it may have processed (it restarted, say): the RPC fails
+  with ``SERVER_LOST_REQUEST`` (ECONNRESET) and is not resent. A server that
+  refuses a request for ``timeout_ticks`` fails it with ``REQUEST_REFUSED``;
 * a client acks finished RPCs (piggy-backed on DATA, or ACK packets); a server
   that has sent its response asks with NEED_ACK until it hears one, then keeps a
   tombstone so a delayed duplicate request is never executed twice;
@@ -42,6 +48,8 @@ from collections.abc import Callable
 from . import wire
 from .config import HomaConfig
 from .events import (
+    REQUEST_REFUSED,
+    SERVER_LOST_REQUEST,
     Address,
     Datagram,
     HomaEvent,
@@ -71,6 +79,12 @@ _OUTGOING = RpcState.OUTGOING
 _INCOMING = RpcState.INCOMING
 _QUIET = TickAction.NONE
 
+#: Seconds of uncertainty allowed when comparing the uptime an RPC_UNKNOWN carries
+#: with the age of our request (``_server_lost``). Larger would misjudge a server
+#: that restarted faster than this; smaller, a server started just before the
+#: request that answered an earlier RESEND than our latest.
+_UPTIME_SLACK = 0.005
+
 _Handler = Callable[[wire.Readable, Address, int], None]
 
 
@@ -91,6 +105,10 @@ class HomaEngine:
             message bytes behind the header; and a message received in several
             packets is delivered as its list of pieces (``Received``), for a
             reader that joins it once itself, with whatever else it needs joined.
+        started: the ``now`` at which the engine starts (the clock's zero by
+            default, as in a simulation): its uptime goes out in RPC_UNKNOWN, so
+            a client can tell a server that has been up since before its request
+            (which then provably never got it) from one that may have restarted.
     """
 
     def __init__(
@@ -102,8 +120,11 @@ class HomaEngine:
         server: bool = False,
         datagram_size: Callable[[Address], int] | None = None,
         gather: bool = False,
+        started: float = 0.0,
     ) -> None:
         self.config = config
+        self._started = started
+        self._now = started  # of the control packet or timer run being handled
         self.local_port = local_port
         self.is_server = server
         self.stats = EngineStats()
@@ -167,6 +188,7 @@ class HomaEngine:
             if is_data:
                 self._handle_data_packet(data, addr, head, False)
             else:
+                self._now = now
                 self._handlers[ptype](data, addr, head[11])
             if self._timer.needs_arming:
                 self._arm_timer(now)
@@ -275,6 +297,7 @@ class HomaEngine:
         message = self._outgoing(payload)
         rpc = self._rpcs.new_client(peer, cookie)
         rpc.msgout = message
+        rpc.started_at = now
         self._sender.queue(rpc)
         self._arm_timer(now)
         return rpc.id
@@ -332,6 +355,7 @@ class HomaEngine:
         """
         if not self._timer.run_if_due(now):
             return
+        self._now = now
         for rpc in self._rpcs.snapshot():
             self._tick_rpc(rpc)
         self._tombstones.expire(self._timer.ticks)
@@ -550,6 +574,7 @@ class HomaEngine:
             self._drop("unknown_rpc")
             return
         rpc.silent_ticks = 0
+        rpc.refused_since = -1  # it has our request in hand
         msgout = rpc.msgout
         if msgout is None or rpc.state is not _OUTGOING:
             self._drop("stale")
@@ -571,7 +596,8 @@ class HomaEngine:
             elif not sender_id & 1 and (addr, sender_id) in self._tombstones:
                 self._drop("stale")
             else:
-                self._writer.write_rpc_unknown_packet(addr, sender_id)
+                uptime = self._now - self._started
+                self._writer.write_rpc_unknown_packet(addr, sender_id, uptime)
             return
         msgout = rpc.msgout
         if rpc.state is not _OUTGOING or msgout is None:
@@ -583,6 +609,7 @@ class HomaEngine:
         # The peer wants our message, so it is alive. (A RESEND to a *receiver* is
         # no sign of life: two confused peers asking each other must time out.)
         rpc.silent_ticks = 0
+        rpc.refused_since = -1
         if length == 0:
             return  # a keep-alive: the receiver has no room to grant yet
         end = msgout.sent if length == wire.RESEND_ALL else offset + length
@@ -603,11 +630,50 @@ class HomaEngine:
         elif not rpc.is_client:
             self._free_server(rpc, RpcInput.ABORT)
         elif rpc.msgout is not None:
-            self.stats.restarts += 1  # the server lost our request: start over
-            self._detach_incoming(rpc)
-            rpc.process(RpcInput.RESTART)
-            rpc.msgout.restart(self.config.unsched_bytes)
-            self._sender.queue(rpc)
+            uptime = wire.COMMON.unpack_from(data)[2] / 1e6
+            self._server_lost(rpc, rpc.msgout, uptime)
+            rpc.resent_at = -1.0
+
+    def _server_lost(self, rpc: Rpc, msgout: OutgoingMessage, uptime: float) -> None:
+        """The server, up for ``uptime`` seconds, has no state for our ``rpc``.
+
+        At most once: a request whose every byte went out may have been processed
+        by a server that has since restarted (or lost it otherwise), so the RPC
+        fails with ``SERVER_LOST_REQUEST`` rather than run again. It is restarted
+        only if it provably never arrived whole: some bytes were never sent, or
+        the server has been up since before the request (it keeps the state or a
+        tombstone of every request it got whole, so it never got this one: the
+        packets were lost). Part of the response came: always fails.
+
+        Durations compare across hosts (monotonic clocks tick alike). RPC_UNKNOWN
+        answers our RESEND: if it answers the latest, sent when our request was
+        ``age`` old, a server up for ``uptime`` when it answered predates the
+        request iff ``uptime >= age + (RESEND's trip and wait)``, and
+        ``uptime >= age`` whenever it does. ``_UPTIME_SLACK`` covers an answer to
+        an earlier RESEND. Wrong only for a server that got the request, died and
+        came back within one RESEND trip plus 5 ms; a server misjudged the other
+        way fails the RPC (safe).
+        """
+        asked = rpc.resent_at if rpc.resent_at >= 0 else self._now
+        predates = uptime + _UPTIME_SLACK >= asked - rpc.started_at
+        if rpc.state is _INCOMING or (
+            msgout.started and msgout.sent >= msgout.length and not predates
+        ):
+            self.stats.lost_by_server += 1
+            self._fail_client(rpc, SERVER_LOST_REQUEST)
+            return
+        ticks = self._timer.ticks
+        if rpc.refused_since < 0:
+            rpc.refused_since = ticks
+        elif ticks - rpc.refused_since >= self.config.timeout_ticks:
+            self._fail_client(rpc, REQUEST_REFUSED)  # not silent: refusing
+            return
+        self.stats.restarts += 1  # the server never got our request: start over
+        rpc.silent_ticks = 0  # it answered: it is not silent
+        self._detach_incoming(rpc)
+        rpc.process(RpcInput.RESTART)
+        msgout.restart(self.config.unsched_bytes)
+        self._sender.queue(rpc)
 
     def _handle_busy_packet(
         self, data: wire.Readable, addr: Address, sender_id: int
@@ -617,6 +683,7 @@ class HomaEngine:
             self._drop("unknown_rpc")
         else:
             rpc.silent_ticks = 0
+            rpc.refused_since = -1  # it has our request in hand
 
     def _handle_need_ack_packet(
         self, data: wire.Readable, addr: Address, sender_id: int
@@ -723,6 +790,7 @@ class HomaEngine:
         msgin = rpc.msgin
         if msgin is None:
             if rpc.is_client:
+                rpc.resent_at = self._now  # see _server_lost
                 self._writer.write_resend_packet(rpc, 0, wire.RESEND_ALL)
             return
         for start, end in msgin.missing_ranges():

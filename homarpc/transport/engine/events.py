@@ -7,11 +7,14 @@ Frozen, slotted, past tense. Addresses are ``(host, port)`` tuples.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 from .placement import Placement
 
 __all__ = [
+    "REQUEST_REFUSED",
+    "SERVER_LOST_REQUEST",
     "Address",
     "Datagram",
     "HomaEvent",
@@ -20,6 +23,16 @@ __all__ = [
     "ResponseReceived",
     "RpcFailed",
 ]
+
+#: ``RpcFailed.errno`` when the server said it has no state for an RPC whose whole
+#: request had been transmitted (RPC_UNKNOWN), and the server may have restarted
+#: since: it may have processed the request, which is therefore not sent again
+#: (at most once). A request that provably never arrived whole is restarted.
+SERVER_LOST_REQUEST = errno.ECONNRESET
+#: ``RpcFailed.errno`` when the server kept answering RPC_UNKNOWN to restarts of a
+#: request it never got whole, for ``HomaConfig.timeout_ticks`` (it answers, so
+#: the RPC does not time out as silent, but it must not retry for ever).
+REQUEST_REFUSED = errno.ECONNREFUSED
 
 #: A peer's UDP address, ``(host, port)``.
 Address = tuple[str, int]
@@ -58,7 +71,8 @@ class ResponseReceived:
 
 @dataclass(frozen=True, slots=True)
 class RpcFailed:
-    """Our request ``rpc_id`` failed: ETIMEDOUT, an ICMP errno, or the abort errno."""
+    """Our request ``rpc_id`` failed: ETIMEDOUT, an ICMP errno, the abort errno,
+    ``SERVER_LOST_REQUEST`` or ``REQUEST_REFUSED``."""
 
     rpc_id: int
     cookie: int

@@ -110,6 +110,10 @@ class Rpc:
         delivered: the request went up to the application (server side), so a
             tombstone must outlive the RPC.
         queued: the RPC sits in the sender's SRPT heap.
+        refused_since: the tick of the first restart after RPC_UNKNOWN (client;
+            -1: none).
+        started_at: the ``now`` of ``send_request`` (client).
+        resent_at: the ``now`` of our latest RESEND(0, all) (client; -1: none).
     """
 
     __slots__ = (
@@ -124,7 +128,10 @@ class Rpc:
         "msgout",
         "peer",
         "queued",
+        "refused_since",
+        "resent_at",
         "silent_ticks",
+        "started_at",
         "state",
         "wire_id",
     )
@@ -153,6 +160,9 @@ class Rpc:
         self.idle_ticks = 0
         self.delivered = False
         self.queued = False
+        self.refused_since = -1
+        self.resent_at = -1.0
+        self.started_at = 0.0
 
     def process(self, event: RpcInput) -> RpcState:
         """Apply ``event``; return the new state.

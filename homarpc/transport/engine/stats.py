@@ -32,6 +32,8 @@ class EngineStats:
     need_acks_sent: int = 0
     acks_sent: int = 0
     restarts: int = 0
+    #: Client RPCs failed with SERVER_LOST_REQUEST (not restarted: at most once).
+    lost_by_server: int = 0
     timeouts: int = 0
     requests_delivered: int = 0
     responses_delivered: int = 0

@@ -181,12 +181,21 @@ def unpack_common(data: Readable) -> CommonHeader:
 
 
 def pack_control(
-    ptype: PacketType, sport: int, dport: int, sender_id: int, tag: int
+    ptype: PacketType,
+    sport: int,
+    dport: int,
+    sender_id: int,
+    tag: int,
+    sequence: int = 0,
 ) -> bytes:
-    """Encode a common header for a control packet (also the whole of BUSY & co)."""
+    """Encode a common header for a control packet (also the whole of BUSY & co).
+
+    ``sequence`` is 0 except in RPC_UNKNOWN, where it carries the sender's uptime
+    in microseconds (UDP mode; see ``HomaEngine``; kernel Homa sends 0).
+    """
     hi, lo = _split_tag(tag)
     return COMMON.pack(
-        sport, dport, 0, hi, lo, ptype, DOFF_CONTROL, 0, 0, 0, 0, sender_id
+        sport, dport, sequence, hi, lo, ptype, DOFF_CONTROL, 0, 0, 0, 0, sender_id
     )
 
 

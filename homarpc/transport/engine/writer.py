@@ -99,10 +99,19 @@ class PacketWriter:
         self.stats.need_acks_sent += 1
         self._write_bare(wire.PacketType.NEED_ACK, rpc.wire_id, rpc.peer)
 
-    def write_rpc_unknown_packet(self, peer: Address, their_id: int) -> None:
-        """Tell ``peer`` we know nothing of its RPC ``their_id`` (its own id)."""
+    def write_rpc_unknown_packet(
+        self, peer: Address, their_id: int, uptime: float
+    ) -> None:
+        """Tell ``peer`` we know nothing of its RPC ``their_id`` (its own id), and
+        how long we have been up (``uptime`` seconds, sent in whole microseconds,
+        at most 2**32 - 1: 71 minutes)."""
         self.stats.rpc_unknown_sent += 1
-        self._write_bare(wire.PacketType.RPC_UNKNOWN, their_id ^ 1, peer)
+        micros = min(max(0, int(uptime * 1e6)), 0xFFFFFFFF)
+        packet = wire.pack_control(
+            wire.PacketType.RPC_UNKNOWN, self.local_port, peer[1], their_id ^ 1,
+            self.tag, micros,
+        )  # fmt: skip
+        self.control.append((packet, peer))
 
     def write_ack_packet(
         self, peer: Address, client_id: int, others: list[int]

@@ -56,6 +56,8 @@ from .._base import (
     payload_length,
 )
 from ..engine import (
+    REQUEST_REFUSED,
+    SERVER_LOST_REQUEST,
     Datagram,
     HomaConfig,
     HomaEngine,
@@ -68,8 +70,10 @@ from ..engine import (
 from ..engine.errors import LocalProtocolError as EngineProtocolError
 from ..engine.stats import EngineStats
 from ..errors import (
+    HomaError,
     LocalProtocolError,
     PeerUnreachableError,
+    RpcAbortedError,
     TransportClosedError,
     error_from_errno,
 )
@@ -152,7 +156,7 @@ class UdpTransport(Transport):
         self.datagram_sizes = datagram_sizes  # peer -> largest datagram we send it
         self._engine = HomaEngine(
             config, self._local[1], random.Random(), server=server,
-            datagram_size=datagram_sizes, gather=True,
+            datagram_size=datagram_sizes, gather=True, started=_monotonic(),
         )  # fmt: skip
         # Peers choose their own datagram size (a loopback-bound client sends 64 KB
         # to a server whose own limit is the Ethernet MTU): read any UDP payload.
@@ -724,8 +728,22 @@ def _received(
 
 
 def _failure(event: RpcFailed) -> Message:
-    error = error_from_errno(event.errno, f"peer {event.peer[0]}:{event.peer[1]}")
+    peer = f"peer {event.peer[0]}:{event.peer[1]}"
+    error: HomaError
+    if event.errno == SERVER_LOST_REQUEST:
+        error = RpcAbortedError(event.errno, _SERVER_LOST.format(peer))
+    elif event.errno == REQUEST_REFUSED:
+        error = PeerUnreachableError(event.errno, _REFUSED.format(peer))
+    else:
+        error = error_from_errno(event.errno, peer)
     return Message(event.rpc_id, event.cookie, event.peer, False, b"", error)
+
+
+_SERVER_LOST = (
+    "the server lost an RPC whose request it may have processed (did it "
+    "restart?); not resent ({})"
+)
+_REFUSED = "the server refused the request on every retry (RPC_UNKNOWN) ({})"
 
 
 _CONVERTERS: dict[type, Callable[..., Message]] = {
