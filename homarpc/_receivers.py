@@ -72,13 +72,14 @@ class Receivers:
         #: waits in ``recv``. One tuple, so the watcher reads both at once.
         self._busy: tuple[threading.Thread, float] | None = None
         self._threads: set[threading.Thread] = set()
+        #: Threads started but not yet in a role: each will take a free one.
+        self._pending = 0
         self._next_sweep = 0.0
         self._closed = False
 
     def start(self) -> None:
         with self._lock:
-            self._spawn()  # becomes the receiver
-            self._spawn()  # becomes the watcher
+            self._spawn()  # becomes the receiver, and sees that a watcher is spawned
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop the threads (the caller closes the transport, which wakes the
@@ -99,6 +100,7 @@ class Receivers:
             if self._receiver is threading.current_thread():
                 self._receiver = None
                 self._watching.notify()
+                self._ensure_watcher()
 
     # -- the threads ------------------------------------------------------------
 
@@ -106,12 +108,24 @@ class Receivers:
         """Start a thread (under the lock); it takes whichever role is free."""
         thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._threads.add(thread)
+        self._pending += 1
         thread.start()
+
+    def _ensure_watcher(self) -> None:
+        """Keep the invariant every role change relies on (under the lock): while
+        the receiver role is held or free, a watcher exists or a thread on its
+        way will take a role. Without it, a receiver that hands off while the
+        only other thread has just become receiver itself leaves nobody reading:
+        the server would stop for good (issue: five streams wedged a server)."""
+        if self._watcher is None and self._pending == 0 and not self._closed:
+            self._spawn()
 
     def _run(self) -> None:
         me = threading.current_thread()
         try:
-            while self._take_role(me):
+            fresh = True
+            while self._take_role(me, fresh):
+                fresh = False
                 self._receive(me)
         except TransportClosedError:
             pass
@@ -123,32 +137,37 @@ class Receivers:
                 if self._watcher is me:
                     self._watcher = None
 
-    def _take_role(self, me: threading.Thread) -> bool:
+    def _take_role(self, me: threading.Thread, fresh: bool) -> bool:
         """Become the receiver (True), or the watcher until the receiver is free
         or stuck; False when this thread should exit."""
         with self._lock:
-            if self._receiver is None and not self._closed:
-                self._receiver = me
-                return True
-            if self._watcher is not None and self._watcher is not me:
-                return False  # one watcher is enough
-            self._watcher = me
-            self._watch(me)
+            if fresh:
+                self._pending -= 1
             if self._closed:
                 return False
+            if self._receiver is None:
+                self._receiver = me
+                self._ensure_watcher()
+                return True
+            if self._watcher is not None or self._pending > 0:
+                return False  # one watcher is enough
+            self._watcher = me
+            taking_over = self._watch(me)
             self._watcher = None
+            if not taking_over:
+                return False
             self._receiver = me
-            self._spawn()  # the next watcher
+            self._ensure_watcher()
             return True
 
-    def _watch(self, me: threading.Thread) -> None:
+    def _watch(self, me: threading.Thread) -> bool:
         """Sleep (under the lock) until the receiver role is free or its holder
-        is stuck, or the receivers close."""
+        is stuck (True), or the receivers close (False)."""
         period = _WATCH
         last_seen = None
         while not self._closed:
             if self._receiver is None:
-                return
+                return True
             busy = self._busy
             if busy is None or busy[0] is not self._receiver or busy is not last_seen:
                 # Idle, or busy with another message than at the last look (it
@@ -157,11 +176,12 @@ class Receivers:
                 period = min(period * 2, _MAX_WATCH)
             elif time.monotonic() - busy[1] >= _STUCK:
                 self._busy = None
-                return
+                return True
             else:
                 period = _WATCH
             last_seen = busy
             self._watching.wait(period)
+        return False
 
     def _receive(self, me: threading.Thread) -> None:
         """Receive and handle messages while this thread is the receiver."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent import futures
 from typing import Any
@@ -62,8 +63,11 @@ class Server:
         self._lock = threading.Lock()
         self._endpoints: list[ServerEndpoint] = []
         self._active = 0
-        self._inline = 0
-        self._max_inline = _pool_size(thread_pool)
+        #: Handlers running now, at most ``_max_running`` (grpcio's ``max_workers``);
+        #: calls beyond that wait in ``_queued`` for a handler to finish.
+        self._running = 0
+        self._max_running = _pool_size(thread_pool)
+        self._queued: deque[ServerCallCore] = deque()
         self._started = False
         self._stopping = False
         self._stopped = threading.Event()
@@ -197,23 +201,29 @@ class Server:
 
         The handler runs right here on the receive thread (the endpoint keeps
         another thread receiving), saving a thread hand-off per call, for up to
-        ``max_workers`` calls at once; beyond that calls queue in the thread pool.
+        ``max_workers`` calls at once; beyond that calls wait in a queue, as in
+        grpcio's pool, and the next handler to finish runs the oldest. A queued
+        call still has its deadline, cancellation and liveness watched (the
+        endpoint sweeps them whatever the handlers do); one that ended while it
+        waited is skipped.
         """
         with self._lock:
-            inline = self._inline < self._max_inline
-            if inline:
-                self._inline += 1
-        if inline:
-            try:
+            if self._running >= self._max_running:
+                self._queued.append(core)
+                return
+            self._running += 1
+        self._run_here(core)
+
+    def _run_here(self, first: ServerCallCore) -> None:
+        """Run ``first``'s handler on this thread, then queued calls until none wait."""
+        core: ServerCallCore | None = first
+        while core is not None:
+            if core.is_active:
                 run_call(core, self._lookup, self._max_send)
-            finally:
-                with self._lock:
-                    self._inline -= 1
-            return
-        try:
-            self._pool.submit(run_call, core, self._lookup, self._max_send)
-        except RuntimeError:  # the pool was shut down under us
-            core.terminate(StatusCode.UNAVAILABLE, "Server shutting down")
+            with self._lock:
+                core = self._queued.popleft() if self._queued else None
+                if core is None:
+                    self._running -= 1
 
     def _refusal(self) -> tuple[StatusCode, str] | None:
         if self._stopping:
@@ -252,10 +262,11 @@ def server(
     """Create a server, as ``grpc.server`` does.
 
     Args:
-        thread_pool: executor for handlers (grpcio style); default: a new
-            ``ThreadPoolExecutor(max_workers)`` the server owns. Up to its size,
-            handlers run directly on the thread that received the call (no
-            hand-off); calls beyond that wait in the pool's queue.
+        thread_pool: grpcio's executor argument; homarpc takes its size as the
+            number of handlers that run at once (``max_workers``, default 16).
+            Handlers run on the thread that received the call (no hand-off) or
+            on the one that finished the handler before; calls beyond the limit
+            wait in order, as in grpcio.
         handlers: generic handlers to start with.
         interceptors: ``ServerInterceptor`` objects, applied in list order.
         options: grpcio-style channel args; ``grpc.max_receive_message_length`` and
