@@ -28,8 +28,14 @@ What the engine does (``spec/homa-protocol.md`` §2, §6):
 * a client acks finished RPCs (piggy-backed on DATA, or ACK packets); a server
   that has sent its response asks with NEED_ACK until it hears one, then keeps a
   tombstone so a delayed duplicate request is never executed twice;
+* RESENDs and NEED_ACKs back off exponentially per RPC (``Rpc.age``): a peer
+  that never answers gets ~12 before the timeout, not one per tick;
 * RPCs silent for ``timeout_ticks`` fail (client) or are freed (server); a
   receiver with no room to grant yet keeps its sender alive with empty RESENDs;
+* the timer visits only RPCs with something to do: a server at work, or an RPC
+  waiting for its peer, is parked until its next RESEND/NEED_ACK or timeout
+  (``RpcTable.park``), so thousands of unacknowledged responses cost a tick
+  nothing until they are due;
 * with ``gather`` and a ``layout`` hook, a long incoming message is written where
   the hook says as its packets arrive (``placement.py``); a driver that reads the
   next in-order packet straight there (``landing()``, then ``receive_landed``)
@@ -47,16 +53,14 @@ from collections.abc import Callable
 
 from . import wire
 from .config import HomaConfig
+from .control import ControlPackets
 from .events import (
-    REQUEST_REFUSED,
-    SERVER_LOST_REQUEST,
     Address,
     Datagram,
     HomaEvent,
     Received,
     RequestReceived,
     ResponseReceived,
-    RpcFailed,
 )
 from .grants import GrantScheduler
 from .ledger import PendingAcks, Tombstones
@@ -77,18 +81,13 @@ _unpack_data_header = wire.DATA_HEADER.unpack_from
 _unpack_common = wire.COMMON.unpack_from
 _OUTGOING = RpcState.OUTGOING
 _INCOMING = RpcState.INCOMING
+_IN_SERVICE = RpcState.IN_SERVICE
 _QUIET = TickAction.NONE
-
-#: Seconds of uncertainty allowed when comparing the uptime an RPC_UNKNOWN carries
-#: with the age of our request (``_server_lost``). Larger would misjudge a server
-#: that restarted faster than this; smaller, a server started just before the
-#: request that answered an earlier RESEND than our latest.
-_UPTIME_SLACK = 0.005
 
 _Handler = Callable[[wire.Readable, Address, int], None]
 
 
-class HomaEngine:
+class HomaEngine(ControlPackets):
     """One Homa endpoint (one UDP port): client RPCs, and server RPCs if ``server``.
 
     Args:
@@ -322,6 +321,7 @@ class HomaEngine:
         rpc.process(RpcInput.REPLY)
         rpc.msgout = message
         rpc.silent_ticks = 0
+        self._rpcs.activate(rpc)
         self._sender.queue(rpc)
         self._arm_timer(now)
 
@@ -356,7 +356,8 @@ class HomaEngine:
         if not self._timer.run_if_due(now):
             return
         self._now = now
-        for rpc in self._rpcs.snapshot():
+        self._rpcs.due(self._timer.ticks)  # parked RPCs due now join the rest
+        for rpc in list(self._rpcs.active):
             self._tick_rpc(rpc)
         self._tombstones.expire(self._timer.ticks)
         self._flush_old_acks()
@@ -513,7 +514,9 @@ class HomaEngine:
         elif added == 0:
             self._drop("duplicate")  # no progress: not a sign of life either
         else:
-            rpc.silent_ticks = 0
+            rpc.silent_ticks = rpc.nag_wait = 0  # progress: back-off starts over
+            if rpc.wake:
+                self._rpcs.activate(rpc)
             self._grants_dirty = True
 
     def _attach_incoming(
@@ -544,15 +547,6 @@ class HomaEngine:
             msgin.placement = placement
             self.stats.messages_placed += 1
 
-    def _detach_incoming(self, rpc: Rpc) -> None:
-        """Stop tracking ``rpc``'s incoming message (complete, or abandoned)."""
-        msgin = rpc.msgin
-        if msgin is not None:
-            rpc.msgin = None
-            self._rx_buffered -= msgin.length
-            self._grants.remove(rpc)
-            self._grants_dirty = True
-
     def _message_complete(self, rpc: Rpc, payload: Received) -> None:
         if rpc.is_client:
             rpc.process(RpcInput.RESPONSE_COMPLETE)
@@ -565,172 +559,6 @@ class HomaEngine:
             rpc.delivered = True
             self.stats.requests_delivered += 1
             self._events.append(RequestReceived(rpc.id, rpc.peer, payload))
-
-    def _handle_grant_packet(
-        self, data: wire.Readable, addr: Address, sender_id: int
-    ) -> None:
-        rpc = self._rpcs.lookup(addr, sender_id)
-        if rpc is None:
-            self._drop("unknown_rpc")
-            return
-        rpc.silent_ticks = 0
-        rpc.refused_since = -1  # it has our request in hand
-        msgout = rpc.msgout
-        if msgout is None or rpc.state is not _OUTGOING:
-            self._drop("stale")
-            return
-        offset = wire.GRANT_BODY.unpack_from(data, wire.COMMON.size)[0]
-        if offset > msgout.granted:
-            msgout.granted = min(offset, msgout.length)
-            self._sender.queue(rpc)
-
-    def _handle_resend_packet(
-        self, data: wire.Readable, addr: Address, sender_id: int
-    ) -> None:
-        self.stats.resends_received += 1
-        offset, length, _ = wire.RESEND_BODY.unpack_from(data, wire.COMMON.size)
-        rpc = self._rpcs.lookup(addr, sender_id)
-        if rpc is None:
-            if not sender_id & 1 and not self.is_server:
-                self._drop("not_server")
-            elif not sender_id & 1 and (addr, sender_id) in self._tombstones:
-                self._drop("stale")
-            else:
-                uptime = self._now - self._started
-                self._writer.write_rpc_unknown_packet(addr, sender_id, uptime)
-            return
-        msgout = rpc.msgout
-        if rpc.state is not _OUTGOING or msgout is None:
-            if rpc.is_client:
-                self._drop("stale")  # the response is arriving: the request is done
-            else:  # still receiving the request, or working on it
-                self._writer.write_busy_packet(rpc)
-            return
-        # The peer wants our message, so it is alive. (A RESEND to a *receiver* is
-        # no sign of life: two confused peers asking each other must time out.)
-        rpc.silent_ticks = 0
-        rpc.refused_since = -1
-        if length == 0:
-            return  # a keep-alive: the receiver has no room to grant yet
-        end = msgout.sent if length == wire.RESEND_ALL else offset + length
-        end = min(end, msgout.length)
-        if end > msgout.granted:  # our grant never arrived: this RESEND replaces it
-            msgout.granted = end
-        if not msgout.request_retransmit(offset, end):
-            # Not sent yet (SRPT chose others), or a keep-alive asking for nothing.
-            self._writer.write_busy_packet(rpc)
-        self._sender.queue(rpc)
-
-    def _handle_rpc_unknown_packet(
-        self, data: wire.Readable, addr: Address, sender_id: int
-    ) -> None:
-        rpc = self._rpcs.lookup(addr, sender_id)
-        if rpc is None:
-            self._drop("unknown_rpc")
-        elif not rpc.is_client:
-            self._free_server(rpc, RpcInput.ABORT)
-        elif rpc.msgout is not None:
-            uptime = wire.COMMON.unpack_from(data)[2] / 1e6
-            self._server_lost(rpc, rpc.msgout, uptime)
-            rpc.resent_at = -1.0
-
-    def _server_lost(self, rpc: Rpc, msgout: OutgoingMessage, uptime: float) -> None:
-        """The server, up for ``uptime`` seconds, has no state for our ``rpc``.
-
-        At most once: a request whose every byte went out may have been processed
-        by a server that has since restarted (or lost it otherwise), so the RPC
-        fails with ``SERVER_LOST_REQUEST`` rather than run again. It is restarted
-        only if it provably never arrived whole: some bytes were never sent, or
-        the server has been up since before the request (it keeps the state or a
-        tombstone of every request it got whole, so it never got this one: the
-        packets were lost). Part of the response came: always fails.
-
-        Durations compare across hosts (monotonic clocks tick alike). RPC_UNKNOWN
-        answers our RESEND: if it answers the latest, sent when our request was
-        ``age`` old, a server up for ``uptime`` when it answered predates the
-        request iff ``uptime >= age + (RESEND's trip and wait)``, and
-        ``uptime >= age`` whenever it does. ``_UPTIME_SLACK`` covers an answer to
-        an earlier RESEND. Wrong only for a server that got the request, died and
-        came back within one RESEND trip plus 5 ms; a server misjudged the other
-        way fails the RPC (safe).
-        """
-        asked = rpc.resent_at if rpc.resent_at >= 0 else self._now
-        predates = uptime + _UPTIME_SLACK >= asked - rpc.started_at
-        if rpc.state is _INCOMING or (
-            msgout.started and msgout.sent >= msgout.length and not predates
-        ):
-            self.stats.lost_by_server += 1
-            self._fail_client(rpc, SERVER_LOST_REQUEST)
-            return
-        ticks = self._timer.ticks
-        if rpc.refused_since < 0:
-            rpc.refused_since = ticks
-        elif ticks - rpc.refused_since >= self.config.timeout_ticks:
-            self._fail_client(rpc, REQUEST_REFUSED)  # not silent: refusing
-            return
-        self.stats.restarts += 1  # the server never got our request: start over
-        rpc.silent_ticks = 0  # it answered: it is not silent
-        self._detach_incoming(rpc)
-        rpc.process(RpcInput.RESTART)
-        msgout.restart(self.config.unsched_bytes)
-        self._sender.queue(rpc)
-
-    def _handle_busy_packet(
-        self, data: wire.Readable, addr: Address, sender_id: int
-    ) -> None:
-        rpc = self._rpcs.lookup(addr, sender_id)
-        if rpc is None:
-            self._drop("unknown_rpc")
-        else:
-            rpc.silent_ticks = 0
-            rpc.refused_since = -1  # it has our request in hand
-
-    def _handle_need_ack_packet(
-        self, data: wire.Readable, addr: Address, sender_id: int
-    ) -> None:
-        if not sender_id & 1:
-            self._drop("unexpected")
-            return
-        client_id = sender_id ^ 1
-        if self._rpcs.lookup(addr, sender_id) is not None:
-            # We still lack part of the response. Our own timer asks for it; asking
-            # on every NEED_ACK too would resend the same bytes once per tick.
-            return
-        acks = self._pending_acks.take_all(addr)
-        self._writer.write_ack_packet(
-            addr, client_id, [a for a in acks if a != client_id]
-        )
-
-    def _handle_ack_packet(
-        self, data: wire.Readable, addr: Address, sender_id: int
-    ) -> None:
-        if sender_id & 1:
-            self._drop("unexpected")
-            return
-        try:
-            entries = wire.unpack_ack(data).acks
-        except ValueError:
-            self._drop("bad_ack")
-            return
-        self._apply_ack(addr, sender_id)
-        for client_id, _server_port in entries:
-            self._apply_ack(addr, client_id)
-
-    def _handle_ignored_packet(
-        self, data: wire.Readable, addr: Address, sender_id: int
-    ) -> None:
-        """CUTOFFS and FREEZE: valid, understood, and irrelevant without priorities."""
-
-    def _apply_ack(self, addr: Address, client_id: int) -> None:
-        """``addr`` has our whole response to its RPC ``client_id``.
-
-        An ack's ``server_port`` is not checked: it names the port the client
-        sent to, which a port-changing middlebox makes differ from ours, and an
-        ack that reached this socket is about this socket's RPCs.
-        """
-        rpc = self._rpcs.servers.get((addr, client_id))
-        if rpc is not None and rpc.state is _OUTGOING:
-            self._free_server(rpc, RpcInput.ACKED)
 
     # ------------------------------------------------------------------ sending
 
@@ -771,6 +599,8 @@ class HomaEngine:
         """Carry out what one timer tick means for ``rpc`` (see ``Rpc.age``)."""
         actions = rpc.age(self.config)
         if actions is _QUIET:  # the common case, without slow Flag arithmetic
+            if rpc.silent_ticks or rpc.state is _IN_SERVICE:
+                self._park(rpc)
             return
         if actions & TickAction.KEEP_ALIVE:
             assert rpc.msgin is not None  # ask for nothing: BUSY comes back
@@ -786,6 +616,20 @@ class HomaEngine:
         elif actions & TickAction.RESEND:
             self._request_retransmission(rpc)
 
+    def _park(self, rpc: Rpc) -> None:
+        """Stop ticking ``rpc`` until it has something to do: a server at work
+        until it replies (``send_response`` wakes it); an RPC whose peer owes the
+        next move until its next RESEND/NEED_ACK or its timeout, with the ticks
+        in between counted now (progress wakes it: ``_wake``)."""
+        if rpc.state is _IN_SERVICE:
+            self._rpcs.park(rpc, -1)
+            return
+        ahead = min(rpc.nag_wait, self.config.timeout_ticks - rpc.silent_ticks)
+        if ahead > 1:
+            rpc.silent_ticks += ahead - 1
+            rpc.nag_wait -= ahead - 1
+            self._rpcs.park(rpc, self._timer.ticks + ahead)
+
     def _request_retransmission(self, rpc: Rpc) -> None:
         msgin = rpc.msgin
         if msgin is None:
@@ -795,28 +639,3 @@ class HomaEngine:
             return
         for start, end in msgin.missing_ranges():
             self._writer.write_resend_packet(rpc, start, end - start)
-
-    # ------------------------------------------------------------- ending RPCs
-
-    def _fail_client(self, rpc: Rpc, error: int) -> None:
-        rpc.process(RpcInput.ABORT)
-        self._forget_client(rpc)
-        if error:
-            self._events.append(RpcFailed(rpc.id, rpc.cookie, rpc.peer, error))
-
-    def _forget_client(self, rpc: Rpc) -> None:
-        self._rpcs.remove(rpc)
-        self._detach_incoming(rpc)
-
-    def _free_server(self, rpc: Rpc, event: RpcInput) -> None:
-        rpc.process(event)
-        self._rpcs.remove(rpc)
-        self._detach_incoming(rpc)
-        if rpc.delivered:
-            key = (rpc.peer, rpc.client_id)
-            self._tombstones.add(
-                key, self._timer.ticks + self.config.tombstone_lifetime
-            )
-
-    def _drop(self, reason: str) -> None:
-        self.stats.dropped[reason] += 1

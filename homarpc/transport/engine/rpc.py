@@ -105,11 +105,16 @@ class Rpc:
         cookie: the completion cookie given to ``send_request`` (0 on servers).
         msgout / msgin: the message we send / receive, when there is one.
         silent_ticks: timer ticks since the peer last showed signs of life.
-        idle_ticks: ticks spent waiting without it being the peer's fault: for an
-            ACK after the whole response went out (server), or for room to grant.
+        idle_ticks: ticks spent waiting for room to grant (keep-alives), without
+            it being the peer's fault.
         delivered: the request went up to the application (server side), so a
             tombstone must outlive the RPC.
         queued: the RPC sits in the sender's SRPT heap.
+        nag_gap / nag_wait: the back-off of RESENDs and NEED_ACKs (``age``):
+            the current wait, and the ticks left of it (0: none started).
+        wake: 0 while the timer visits the RPC every tick; the tick at which
+            it visits it next once parked (``RpcTable.park``), -1 parked until
+            an event wakes it.
         refused_since: the tick of the first restart after RPC_UNKNOWN (client;
             -1: none).
         started_at: the ``now`` of ``send_request`` (client).
@@ -126,6 +131,8 @@ class Rpc:
         "is_client",
         "msgin",
         "msgout",
+        "nag_gap",
+        "nag_wait",
         "peer",
         "queued",
         "refused_since",
@@ -133,6 +140,7 @@ class Rpc:
         "silent_ticks",
         "started_at",
         "state",
+        "wake",
         "wire_id",
     )
 
@@ -161,6 +169,9 @@ class Rpc:
         self.delivered = False
         self.queued = False
         self.refused_since = -1
+        self.nag_gap = 0
+        self.nag_wait = 0
+        self.wake = 0
         self.resent_at = -1.0
         self.started_at = 0.0
 
@@ -185,31 +196,42 @@ class Rpc:
 
         Silence only counts when the peer owes the next move. While we wait for
         room to grant, the sender hears from us four times per ``timeout_ticks``
-        (enough to outlast a lost keep-alive, cheap with many waiting messages); a
-        server whose response is out asks for an ACK every tick after
-        ``request_ack_ticks``; long silence brings RESENDs, then a timeout.
+        (enough to outlast a lost keep-alive, cheap with many waiting messages).
+        Otherwise we nag the peer (a server whose response is out asks for an ACK
+        after ``request_ack_ticks``, anyone else sends RESENDs after
+        ``resend_ticks``) with exponential back-off: each wait doubles, up to
+        ``max(resend_interval, timeout_ticks // 8)`` ticks, until progress (new
+        data, or our move again) starts it over. A BUSY resets the silence but
+        not the back-off. So a peer that never answers is nagged ~12 times before
+        the RPC times out (at 1 ms ticks: 2, 6, 14, 30, 62, 126, 251 ms, then
+        every 125 ms), not ~1,000 times; a server at work for a long time is
+        asked every 125 ms.
         """
         if self.owes_next_move:
             self.silent_ticks = 0
+            self.nag_wait = 0
             if not self.is_waiting_to_grant:
                 return TickAction.NONE
             self.idle_ticks += 1
             period = max(config.resend_interval, config.timeout_ticks // 4)
             keep_alive = self.idle_ticks % period == 0
             return TickAction.KEEP_ALIVE if keep_alive else TickAction.NONE
-        actions = TickAction.NONE
-        msgout = self.msgout
-        if not self.is_client and msgout is not None and msgout.is_fully_sent:
-            self.idle_ticks += 1
-            if self.idle_ticks >= config.request_ack_ticks:
-                actions |= TickAction.NEED_ACK
         self.silent_ticks += 1
-        silent = self.silent_ticks - config.resend_ticks
         if self.silent_ticks >= config.timeout_ticks:
-            actions |= TickAction.TIMEOUT
-        elif silent >= 0 and silent % config.resend_interval == 0:
-            actions |= TickAction.RESEND
-        return actions
+            return TickAction.TIMEOUT
+        msgout = self.msgout
+        awaiting_ack = (
+            not self.is_client and msgout is not None and msgout.is_fully_sent
+        )
+        if self.nag_wait == 0:  # the first silent tick since the last progress
+            first = config.request_ack_ticks if awaiting_ack else config.resend_ticks
+            self.nag_gap = self.nag_wait = first
+        self.nag_wait -= 1
+        if self.nag_wait:
+            return TickAction.NONE
+        cap = max(config.resend_interval, config.timeout_ticks // 8)
+        self.nag_gap = self.nag_wait = min(2 * self.nag_gap, cap)
+        return TickAction.NEED_ACK if awaiting_ack else TickAction.RESEND
 
     @property
     def owes_next_move(self) -> bool:

@@ -35,8 +35,8 @@ class RpcTable:
             each new RPC, which keeps its answer).
     """
 
-    __slots__ = ("_next_id", "_packet_data_for", "_rng", "clients", "moves",
-                 "server_ids", "servers")  # fmt: skip
+    __slots__ = ("_next_id", "_packet_data_for", "_rng", "_wheel", "active",
+                 "clients", "moves", "server_ids", "servers")  # fmt: skip
 
     def __init__(
         self, rng: random.Random, packet_data_for: Callable[[Address], int]
@@ -48,6 +48,11 @@ class RpcTable:
         self.servers: dict[ServerKey, Rpc] = {}
         self.server_ids: dict[int, Rpc] = {}  # by the opaque id the application sees
         self.moves = 0  # client RPCs whose server answered from a new address
+        #: RPCs the timer visits every tick (insertion-ordered set); the others
+        #: are parked: in ``_wheel`` under the tick they wake at, or nowhere
+        #: until an event wakes them.
+        self.active: dict[Rpc, None] = {}
+        self._wheel: dict[int, list[Rpc]] = {}
 
     def __len__(self) -> int:
         return len(self.clients) + len(self.servers)
@@ -62,6 +67,7 @@ class RpcTable:
         seg = self._packet_data_for(peer)
         rpc = Rpc(rpc_id, rpc_id, peer, seg, is_client=True, cookie=cookie)
         self.clients[rpc_id] = rpc
+        self.active[rpc] = None
         return rpc
 
     def new_server(self, peer: Address, client_id: int) -> Rpc:
@@ -73,6 +79,7 @@ class RpcTable:
         rpc = Rpc(local_id, client_id, peer, seg, is_client=False)
         self.servers[peer, client_id] = rpc
         self.server_ids[local_id] = rpc
+        self.active[rpc] = None
         return rpc
 
     def lookup(self, addr: Address, sender_id: int) -> Rpc | None:
@@ -96,7 +103,34 @@ class RpcTable:
         rpc.peer = addr
         self.moves += 1
 
+    def park(self, rpc: Rpc, wake: int) -> None:
+        """Stop visiting ``rpc`` every tick: until tick ``wake``, or (-1) until
+        ``activate``. The timer's work then grows with the RPCs that are due, not
+        with every RPC held (thousands of unacknowledged responses, say)."""
+        del self.active[rpc]
+        rpc.wake = wake
+        if wake > 0:
+            self._wheel.setdefault(wake, []).append(rpc)
+
+    def activate(self, rpc: Rpc) -> None:
+        """Visit ``rpc`` every tick again (an event changed what it waits for)."""
+        if rpc.wake:
+            rpc.wake = 0
+            self.active[rpc] = None
+
+    def due(self, tick: int) -> list[Rpc]:
+        """The parked RPCs that wake at ``tick`` (now active again)."""
+        woken = []
+        for rpc in self._wheel.pop(tick, ()):
+            if rpc.wake == tick:  # else woken meanwhile, or parked again
+                rpc.wake = 0
+                self.active[rpc] = None
+                woken.append(rpc)
+        return woken
+
     def remove(self, rpc: Rpc) -> None:
+        self.active.pop(rpc, None)
+        rpc.wake = 0
         if rpc.is_client:
             del self.clients[rpc.id]
         else:

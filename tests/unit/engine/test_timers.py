@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from homarpc.transport.engine import HomaConfig
 from homarpc.transport.engine.messages import IncomingMessage, OutgoingMessage
 from homarpc.transport.engine.rpc import Rpc, RpcState, TickAction
@@ -50,13 +52,28 @@ def test_receiver_without_room_to_grant_keeps_the_sender_alive():
     assert rpc.silent_ticks == 0
 
 
-def test_server_asks_for_an_ack_every_tick_once_the_response_is_out():
+def test_server_asks_for_an_ack_with_back_off_once_the_response_is_out():
     rpc = Rpc(3, 2, PEER, 1_000, is_client=False)
     rpc.state = RpcState.OUTGOING
     rpc.msgout = sent(b"r")
-    actions = ages(rpc, 8)
-    assert [bool(a & TickAction.NEED_ACK) for a in actions] == [False] + [True] * 7
-    assert actions[-1] & TickAction.TIMEOUT
+    config = HomaConfig()  # 1,000 ticks to the timeout: waits 2, 4, 8 ... 125
+    actions = [rpc.age(config) for _ in range(config.timeout_ticks)]
+    asks = [i + 1 for i, a in enumerate(actions) if a & TickAction.NEED_ACK]
+    assert asks == [2, 6, 14, 30, 62, 126, 251, 376, 501, 626, 751, 876]
+    assert actions[-1] == TickAction.TIMEOUT
+
+
+def test_resends_back_off_and_a_busy_peer_does_not_restart_the_back_off():
+    rpc = Rpc(2, 2, PEER, 1_000, is_client=True)
+    rpc.msgout = sent(b"q")
+    config = HomaConfig()
+    asked = []
+    for tick in range(1, 2_001):
+        if rpc.age(config) & TickAction.RESEND:
+            asked.append(tick)
+            rpc.silent_ticks = 0  # the server answers BUSY: it is at work
+    assert asked[:6] == [5, 15, 35, 75, 155, 280]
+    assert all(b - a == 125 for a, b in itertools.pairwise(asked[5:]))
 
 
 def test_keep_alives_are_spaced_by_a_quarter_of_the_timeout():
