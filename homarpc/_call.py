@@ -83,7 +83,7 @@ _LARGE_FRAME = 256 * 1024
 #: ... which then allow this many in flight per call and direction.
 _LARGE_WINDOW = 2
 #: Requests the server holds until it has something to send back: polls, and our
-#: last frame (EOS), after which we need no window (see ``_serving._apply``).
+#: last frame (EOS), after which we need no window (see ``_server_call._apply``).
 _HELD = Flags.POLL | Flags.EOS
 #: Completion cookies are ``call_id << 2 | large << 1 | held``.
 _POLL_BIT = 1

@@ -48,7 +48,7 @@ log = logging.getLogger("homarpc.client")
 #: Longest the background thread sleeps between deadline checks.
 _TICK = 0.25
 #: A call that has sent nothing for this long sends an empty frame, so the server
-#: can tell a quiet client from a dead one (``_serving.LIVENESS_TIMEOUT``).
+#: can tell a quiet client from a dead one (``_server_endpoint.LIVENESS_TIMEOUT``).
 KEEPALIVE_INTERVAL = 10.0
 #: Longest a pumping caller blocks in one ``recv`` (it re-checks its call after).
 _PUMP_SLICE = 0.05

@@ -18,7 +18,7 @@ from typing import Any, NoReturn, Protocol
 
 from ._handlers import HandlerCallDetails, RpcMethodHandler
 from ._interfaces import ServicerContext
-from ._serving import ServerCallCore
+from ._server_call import ServerCallCore
 from ._sync import Waiter
 from .metadata import Metadatum, check_metadata, format_peer
 from .status import MetadataTuple, Status, StatusCode, as_status_code

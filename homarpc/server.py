@@ -2,7 +2,7 @@
 
 Layer: rpc. Imports: stdlib, public ``homarpc.transport`` names, rpc-layer modules.
 
-Each listening address is a ``ServerEndpoint`` (``_serving.py``); a new call is handed
+Each listening address is a ``ServerEndpoint`` (``_server_endpoint.py``); a new call is handed
 to the thread pool, where ``_run_handler`` (``_servicer.py``) runs the behavior
 against a ``ServicerContext``.
 """
@@ -23,10 +23,12 @@ from ._handlers import (
     registered_method_table,
 )
 from ._options import message_limits, transport_settings
+from ._server_call import ServerCallCore
+from ._server_endpoint import ServerEndpoint
 from ._servicer import run_call
-from ._serving import ServerCallCore, ServerEndpoint
 from ._targets import TargetError, parse_bind
 from .interceptors import ServerInterceptor, chain_server_interceptors
+from .metadata import metadata_size_limit
 from .status import StatusCode
 from .transport import HomaError, open_transport
 
@@ -57,6 +59,7 @@ class Server:
         self._registered: dict[str, RpcMethodHandler] = {}
         self._lookup = chain_server_interceptors(list(interceptors), self._find_handler)
         self._max_receive, self._max_send = message_limits(options)
+        self._max_metadata = metadata_size_limit(options)
         self._max_rpcs = maximum_concurrent_rpcs
         self._transport_kind = transport
         self._transport_options = dict(transport_options or {})
@@ -100,6 +103,7 @@ class Server:
             transport,
             on_call=self._on_call,
             max_receive_message_length=self._max_receive,
+            max_metadata_size=self._max_metadata,
         )
         with self._lock:
             self._endpoints.append(endpoint)
@@ -235,6 +239,32 @@ class Server:
     def _call_ended(self) -> None:
         with self._lock:
             self._active -= 1
+
+    def stats(self) -> dict[str, Any]:
+        """Counters an operator can read, summed over the listening ports.
+
+        Calls: ``live_calls``, ``queued_calls`` (waiting for a worker),
+        ``running_handlers``, ``refused_calls`` (before their handler: a repeated
+        start, bad metadata, too much early data), ``replayed_calls``,
+        ``malformed_requests``. Memory a peer can make us hold:
+        ``queued_message_bytes``, ``early_frames``, ``early_frame_bytes``,
+        ``over_budget``. Transport: ``transport`` holds each port's own counters
+        where the backend has them (datagrams, drops by reason, NEED_ACKs and
+        RESENDs sent, live RPCs, bytes held). ``docs/operating.md`` lists them.
+        """
+        with self._lock:
+            endpoints = list(self._endpoints)
+            totals: dict[str, Any] = {
+                "queued_calls": len(self._queued),
+                "running_handlers": self._running,
+            }
+        transports = []
+        for endpoint in endpoints:
+            for name, value in endpoint.stats().items():
+                totals[name] = totals.get(name, 0) + value
+            transports.append(endpoint.transport_stats())
+        totals["transport"] = transports
+        return totals
 
     def __repr__(self) -> str:
         ports = [e.transport.local_addr for e in self._endpoints]

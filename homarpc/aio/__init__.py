@@ -4,7 +4,7 @@ Layer: rpc. Imports: the ``homarpc`` rpc layer (its call cores, channel and serv
 and this package's modules; nothing from ``homarpc.transport`` but public names.
 
 Not a second implementation: channels and servers here reuse the blocking API's
-transport, framing, call cores (``homarpc._call``, ``homarpc._serving``), targets,
+transport, framing, call cores (``homarpc._call``, ``homarpc._server_call``), targets,
 failover, server admission and handler runner. What is new is the waiting: the
 event loop reads the transports itself (``_driver``), the cores' ``notify`` wakes
 the waiting coroutine, and ``async def`` handlers run as tasks.

@@ -1,10 +1,10 @@
 """``homarpc.aio.ServicerContext``: what an async handler sees of its call.
 
 Layer: rpc (homarpc.aio). Imports: stdlib, ``homarpc`` rpc-layer modules
-(``_servicer``, ``_serving`` core, ``metadata``, ``status``), ``homarpc.aio``
+(``_servicer``, ``_server_call`` core, ``metadata``, ``status``), ``homarpc.aio``
 siblings.
 
-The context drives one ``homarpc._serving.ServerCallCore``, the call core the blocking
+The context drives one ``homarpc._server_call.ServerCallCore``, the call core the blocking
 server uses too. The core's ``notify`` wakes the context on the loop (coalesced, one
 pending wake-up at most); reads and writes then run on the loop, waiting on an
 ``asyncio.Event`` while the flow-control window is closed or no request is queued.
@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn
 
 from .._servicer import ContextState
-from .._serving import ServerCallCore
+from .._server_call import ServerCallCore
 from ..metadata import check_metadata
 from ..status import Status, StatusCode, as_status_code
 from ._bridge import call_in_loop

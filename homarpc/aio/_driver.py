@@ -1,7 +1,7 @@
 """Reading a channel's or a server's transport from the event loop, not a thread.
 
 Layer: rpc (homarpc.aio). Imports: stdlib, ``homarpc`` rpc-layer modules
-(``_client_endpoint``, ``_serving``).
+(``_client_endpoint``, ``_server_endpoint``).
 
 Why: every thread hand-off costs about as much as a loopback round trip on a small
 machine. With the endpoints' own threads reading the transport, an aio unary call
@@ -26,7 +26,7 @@ import asyncio
 from typing import Final, Generic, TypeVar
 
 from .._client_endpoint import ClientEndpoint
-from .._serving import ServerEndpoint
+from .._server_endpoint import ServerEndpoint
 
 __all__ = ["ClientPump", "ServerPump"]
 

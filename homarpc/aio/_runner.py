@@ -1,7 +1,7 @@
 """Running one call's handler for the asyncio server.
 
 Layer: rpc (homarpc.aio). Imports: stdlib, ``homarpc`` rpc-layer modules
-(``_servicer``, ``_serving``, ``_handlers``, ``status``), ``homarpc.aio`` siblings.
+(``_servicer``, ``_server_call``, ``_handlers``, ``status``), ``homarpc.aio`` siblings.
 
 ``async def`` and async-generator behaviors run here, on the loop, against an
 ``aio.ServicerContext``. Plain functions go to ``homarpc._servicer.run_call``, the
@@ -23,7 +23,7 @@ from typing import Any
 
 from .. import _servicer
 from .._handlers import RpcMethodHandler
-from .._serving import ServerCallCore
+from .._server_call import ServerCallCore
 from ..status import StatusCode
 from ._context import ServicerContext
 from ._errors import EOF, AbortError

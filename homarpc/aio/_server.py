@@ -1,10 +1,10 @@
 """``homarpc.aio.Server``: serve calls with ``async def`` handlers on an event loop.
 
 Layer: rpc (homarpc.aio). Imports: stdlib, ``homarpc`` rpc-layer modules
-(``server``, ``_serving``, ``_handlers``), ``homarpc.aio`` siblings.
+(``server``, ``_server_call``, ``_handlers``), ``homarpc.aio`` siblings.
 
 The aio server *is* the blocking server (``homarpc.server.Server``: ports, handler
-tables, admission, graceful stop, the ``_serving`` call core) with two changes: its
+tables, admission, graceful stop, the ``_server_call`` call core) with two changes: its
 transports are read from the event loop (``_driver.ServerPump``) instead of by
 receive threads, and a new call runs there instead of in the thread pool. The
 handler is looked up (through async or blocking server interceptors) and run as a
@@ -27,7 +27,7 @@ from typing import Any
 
 from .. import _handlers
 from .._handlers import HandlerCallDetails, RpcMethodHandler
-from .._serving import ServerCallCore
+from .._server_call import ServerCallCore
 from ..server import Server as _BlockingServer
 from ..status import StatusCode
 from ._bridge import call_in_loop

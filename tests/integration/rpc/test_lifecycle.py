@@ -258,10 +258,10 @@ def test_callbacks_run_when_a_call_ends(memory_rig: Rig):
 
 @pytest.fixture
 def fast_liveness(monkeypatch: pytest.MonkeyPatch) -> None:
-    from homarpc import _client_endpoint, _serving
+    from homarpc import _client_endpoint, _server_endpoint
 
     monkeypatch.setattr(_client_endpoint, "KEEPALIVE_INTERVAL", 0.1)
-    monkeypatch.setattr(_serving, "LIVENESS_TIMEOUT", 0.6)
+    monkeypatch.setattr(_server_endpoint, "LIVENESS_TIMEOUT", 0.6)
 
 
 def test_a_quiet_but_live_client_keeps_its_call(memory_rig: Rig, fast_liveness: None):

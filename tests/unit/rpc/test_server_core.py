@@ -14,9 +14,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import homarpc
-from homarpc import _serving
+from homarpc import _server_endpoint
 from homarpc._framing import Flags, Frame, decode_frame, encode_frame
-from homarpc._serving import ServerCallCore, ServerEndpoint
+from homarpc._server_call import ServerCallCore
+from homarpc._server_endpoint import ServerEndpoint
 from homarpc.transport import Message
 
 PEERS = [("127.0.0.1", 1000), ("127.0.0.1", 1001)]
@@ -138,7 +139,7 @@ def test_a_unary_call_is_one_request_and_one_answer():
 
 
 def test_frames_before_their_call_start_wait_for_it(monkeypatch):
-    monkeypatch.setattr(_serving, "_ORPHAN_TTL", 5.0)
+    monkeypatch.setattr(_server_endpoint, "_ORPHAN_TTL", 5.0)
     served = []
 
     def on_call(core: ServerCallCore) -> None:

@@ -1,4 +1,4 @@
-"""The server call core: calls arriving on one transport, answered through ``notify``.
+"""One server call's state: its requests in, its responses out, through ``notify``.
 
 Layer: rpc. Imports: stdlib, public ``homarpc.transport`` names, rpc-layer modules.
 No asyncio: the blocking server and ``homarpc.aio`` both sit on this module.
@@ -16,15 +16,10 @@ starts a Homa RPC. Each request from a client is answered exactly once:
 
 When the call ends every request still held is answered, so Homa keeps no state.
 
-Internal interface (stable; ``homarpc.aio`` uses exactly this)::
+``_server_endpoint.ServerEndpoint`` makes one ``ServerCallCore`` per call and feeds
+it the call's requests. Internal interface (stable; ``homarpc.aio`` uses exactly
+this)::
 
-    endpoint = ServerEndpoint(transport, on_call=callback, max_receive_message_length=N)
-    endpoint.start(); ...; endpoint.close()
-    # or, without start(), from an event loop (never blocking):
-    endpoint.pump_ready() -> bool   # when fileno() is readable; False once closed
-    endpoint.sweep()                # every quarter second or so
-    # on_call(core) runs on the receive thread for each new call: it must not block
-    # (hand the call to a worker pool or an event loop) and should set core.notify.
     core.method, core.metadata, core.peer, core.deadline, core.time_remaining()
     core.read() -> bytes | None ; core.reading_done
     core.send_initial_metadata(md) ; core.writable() ; core.write(payload) -> bool
@@ -35,61 +30,62 @@ Internal interface (stable; ``homarpc.aio`` uses exactly this)::
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
-from ._framing import (
-    Flags,
-    Frame,
-    FrameError,
-    decode_frame,
-    encode_frame,
-    encode_frame_parts,
-)
-from ._placement import install_layout
-from ._receivers import Receivers
+from ._framing import Flags, Frame, encode_frame, encode_frame_parts
+from ._server_ledger import HeldBytes
 from ._stream import (
     Assembler,
     FlowControlError,
     MessageTooLargeError,
     ReorderBuffer,
-    advertised_limit,
     message_frames,
     send_limit,
 )
 from .metadata import Metadatum
 from .status import StatusCode
-from .transport import Address, Message, Transport, TransportClosedError
+from .transport import Address, Transport, TransportClosedError
 
-__all__ = ["ServerCallCore", "ServerEndpoint"]
+__all__ = ["DEFAULT_WINDOW", "CallHost", "ServerCallCore"]
 
 log = logging.getLogger("homarpc.server")
 
 DEFAULT_WINDOW = 8
-#: Finished calls remembered so late frames for them are answered, not orphaned.
-_REMEMBERED = 4096
-#: Frames for calls whose start has not arrived yet, held at most this long.
-_ORPHAN_TTL = 5.0
-#: A call whose client has sent nothing for this long is cancelled: the client
-#: is gone (live clients send keepalives every ``KEEPALIVE_INTERVAL``, 10 s).
-LIVENESS_TIMEOUT = 35.0
-_MAX_ORPHANS = 1024
-#: Requests ``pump_ready`` handles per call before returning to its event loop.
-_PUMP_BATCH = 64
+#: Whole messages a call may have waiting for its handler, in windows: a client
+#: keeps at most one window of data requests out (plus its last frame), so twice
+#: that is only reached by a peer that ignores flow control.
+_MAX_QUEUED_FACTOR = 2
 
 Notify = Callable[[], None]
 MetadataEntries = tuple[Metadatum, ...]
-_Key = tuple[Address, int]
+
+
+class CallHost(Protocol):
+    """What a call needs from the endpoint that made it."""
+
+    transport: Transport
+    window: int
+    max_message_length: int
+    max_receive_message_length: int
+    #: What our first frame to each client announces (``Frame.max_message``).
+    advertised: int | None
+    #: Bytes of whole messages waiting for handlers, shared by all calls.
+    held: HeldBytes
+
+    def forget(self, core: ServerCallCore) -> None: ...
+
+    def hand_off(self) -> None: ...
 
 
 class ServerCallCore:
     """One call's server-side state. Thread-safe; created by ``ServerEndpoint``."""
 
-    def __init__(self, endpoint: ServerEndpoint, peer: Address, start: Frame) -> None:
+    def __init__(self, endpoint: CallHost, peer: Address, start: Frame) -> None:
         self._endpoint = endpoint
         self.peer = peer
         #: The largest Homa message to send this client (it may have said more).
@@ -162,6 +158,7 @@ class ServerCallCore:
             if not self._messages:
                 return None
             payload, rpc_id, is_poll = self._messages.popleft()
+            self._endpoint.held.give_back(self.peer, len(payload))
             self._release(rpc_id, is_poll)
             replies = self._pair()
         self._send(replies)
@@ -326,10 +323,11 @@ class ServerCallCore:
                 return
 
     def _apply_checked(self, rpc_id: int, frame: Frame) -> bool:
-        """Apply one in-order frame; False when it ended the call (too large)."""
+        """Apply one in-order frame; False when it ended the call (too large, or
+        beyond what flow control allows)."""
         try:
             self._apply(rpc_id, frame)
-        except MessageTooLargeError as exc:
+        except (MessageTooLargeError, FlowControlError) as exc:
             self._release(rpc_id, bool(frame.flags & Flags.POLL))
             self._end_locked(StatusCode.RESOURCE_EXHAUSTED, str(exc))
             return False
@@ -347,9 +345,31 @@ class ServerCallCore:
                 frame.payload, bool(frame.flags & Flags.MSG_END)
             )
             if whole is not None:
-                self._messages.append((whole, rpc_id, is_poll))
+                self._queue_for_handler(whole, rpc_id, is_poll)
                 return
         self._release(rpc_id, is_poll)
+
+    def _queue_for_handler(self, whole: bytes, rpc_id: int, is_poll: bool) -> None:
+        """Keep a whole message for the handler, within the client's window and
+        the bytes the server holds for this peer.
+
+        Raises:
+            FlowControlError: the peer ignores flow control; the call is to end
+                with RESOURCE_EXHAUSTED (it gets no more of our memory).
+        """
+        if len(self._messages) >= _MAX_QUEUED_FACTOR * self._window:
+            raise FlowControlError(
+                f"the client sent {len(self._messages) + 1} messages the handler "
+                f"had not read, beyond its flow-control window of {self._window}"
+            )
+        held = self._endpoint.held
+        if not held.take(self.peer, len(whole)):
+            raise FlowControlError(
+                f"the server holds too much unread data: {len(whole)} more bytes "
+                f"would pass its limit ({held.per_peer} bytes per client, "
+                f"{held.total} in all)"
+            )
+        self._messages.append((whole, rpc_id, is_poll))
 
     def _end_locked(
         self, code: StatusCode, details: str, tell_client: bool = True
@@ -369,7 +389,9 @@ class ServerCallCore:
     def _release_unread(self) -> None:
         if not self._messages and not len(self._inbound):
             return
-        for _, rpc_id, is_poll in self._messages:
+        held = self._endpoint.held
+        for payload, rpc_id, is_poll in self._messages:
+            held.give_back(self.peer, len(payload))
             self._release(rpc_id, is_poll)
         self._messages.clear()
         for rpc_id, frame in self._inbound.drain():
@@ -431,178 +453,3 @@ def _run_callbacks(callbacks: list[Callable[[], object]]) -> None:
             callback()
         except Exception:
             log.exception("homarpc: call-end callback raised")
-
-
-class ServerEndpoint:
-    """A listening transport, its receive threads, and the table of live calls.
-
-    ``on_call`` runs on the thread that read the call start and may block there
-    (the blocking server runs unary handlers inline, saving a thread hand-off);
-    ``_receivers.Receivers`` keeps another thread reading when one is stuck.
-    """
-
-    def __init__(
-        self,
-        transport: Transport,
-        *,
-        on_call: Callable[[ServerCallCore], None],
-        max_receive_message_length: int = 4 * 1024 * 1024,
-        window: int = DEFAULT_WINDOW,
-    ) -> None:
-        self.transport = transport
-        self.max_receive_message_length = max_receive_message_length
-        self.max_message_length = transport.max_message_length
-        #: What our first frame to each client announces (``Frame.max_message``).
-        self.advertised = advertised_limit(self.max_message_length)
-        self.window = window
-        # Long requests are received straight into the bytes handed out.
-        install_layout(transport, max_receive_message_length)
-        #: Requests dropped because they did not parse.
-        self.malformed = 0
-        #: Messages ``pump_ready`` has dispatched (a loop reader's sign of activity).
-        self.pumped = 0
-        self._on_call = on_call
-        self._lock = threading.Lock()
-        self._calls: dict[_Key, ServerCallCore] = {}
-        self._finished: OrderedDict[_Key, None] = OrderedDict()
-        self._orphans: dict[_Key, list[tuple[float, int, Frame]]] = {}
-        self._receivers: Receivers | None = None
-
-    def start(self) -> None:
-        """Start reading the transport with threads (the blocking server; the
-        asyncio server reads it from its event loop instead)."""
-        self._receivers = Receivers(self.transport, self._dispatch, self._sweep)
-        self._receivers.start()
-
-    def hand_off(self) -> None:
-        """The calling thread is about to block in a handler: if it is reading the
-        transport, another thread takes over now (see ``_receivers``)."""
-        if self._receivers is not None:
-            self._receivers.hand_off()
-
-    def live_calls(self) -> list[ServerCallCore]:
-        with self._lock:
-            return list(self._calls.values())
-
-    def close(self) -> None:
-        """Cancel every live call and close the transport."""
-        for core in self.live_calls():
-            core.terminate(StatusCode.UNAVAILABLE, "Server shutting down")
-        self.transport.close()
-        if self._receivers is not None:
-            # A handler running inline may take longer; we wait 2 s at most.
-            self._receivers.close(timeout=2.0)
-
-    def forget(self, core: ServerCallCore) -> None:
-        key = (core.peer, core.call_id)
-        with self._lock:
-            self._calls.pop(key, None)
-            self._finished[key] = None
-            if len(self._finished) > _REMEMBERED:
-                self._finished.popitem(last=False)
-
-    def pump_ready(self) -> bool:
-        """Dispatch up to 64 requests waiting on the transport, without blocking.
-
-        For a reader driven by the transport's ``fileno()`` instead of ``start()``'s
-        threads (``homarpc.aio``). Returns False once the transport is closed (stop
-        watching it), else True.
-        """
-        recv = self.transport.recv
-        for _ in range(_PUMP_BATCH):
-            try:
-                message = recv(timeout=0)
-            except TransportClosedError:
-                return False
-            if message is None:
-                return True
-            self.pumped += 1
-            try:
-                self._dispatch(message)
-            except Exception:  # a bug must not stop the server reading
-                log.exception("homarpc: error handling a request from %s", message.peer)
-        return True
-
-    def sweep(self) -> None:
-        """Expire deadlines, end calls whose client went silent, and give up on
-        orphaned frames; never blocks. ``start()``'s threads do this themselves;
-        a reader using ``pump_ready`` calls it about every quarter second."""
-        self._sweep(time.monotonic())
-
-    # -- requests -------------------------------------------------------------------
-
-    def _dispatch(self, message: Message) -> None:
-        if not message.is_request:
-            return  # servers start no RPCs; nothing to match
-        try:
-            frame = decode_frame(message.payload_parts())
-        except FrameError as exc:
-            self.malformed += 1
-            log.debug(
-                "homarpc: dropped a malformed request from %s: %s", message.peer, exc
-            )
-            self._answer(
-                message.peer,
-                message.id,
-                Frame(
-                    0,
-                    flags=Flags.EOS,
-                    status=(StatusCode.INTERNAL.code, f"malformed request: {exc}"),
-                ),
-            )
-            return
-        finally:
-            message.release()
-        key = (message.peer, frame.call_id)
-        orphans: list[tuple[float, int, Frame]] = []
-        with self._lock:
-            core = self._calls.get(key)
-            is_new = core is None and frame.seq == 1 and frame.method is not None
-            if is_new:
-                core = self._calls[key] = ServerCallCore(self, message.peer, frame)
-                orphans = self._orphans.pop(key, [])
-            elif core is None:
-                self._park_unknown(key, message.id, frame)
-                return
-        assert core is not None
-        core.on_request(message.id, frame)
-        for _, orphan_id, orphan in orphans:  # before on_call, which may block
-            core.on_request(orphan_id, orphan)
-        if is_new:
-            self._on_call(core)
-
-    def _park_unknown(self, key: _Key, rpc_id: int, frame: Frame) -> None:
-        """A frame for a call we do not have (under the lock): answer it or keep it."""
-        if (
-            key in self._finished
-            or frame.flags & Flags.CANCEL
-            or (len(self._orphans) >= _MAX_ORPHANS)
-        ):
-            self._answer(key[0], rpc_id, Frame(frame.call_id))
-        else:  # arrived before its call start: keep it a moment
-            self._orphans.setdefault(key, []).append((time.monotonic(), rpc_id, frame))
-
-    def _answer(self, peer: Address, rpc_id: int, frame: Frame) -> None:
-        with contextlib.suppress(TransportClosedError):
-            self.transport.reply(peer, rpc_id, encode_frame(frame))
-
-    def _sweep(self, now: float) -> None:
-        """Expire deadlines and give up on orphans whose call never started."""
-        with self._lock:
-            expired = [
-                c
-                for c in self._calls.values()
-                if c.deadline is not None and c.deadline <= now
-            ]
-            silent = [
-                c for c in self._calls.values() if now - c.last_heard > LIVENESS_TIMEOUT
-            ]
-            stale = [k for k, v in self._orphans.items() if v[0][0] + _ORPHAN_TTL < now]
-            dropped = [(k, self._orphans.pop(k)) for k in stale]
-        for core in expired:
-            core.terminate(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
-        for core in silent:
-            core.terminate(StatusCode.CANCELLED, "Client went silent")
-        for (peer, call_id), frames in dropped:
-            for _, rpc_id, _frame in frames:
-                self._answer(peer, rpc_id, Frame(call_id, flags=Flags.CANCEL))
