@@ -80,7 +80,11 @@ class ClientEndpoint:
         #: Messages ``pump_ready`` has dispatched (a loop reader's sign of activity).
         self.pumped = 0
         self._calls: dict[int, ClientCallCore] = {}
-        self._ids = itertools.count(1)
+        # Call ids only grow per socket, which lets a server remember which calls
+        # started in a few bytes a client (``_server_ledger.StartedCalls``). They
+        # start from the clock in microseconds, so a new socket that happens to
+        # get an old one's port starts above every id the old one used.
+        self._ids = itertools.count(time.time_ns() // 1000)
         self._lock = threading.Lock()
         self._unattended: set[int] = set()  # live calls nobody promised to wait for
         self._next_keepalive = 0.0

@@ -52,6 +52,17 @@ class ServerProcess:
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS")
 
+    def restart(self) -> Path:
+        """Crash the server and start another on its port; its record file."""
+        record = self.record.with_suffix(".restarted.txt")
+        record.write_text("")
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write(f"restart {record}\n")
+        self._proc.stdin.flush()
+        line = self._proc.stdout.readline()
+        assert line == f"PORT {self.port}\n", line
+        return record
+
     def kill(self) -> None:
         if self._proc.poll() is None:
             self._proc.kill()

@@ -2,11 +2,14 @@
 
 Run as ``python -m tests.robustness.serve_target [--workers N] [--port P]
 [--record FILE]``; it prints ``PORT <n>`` once it serves and runs until killed or
-its standard input closes. Methods (bytes in, bytes out, no protobuf):
+its standard input closes; a line ``restart FILE`` on its input crashes the
+server and starts a new one on the same port within milliseconds. Methods (bytes in, bytes out, no protobuf):
 
 * ``Echo`` (unary): the request.
 * ``Record`` (unary): appends ``run <request>`` to the record file, then the request:
   how a test counts how often a call ran.
+* ``RecordSlowly`` (unary): as ``Record``, then sleeps 3 s before answering.
+* ``Stall`` (stream-unary): sleeps 5 s without reading, then counts the requests.
 * ``Bidi`` (stream-stream): echoes each request.
 * ``Sleep`` (unary-stream): sleeps the seconds the request says, then one message.
 * ``Watch`` (unary-stream): sends one message, then waits until the call ends and
@@ -43,6 +46,15 @@ def _handlers(record: str | None, server_box: list[Any]) -> Any:
         _append(record, f"run {request.decode()}")
         return request
 
+    def recorded_slowly(request: bytes, context: Any) -> bytes:
+        _append(record, f"run {request.decode()}")
+        time.sleep(3)
+        return request
+
+    def stall(requests: Iterator[bytes], context: Any) -> bytes:
+        time.sleep(5)  # reads nothing meanwhile
+        return b"%d" % sum(1 for _ in requests)
+
     def bidi(requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
         yield from requests
 
@@ -67,6 +79,8 @@ def _handlers(record: str | None, server_box: list[Any]) -> Any:
         {
             "Echo": homarpc.unary_unary_rpc_method_handler(echo),
             "Record": homarpc.unary_unary_rpc_method_handler(recorded),
+            "RecordSlowly": homarpc.unary_unary_rpc_method_handler(recorded_slowly),
+            "Stall": homarpc.stream_unary_rpc_method_handler(stall),
             "Bidi": homarpc.stream_stream_rpc_method_handler(bidi),
             "Sleep": homarpc.unary_stream_rpc_method_handler(sleep),
             "Watch": homarpc.unary_stream_rpc_method_handler(watch),
@@ -75,20 +89,37 @@ def _handlers(record: str | None, server_box: list[Any]) -> Any:
     )
 
 
+def _serve(workers: int, port: int, record: str | None) -> tuple[Any, int]:
+    box: list[Any] = []
+    server = homarpc.server(max_workers=workers, transport="udp")
+    box.append(server)
+    server.add_generic_rpc_handlers((_handlers(record, box),))
+    port = server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    print(f"PORT {port}", flush=True)
+    return server, port
+
+
+def _crash(server: Any) -> None:
+    """Close the server's sockets as a crash would: nobody is told anything."""
+    for endpoint in server._endpoints:
+        endpoint.transport.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--record")
     args = parser.parse_args()
-    box: list[Any] = []
-    server = homarpc.server(max_workers=args.workers, transport="udp")
-    box.append(server)
-    server.add_generic_rpc_handlers((_handlers(args.record, box),))
-    port = server.add_insecure_port(f"127.0.0.1:{args.port}")
-    server.start()
-    print(f"PORT {port}", flush=True)
-    sys.stdin.read()  # until the test closes our stdin (or kills us)
+    server, port = _serve(args.workers, args.port, args.record)
+    # Each line "restart FILE" crashes the server and starts a new one on the
+    # same port at once (recording to FILE); end of input stops it.
+    for line in sys.stdin:
+        command, _, record = line.strip().partition(" ")
+        if command == "restart":
+            _crash(server)
+            server, port = _serve(args.workers, port, record)
     server.stop(None).wait(5)
 
 
