@@ -3,7 +3,8 @@
 Run as ``python -m tests.robustness.serve_target [--workers N] [--port P]
 [--record FILE]``; it prints ``PORT <n>`` once it serves and runs until killed or
 its standard input closes; a line ``restart FILE`` on its input crashes the
-server and starts a new one on the same port within milliseconds. Methods (bytes in, bytes out, no protobuf):
+server and starts a new one on the same port within milliseconds. Methods (bytes
+in, bytes out, no protobuf):
 
 * ``Echo`` (unary): the request.
 * ``Record`` (unary): appends ``run <request>`` to the record file, then the request:
