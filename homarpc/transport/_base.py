@@ -29,6 +29,9 @@ Contract, in the words the conformance suite (``tests/conformance``) checks:
   ``time.monotonic()`` value, or ``None`` when no timer is pending) so that a
   user-space backend can run its protocol timers.
 * Payloads are 0..``max_message_length`` bytes (the kernel backend refuses 0).
+* ``unreachable_peers()`` drains the peers the backend found gone (ICMP
+  unreachable), and ``on_unreachable`` (if set) is called with each as it is
+  found; backends that cannot tell report none.
 """
 
 from __future__ import annotations
@@ -209,6 +212,11 @@ class Transport(abc.ABC):
     kind: ClassVar[str]
     #: Largest payload ``send``/``reply`` accept.
     max_message_length: int = MAX_MESSAGE_LENGTH
+    #: Called with a peer's address when the backend learns the peer is gone
+    #: (ICMP port/host unreachable in reply to something we sent it), from the
+    #: thread that learnt it, without the transport's lock held: keep it short
+    #: and thread-safe. Also reported by ``unreachable_peers()``. None: not called.
+    on_unreachable: Callable[[Address], None] | None = None
 
     @property
     @abc.abstractmethod
@@ -257,6 +265,17 @@ class Transport(abc.ABC):
     def next_deadline(self) -> float | None:
         """When ``recv(timeout=0)`` must next be called for protocol timers, if ever."""
         return None
+
+    def unreachable_peers(self) -> list[Address]:
+        """Peers found unreachable since the last call (each once, oldest first).
+
+        The transport has already failed its client RPCs to them (their messages
+        carry the error) and forgotten their requests (a ``reply`` is then a
+        no-op); this tells the layer above, which may hold state of its own for
+        those peers (streams, handlers to cancel). A backend that cannot tell
+        (memory, kernel) returns ``[]``, the default.
+        """
+        return []
 
     def set_layout(self, layout: Layout | None) -> bool:
         """Let ``layout`` choose where long incoming messages are written as they

@@ -163,6 +163,7 @@ class ControlPackets:
         if rpc.refused_since < 0:
             rpc.refused_since = ticks
         elif ticks - rpc.refused_since >= self.config.timeout_ticks:
+            self.stats.refused += 1
             self._fail_client(rpc, REQUEST_REFUSED)  # not silent: refusing
             return
         self.stats.restarts += 1  # the server never got our request: start over

@@ -398,6 +398,24 @@ class HomaEngine(ControlPackets):
         """Live RPCs, client and server."""
         return len(self._rpcs)
 
+    def snapshot(self) -> dict[str, int]:
+        """The counters (``EngineStats.counters``) and what is held now: RPCs
+        (live, client, server, parked), tombstones, pending acks (peers), and
+        reassembly (``rx_messages``, ``rx_bytes_held`` received so far,
+        ``rx_bytes_reserved`` against ``max_rx_buffer``). O(messages being
+        reassembled): for monitoring, not per packet."""
+        out = self.stats.counters()
+        rpcs = self._rpcs
+        messages, held = self._grants.held()
+        out.update(
+            live_rpcs=len(rpcs), client_rpcs=len(rpcs.clients),
+            server_rpcs=len(rpcs.servers), parked_rpcs=len(rpcs) - len(rpcs.active),
+            tombstones=len(self._tombstones), peer_moves=rpcs.moves,
+            rx_messages=messages, rx_bytes_held=held,
+            rx_bytes_reserved=self._rx_buffered,
+        )  # fmt: skip
+        return out
+
     @property
     def has_state(self) -> bool:
         """Anything at all is remembered (RPCs, tombstones, pending acks, packets)."""

@@ -46,6 +46,11 @@ class GrantScheduler:
     def remove(self, rpc: Rpc) -> None:
         self._rpcs.pop(rpc, None)
 
+    def held(self) -> tuple[int, int]:
+        """(messages being reassembled, bytes of them received so far)."""
+        rpcs = [rpc for rpc in self._rpcs if rpc.msgin is not None]
+        return len(rpcs), sum(rpc.msgin.received for rpc in rpcs if rpc.msgin)
+
     def outstanding(self) -> int:
         """Bytes granted (or sent unscheduled) to us but not yet received."""
         return sum(rpc.msgin.outstanding for rpc in self._rpcs if rpc.msgin is not None)

@@ -6,7 +6,7 @@ Layer: transport.engine. Imports: the stdlib only.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 __all__ = ["EngineStats"]
 
@@ -34,6 +34,8 @@ class EngineStats:
     restarts: int = 0
     #: Client RPCs failed with SERVER_LOST_REQUEST (not restarted: at most once).
     lost_by_server: int = 0
+    #: Client RPCs failed with REQUEST_REFUSED (RPC_UNKNOWN for ``timeout_ticks``).
+    refused: int = 0
     timeouts: int = 0
     requests_delivered: int = 0
     responses_delivered: int = 0
@@ -45,3 +47,14 @@ class EngineStats:
     def dropped_total(self) -> int:
         """All datagrams dropped, whatever the reason."""
         return sum(self.dropped.values())
+
+    def counters(self) -> dict[str, int]:
+        """Every counter by name, drops as ``dropped_total`` and ``dropped_<reason>``."""
+        out = {f.name: getattr(self, f.name) for f in _COUNTERS}
+        out["dropped_total"] = self.dropped_total
+        for reason, count in self.dropped.items():
+            out[f"dropped_{reason}"] = count
+        return out
+
+
+_COUNTERS = [f for f in fields(EngineStats) if f.name != "dropped"]

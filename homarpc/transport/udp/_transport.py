@@ -122,6 +122,9 @@ _MAX_POLL_EXTRA = 0.001
 _MAX_UDP_PAYLOAD = 65_527
 #: Resolved destination addresses kept (user spelling -> numeric address).
 _MAX_RESOLVED = 1024
+#: Unreachable peers kept until ``unreachable_peers`` drains them (more are
+#: still reported to ``on_unreachable``).
+_MAX_UNREACHABLE = 4096
 
 _monotonic = time.monotonic
 
@@ -189,6 +192,9 @@ class UdpTransport(Transport):
         self._resolved: dict[Address, Address] = {}
         self.icmp_errors = 0
         self.send_errors = 0
+        # Peers found unreachable, not yet drained by ``unreachable_peers``.
+        self._unreachable: dict[Address, None] = {}
+        self.unreachable_reported = 0
 
     # -- the contract --------------------------------------------------------------
 
@@ -204,6 +210,19 @@ class UdpTransport(Transport):
     def stats(self) -> EngineStats:
         """The engine's counters: datagrams, retransmissions, drops by reason."""
         return self._engine.stats
+
+    def stats_snapshot(self) -> dict[str, int]:
+        """Counters and gauges by name, a consistent copy (docs/udp-transport.md,
+        "Counters"): the engine's (``HomaEngine.snapshot``) plus ``icmp_errors``,
+        ``send_errors``, ``unreachable_reported`` and ``queued_messages``."""
+        with self._lock:
+            out = self._engine.snapshot()
+            out.update(
+                icmp_errors=self.icmp_errors, send_errors=self.send_errors,
+                unreachable_reported=self.unreachable_reported,
+                queued_messages=len(self._queue),
+            )  # fmt: skip
+        return out
 
     def send(self, dest: Address, payload: Payload, cookie: int = 0) -> int:
         data = self._checked(payload)
@@ -489,8 +508,9 @@ class UdpTransport(Transport):
         return _reassembled(header, zone, self._spill, size), addr, _NOT_LANDED
 
     def _read_icmp_errors(self) -> int:
-        """Feed ICMP "unreachable" errors queued on the socket to the engine;
-        return how many there were."""
+        """Feed ICMP "unreachable" errors queued on the socket to the engine, and
+        report the peers (``unreachable_peers``, ``on_unreachable``); return how
+        many errors there were."""
         errors = read_icmp_errors(self._sock)
         if not errors:
             return 0
@@ -499,9 +519,21 @@ class UdpTransport(Transport):
             for error in errors:
                 self.icmp_errors += 1
                 self._engine.receive_icmp_error(error.dest, error.errno, now)
+                if len(self._unreachable) < _MAX_UNREACHABLE:
+                    self._unreachable[error.dest] = None
+            self.unreachable_reported += len(errors)
             out = self._after_call(now)
         self._transmit(out)
+        callback = self.on_unreachable
+        if callback is not None:
+            for dest in dict.fromkeys(error.dest for error in errors):
+                callback(dest)
         return len(errors)
+
+    def unreachable_peers(self) -> list[Address]:
+        with self._lock:
+            peers, self._unreachable = list(self._unreachable), {}
+        return peers
 
     # -- events and the queue (all under the lock) -------------------------------------
 

@@ -312,3 +312,15 @@ def test_with_only_tombstones_left_the_timer_sleeps_until_they_expire():
     assert pair.server.get_timer() == pytest.approx(pair.now + config.tick)
     pair.settle()
     assert pair.server.get_timer() is None
+
+
+def test_snapshot_counts_what_is_held_in_reassembly_and_live_rpcs():
+    pair = EnginePair()
+    pair.server.receive_datagram(_first_packet(2, 1_000_000, 50_000), CLIENT, 0.0)
+    counters = pair.server.snapshot()
+    assert counters["live_rpcs"] == counters["server_rpcs"] == 1
+    assert counters["rx_messages"] == 1 and counters["rx_bytes_held"] == 50_000
+    assert counters["rx_bytes_reserved"] == 1_000_000
+    pair.server.receive_datagram(b"\0" * 10, CLIENT, 0.0)
+    assert pair.server.snapshot()["dropped_short"] == 1
+    assert pair.server.snapshot()["dropped_total"] == 1
