@@ -56,10 +56,12 @@ __all__ = ["DEFAULT_WINDOW", "CallHost", "ServerCallCore"]
 log = logging.getLogger("homarpc.server")
 
 DEFAULT_WINDOW = 8
-#: Whole messages a call may have waiting for its handler, in windows: a client
-#: keeps at most one window of data requests out (plus its last frame), so twice
-#: that is only reached by a peer that ignores flow control.
-_MAX_QUEUED_FACTOR = 2
+#: Whole messages a call may have waiting for its handler: a client keeps at most
+#: ``window`` data requests out, of which ``_LARGE_WINDOW`` large ones (plus its
+#: last frame, held like a poll: one more of each); more only comes from a peer
+#: that ignores flow control (``_call.py`` keeps the same numbers).
+_LARGE_MESSAGE = 256 * 1024
+_LARGE_WINDOW = 2
 
 Notify = Callable[[], None]
 MetadataEntries = tuple[Metadatum, ...]
@@ -105,6 +107,7 @@ class ServerCallCore:
         )
         self._assembler = Assembler(endpoint.max_receive_message_length)
         self._messages: deque[tuple[bytes, int, bool]] = deque()
+        self._large_waiting = 0  # messages of _LARGE_MESSAGE bytes or more in it
         self._half_closed = False
         self._held: deque[int] = deque()  # polls waiting for something to carry
         self._answerable: deque[int] = deque()  # consumed data requests
@@ -158,6 +161,7 @@ class ServerCallCore:
             if not self._messages:
                 return None
             payload, rpc_id, is_poll = self._messages.popleft()
+            self._large_waiting -= len(payload) >= _LARGE_MESSAGE
             self._endpoint.held.give_back(self.peer, len(payload))
             self._release(rpc_id, is_poll)
             replies = self._pair()
@@ -357,10 +361,14 @@ class ServerCallCore:
             FlowControlError: the peer ignores flow control; the call is to end
                 with RESOURCE_EXHAUSTED (it gets no more of our memory).
         """
-        if len(self._messages) >= _MAX_QUEUED_FACTOR * self._window:
+        large = len(whole) >= _LARGE_MESSAGE
+        if len(self._messages) > self._window or (
+            large and self._large_waiting > _LARGE_WINDOW
+        ):
             raise FlowControlError(
                 f"the client sent {len(self._messages) + 1} messages the handler "
-                f"had not read, beyond its flow-control window of {self._window}"
+                f"had not read, beyond its flow-control window of {self._window} "
+                f"({_LARGE_WINDOW} of {_LARGE_MESSAGE} bytes or more)"
             )
         held = self._endpoint.held
         if not held.take(self.peer, len(whole)):
@@ -370,6 +378,7 @@ class ServerCallCore:
                 f"{held.total} in all)"
             )
         self._messages.append((whole, rpc_id, is_poll))
+        self._large_waiting += large
 
     def _end_locked(
         self, code: StatusCode, details: str, tell_client: bool = True
@@ -393,6 +402,7 @@ class ServerCallCore:
         for payload, rpc_id, is_poll in self._messages:
             held.give_back(self.peer, len(payload))
             self._release(rpc_id, is_poll)
+        self._large_waiting = 0
         self._messages.clear()
         for rpc_id, frame in self._inbound.drain():
             self._release(rpc_id, bool(frame.flags & Flags.POLL))

@@ -23,7 +23,6 @@ call's start, and whole messages waiting for a handler.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import threading
 import time
@@ -103,6 +102,9 @@ class ServerEndpoint:
             HeldBytes(*_ORPHAN_BYTES), _ORPHAN_TTL, _MAX_ORPHAN_CALLS
         )
         self._receivers: Receivers | None = None
+        #: Calls cancelled because their client's port closed (ICMP unreachable).
+        self.unreachable_cancelled = 0
+        transport.on_unreachable = self._peer_gone
         #: Log lines a remote peer can cause, at most a few per reason and minute.
         self.peer_log = RateLimitedLog(log, per_seconds=60.0, burst=5)
 
@@ -137,6 +139,17 @@ class ServerEndpoint:
         with self._lock:
             self._calls.pop((core.peer, core.call_id), None)
 
+    def _peer_gone(self, peer: Address) -> None:
+        """The transport heard that ``peer``'s port is closed (ICMP unreachable,
+        on the thread that read it): its calls end now, as grpcio ends a call
+        whose connection dropped; handlers see ``is_active()`` False and their
+        callbacks run."""
+        with self._lock:
+            gone = [core for (who, _), core in self._calls.items() if who == peer]
+        for core in gone:
+            self.unreachable_cancelled += 1
+            core.terminate(StatusCode.CANCELLED, "Client unreachable", False)
+
     def stats(self) -> dict[str, Any]:
         """Counters an operator can read: see ``Server.stats()``."""
         with self._lock:
@@ -152,6 +165,7 @@ class ServerEndpoint:
             "early_frames": parked,
             "early_frame_bytes": parked_bytes,
             "over_budget": self.held.refused + self._orphans.held.refused,
+            "cancelled_unreachable": self.unreachable_cancelled,
         }
 
     def transport_stats(self) -> dict[str, Any]:
@@ -160,13 +174,9 @@ class ServerEndpoint:
             "kind": self.transport.kind,
             "address": list(self.transport.local_addr),
         }
-        stats = getattr(self.transport, "stats", None)
-        if callable(stats):
-            snapshot = stats()
-            if dataclasses.is_dataclass(snapshot) and not isinstance(snapshot, type):
-                snapshot = dataclasses.asdict(snapshot)
-            if isinstance(snapshot, dict):
-                found.update((k, _plain(v)) for k, v in snapshot.items())
+        snapshot = getattr(self.transport, "stats_snapshot", None)
+        if callable(snapshot):
+            found.update((k, _plain(v)) for k, v in snapshot().items())
         return found
 
     def pump_ready(self) -> bool:

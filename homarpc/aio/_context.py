@@ -17,8 +17,8 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn
 
-from .._servicer import ContextState
 from .._server_call import ServerCallCore
+from .._servicer import ContextState
 from ..metadata import check_metadata
 from ..status import Status, StatusCode, as_status_code
 from ._bridge import call_in_loop

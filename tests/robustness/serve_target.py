@@ -15,6 +15,8 @@ in, bytes out, no protobuf):
 * ``Sleep`` (unary-stream): sleeps the seconds the request says, then one message.
 * ``Watch`` (unary-stream): sends one message, then waits until the call ends and
   appends ``ended <request>`` to the record file (from ``add_callback``).
+* ``Ticker`` (unary-stream): a message every 0.1 s for a minute; appends
+  ``ended <request> <monotonic time>`` to the record file when the call ends.
 * ``Stats`` (unary): ``server.stats()`` as JSON.
 """
 
@@ -72,6 +74,16 @@ def _handlers(record: str | None, server_box: list[Any]) -> Any:
         ended.wait(60)
         _append(record, f"ended {request.decode()} {time.monotonic():.3f}")
 
+    def ticker(request: bytes, context: Any) -> Iterator[bytes]:
+        context.add_callback(
+            lambda: _append(record, f"ended {request.decode()} {time.monotonic():.3f}")
+        )
+        for _ in range(600):
+            if not context.is_active():
+                return
+            yield b"tick"
+            time.sleep(0.1)
+
     def stats(request: bytes, context: Any) -> bytes:
         return json.dumps(server_box[0].stats()).encode()
 
@@ -85,6 +97,7 @@ def _handlers(record: str | None, server_box: list[Any]) -> Any:
             "Bidi": homarpc.stream_stream_rpc_method_handler(bidi),
             "Sleep": homarpc.unary_stream_rpc_method_handler(sleep),
             "Watch": homarpc.unary_stream_rpc_method_handler(watch),
+            "Ticker": homarpc.unary_stream_rpc_method_handler(ticker),
             "Stats": homarpc.unary_unary_rpc_method_handler(stats),
         },
     )
@@ -95,10 +108,23 @@ def _serve(workers: int, port: int, record: str | None) -> tuple[Any, int]:
     server = homarpc.server(max_workers=workers, transport="udp")
     box.append(server)
     server.add_generic_rpc_handlers((_handlers(record, box),))
-    port = server.add_insecure_port(f"127.0.0.1:{port}")
+    port = _bind(server, port)
     server.start()
     print(f"PORT {port}", flush=True)
     return server, port
+
+
+def _bind(server: Any, port: int) -> int:
+    """Bind ``port``, waiting a moment for a crashed server's socket to close (its
+    reader thread lets go of it as it wakes)."""
+    for _ in range(200):
+        try:
+            return int(server.add_insecure_port(f"127.0.0.1:{port}"))
+        except RuntimeError:
+            if port == 0:
+                raise
+            time.sleep(0.005)
+    return int(server.add_insecure_port(f"127.0.0.1:{port}"))
 
 
 def _crash(server: Any) -> None:
