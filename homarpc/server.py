@@ -250,7 +250,7 @@ class Server:
         ``queued_message_bytes``, ``early_frames``, ``early_frame_bytes``,
         ``over_budget``. Transport: ``transport`` holds each port's own counters
         where the backend has them (datagrams, drops by reason, NEED_ACKs and
-        RESENDs sent, live RPCs, bytes held). ``docs/operating.md`` lists them.
+        RESENDs sent, live RPCs, bytes held). ``docs/server.md`` lists them.
         """
         with self._lock:
             endpoints = list(self._endpoints)
