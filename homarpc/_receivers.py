@@ -34,11 +34,14 @@ import threading
 import time
 from collections.abc import Callable
 
+from ._ratelimit import RateLimitedLog
 from .transport import Message, Transport, TransportClosedError
 
 __all__ = ["Receivers"]
 
 log = logging.getLogger("homarpc.server")
+#: A peer may be able to reach a bug again and again: a few lines a minute.
+_bug_log = RateLimitedLog(log, per_seconds=60.0, burst=5)
 
 #: Longest the receiver blocks in one ``recv`` (it sweeps between calls).
 _TICK = 0.25
@@ -194,9 +197,11 @@ class Receivers:
                 try:
                     self._handle(message)
                 except Exception:  # a bug must not kill the receiver
-                    log.exception(
-                        "homarpc: error handling a message from %s", message.peer
-                    )
+                    _bug_log.log(
+                        "handle", logging.ERROR,
+                        "homarpc: error handling a message from %s", message.peer,
+                        exc_info=True,
+                    )  # fmt: skip
                 with self._lock:
                     if self._busy is busy:  # (a new receiver may have set its own)
                         self._busy = None

@@ -198,7 +198,11 @@ class ServerEndpoint:
             try:
                 self._dispatch(message)
             except Exception:  # a bug must not stop the server reading
-                log.exception("homarpc: error handling a request from %s", message.peer)
+                self.peer_log.log(
+                    "handle", logging.ERROR,
+                    "homarpc: error handling a request from %s", message.peer,
+                    exc_info=True,
+                )  # fmt: skip
         return True
 
     def sweep(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any, NoReturn, Protocol
 
 from ._handlers import HandlerCallDetails, RpcMethodHandler
 from ._interfaces import ServicerContext
+from ._ratelimit import RateLimitedLog
 from ._server_call import ServerCallCore
 from ._sync import Waiter
 from .metadata import Metadatum, check_metadata, format_peer
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("homarpc.server")
+_bug_log = RateLimitedLog(log, per_seconds=60.0, burst=5)
 
 Lookup = Callable[[HandlerCallDetails], RpcMethodHandler | None]
 
@@ -242,7 +244,12 @@ def run_call(core: ServerCallCore, lookup: Lookup, max_send: int) -> None:
     try:
         _run_call(core, lookup, max_send)
     except Exception as exc:
-        log.exception("homarpc: internal error serving %s", core.method)
+        # A peer may be able to reach a bug here again and again: a few lines a
+        # minute, the method (peer input) escaped.
+        _bug_log.log(
+            "serving", logging.ERROR, "homarpc: internal error serving %r",
+            core.method, exc_info=True,
+        )  # fmt: skip
         core.terminate(StatusCode.INTERNAL, f"internal error: {exc}")
 
 

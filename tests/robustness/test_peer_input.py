@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
@@ -96,3 +97,26 @@ def test_a_tiny_max_message_announcement_cannot_fail_responses(
         client.close()
     assert answers and answers[-1].status == (0, "")
     assert b"".join(bytes(a.payload) for a in answers) == payload
+
+
+def test_log_lines_a_peer_causes_are_rate_limited(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """50 malformed requests: each is answered and counted, a few are logged."""
+    server = homarpc.server(transport="udp")
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    client = RawClient(port)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="homarpc.server"):
+            for _ in range(50):
+                client.transport.send(client.dest, b"\xffnot a frame", 0)
+            answers = client.answers(50)
+    finally:
+        client.close()
+        server.stop(None).wait(5)
+    assert len(answers) == 50
+    assert all(a.status and a.status[0] == 13 for a in answers)  # INTERNAL
+    assert server.stats()["malformed_requests"] == 50
+    logged = [r for r in caplog.records if "malformed" in r.getMessage()]
+    assert 1 <= len(logged) <= 6
