@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .budget import MESSAGE_OVERHEAD
 from .events import Address
 from .wire import DATA_HEADER_LENGTH
 
@@ -65,7 +66,11 @@ class HomaConfig:
         max_rx_buffer: total bytes of reassembly buffers for partly received
             messages; the first packet of a message that would exceed it is dropped
             (its sender tries again later), so a flood of bogus first packets
-            cannot exhaust memory.
+            cannot exhaust memory. Messages are charged what they hold, not what
+            they claim (``budget.py``).
+        max_rx_per_peer: the most of ``max_rx_buffer`` one peer's messages may
+            hold (0: a quarter of it, but at least one message of
+            ``max_message_length``, if the budget holds one).
         max_gaps: the most holes a message being received may have; packets that
             would make more are dropped (bounds work per packet against bad peers).
         wire_tag: 24-bit tag in the common header's three unused bytes; datagrams
@@ -84,6 +89,7 @@ class HomaConfig:
     max_message_length: int = 1_000_000
     tombstone_ticks: int = 0
     max_rx_buffer: int = 64_000_000
+    max_rx_per_peer: int = 0
     max_gaps: int = 256
     wire_tag: int = 0x48_52_55  # "HRU": homarpc, UDP mode
 
@@ -99,6 +105,8 @@ class HomaConfig:
             raise ValueError("max_message_length must fit in 32 bits")
         if self.tick <= 0:
             raise ValueError("tick must be positive")
+        if self.max_rx_per_peer < 0:
+            raise ValueError("max_rx_per_peer must not be negative")
         if not 0 <= self.wire_tag <= 0xFFFFFF:
             raise ValueError("wire_tag is a 24-bit value")
 
@@ -123,6 +131,14 @@ class HomaConfig:
             return lambda peer: seg
         size = datagram_size
         return lambda peer: self.data_per_packet_for(size(peer))
+
+    @property
+    def rx_share(self) -> int:
+        """Bytes of the reassembly budget one peer may hold (``max_rx_per_peer``)."""
+        if self.max_rx_per_peer:
+            return self.max_rx_per_peer
+        whole = self.max_message_length + MESSAGE_OVERHEAD
+        return max(self.max_rx_buffer // 4, min(whole, self.max_rx_buffer))
 
     @property
     def tombstone_lifetime(self) -> int:

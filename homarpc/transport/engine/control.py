@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import deque
 
 from . import wire
+from .budget import RxBudget
 from .config import HomaConfig
 from .events import (
     REQUEST_REFUSED,
@@ -56,7 +57,7 @@ class ControlPackets:
     _timer: TickTimer
     _grants: GrantScheduler
     _grants_dirty: bool
-    _rx_buffered: int
+    _budget: RxBudget
     _events: deque[HomaEvent]
     _now: float
     _started: float
@@ -238,7 +239,7 @@ class ControlPackets:
         msgin = rpc.msgin
         if msgin is not None:
             rpc.msgin = None
-            self._rx_buffered -= msgin.length
+            self._budget.release(msgin)
             self._grants.remove(rpc)
             self._grants_dirty = True
 

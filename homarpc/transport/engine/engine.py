@@ -30,6 +30,9 @@ What the engine does (``spec/homa-protocol.md`` §2, §6):
   tombstone so a delayed duplicate request is never executed twice;
 * RESENDs and NEED_ACKs back off exponentially per RPC (``Rpc.age``): a peer
   that never answers gets ~12 before the timeout, not one per tick;
+* partly received messages are charged what they hold, not what they claim,
+  against ``max_rx_buffer`` and a per-peer share; the first grant commits a
+  message's whole length (``budget.py``);
 * RPCs silent for ``timeout_ticks`` fail (client) or are freed (server); a
   receiver with no room to grant yet keeps its sender alive with empty RESENDs;
 * the timer visits only RPCs with something to do: a server at work, or an RPC
@@ -52,6 +55,7 @@ from collections import deque
 from collections.abc import Callable
 
 from . import wire
+from .budget import MESSAGE_OVERHEAD, RxBudget
 from .config import HomaConfig
 from .control import ControlPackets
 from .events import (
@@ -64,7 +68,7 @@ from .events import (
 )
 from .grants import GrantScheduler
 from .ledger import PendingAcks, Tombstones
-from .messages import IncomingMessage, OutgoingMessage
+from .messages import COMMITTED, IncomingMessage, OutgoingMessage
 from .placement import Landing, Layout
 from .rpc import Rpc, RpcInput, RpcState, TickAction
 from .sender import SrptSender
@@ -141,9 +145,11 @@ class HomaEngine(ControlPackets):
         self._sender = SrptSender(self._writer, self._pending_acks)
         self._seq = 0
         self._events: deque[HomaEvent] = deque()
-        self._grants = GrantScheduler(config.max_incoming, config.overcommit)
+        self._budget = RxBudget(config.max_rx_buffer, config.rx_share)
+        self._grants = GrantScheduler(
+            config.max_incoming, config.overcommit, self._budget
+        )
         self._grants_dirty = False
-        self._rx_buffered = 0  # bytes of reassembly buffers in use
         self._timer = TickTimer(config.tick)
         # Control packets (DATA has its own path in ``receive_datagram``).
         self._handlers: dict[int, _Handler] = {
@@ -402,8 +408,9 @@ class HomaEngine(ControlPackets):
         """The counters (``EngineStats.counters``) and what is held now: RPCs
         (live, client, server, parked), tombstones, pending acks (peers), and
         reassembly (``rx_messages``, ``rx_bytes_held`` received so far,
-        ``rx_bytes_reserved`` against ``max_rx_buffer``). O(messages being
-        reassembled): for monitoring, not per packet."""
+        ``rx_bytes_reserved`` charged against ``max_rx_buffer``, ``rx_peers``
+        charged anything: ``budget.py``). O(messages being reassembled): for
+        monitoring, not per packet."""
         out = self.stats.counters()
         rpcs = self._rpcs
         messages, held = self._grants.held()
@@ -412,7 +419,7 @@ class HomaEngine(ControlPackets):
             server_rpcs=len(rpcs.servers), parked_rpcs=len(rpcs) - len(rpcs.active),
             tombstones=len(self._tombstones), peer_moves=rpcs.moves,
             rx_messages=messages, rx_bytes_held=held,
-            rx_bytes_reserved=self._rx_buffered,
+            rx_bytes_reserved=self._budget.held, rx_peers=self._budget.peers,
         )  # fmt: skip
         return out
 
@@ -495,15 +502,20 @@ class HomaEngine(ControlPackets):
     ) -> None:
         length, incoming = sizes
         msgin = rpc.msgin
+        size = len(data) - (0 if landed else _HEADER)
         if msgin is None:
-            if offset == 0 and not landed and len(data) - _HEADER == length:
+            rpc.reached = True  # (a client's: the server answers, it has our request)
+            if offset == 0 and not landed and size == length:
                 self._message_complete(rpc, bytes(data[_HEADER:]))  # whole at once
                 return
-            msgin = self._attach_incoming(rpc, length, incoming)
+            msgin = self._attach_incoming(rpc, length, incoming, size)
             if msgin is None:
                 return
         elif msgin.length != length:
             self._drop("length_mismatch")
+            return
+        if msgin.commit != COMMITTED and not self._budget.fits(msgin.owner, size):
+            self._drop("no_buffer")  # bytes nobody granted, and no room for them
             return
         if incoming > msgin.granted:
             msgin.granted = min(incoming, length)
@@ -523,6 +535,8 @@ class HomaEngine(ControlPackets):
 
     def _after_data(self, rpc: Rpc, msgin: IncomingMessage, added: int) -> None:
         """``added`` new bytes (-1: refused) of ``rpc``'s incoming message came."""
+        if added > 0 and msgin.commit != COMMITTED:
+            self._budget.charge(msgin, added)  # held, though nobody granted them
         if added < 0:
             self._drop("too_many_gaps")
         elif msgin.is_complete:
@@ -538,17 +552,19 @@ class HomaEngine(ControlPackets):
             self._grants_dirty = True
 
     def _attach_incoming(
-        self, rpc: Rpc, length: int, incoming: int
+        self, rpc: Rpc, length: int, incoming: int, first: int
     ) -> IncomingMessage | None:
-        """Start reassembling ``rpc``'s incoming message, if buffer space allows."""
-        if self._rx_buffered + length > self.config.max_rx_buffer:
+        """Start reassembling ``rpc``'s incoming message, if the reassembly budget
+        has room for the ``first`` bytes that came (not for its claimed length:
+        ``budget.py``)."""
+        if not self._budget.fits(rpc.peer, MESSAGE_OVERHEAD + first):
             self._drop("no_buffer")  # the sender will try again when asked
             if not rpc.is_client:
                 self._free_server(rpc, RpcInput.ABORT)
             return None
         self._seq += 1
-        msgin = rpc.msgin = IncomingMessage(length, incoming, self._seq)
-        self._rx_buffered += length
+        msgin = rpc.msgin = IncomingMessage(length, incoming, self._seq, rpc.peer)
+        self._budget.charge(msgin, MESSAGE_OVERHEAD)
         self._grants.add(rpc)
         self._grants_dirty = True
         if rpc.is_client:
@@ -559,9 +575,13 @@ class HomaEngine(ControlPackets):
         """Ask the layout hook where ``msgin`` goes, given its first packet's data."""
         if not self._gather:
             return  # a message is delivered as bytes: nothing could use a placement
+        rest = msgin.length + MESSAGE_OVERHEAD - msgin.charged
+        if msgin.commit != COMMITTED and not self._budget.fits(msgin.owner, rest):
+            return  # no room for a buffer of its whole length: pieces, as they come
         assert self.layout is not None
         placement = self.layout(first, msgin.length)
         if placement is not None and placement.fits(len(first), msgin.length):
+            self._budget.commit(msgin)  # the buffer is the whole message
             msgin.placement = placement
             self.stats.messages_placed += 1
 
@@ -653,6 +673,7 @@ class HomaEngine(ControlPackets):
         if msgin is None:
             if rpc.is_client:
                 rpc.resent_at = self._now  # see _server_lost
+                rpc.reached = True  # asking for the response: it may have
                 self._writer.write_resend_packet(rpc, 0, wire.RESEND_ALL)
             return
         for start, end in msgin.missing_ranges():

@@ -15,7 +15,12 @@ from __future__ import annotations
 
 from .placement import Placement, join_pieces
 
-__all__ = ["IncomingMessage", "OutgoingMessage"]
+__all__ = ["COMMITTED", "REFUSED", "UNCOMMITTED", "IncomingMessage", "OutgoingMessage"]
+
+#: ``IncomingMessage.commit``: whether the receiver has committed memory for the
+#: whole message (``budget.py``): not yet, yes, or not yet and refused at least
+#: once for want of room.
+UNCOMMITTED, COMMITTED, REFUSED = 0, 1, -1
 
 
 def _offset(piece: tuple[int, bytes | memoryview]) -> int:
@@ -152,14 +157,19 @@ class IncomingMessage:
         recv_end: one past the highest offset received.
         gaps: sorted, disjoint ``[start, end)`` holes below ``recv_end``.
         granted: the sender may transmit every byte below this offset.
+        owner: the peer the reassembly budget charges (``budget.py``).
+        charged: bytes the budget charges this message now.
+        commit: ``UNCOMMITTED``, ``COMMITTED`` or ``REFUSED`` (``budget.py``).
     """
 
     __slots__ = (
-        "gaps", "granted", "in_order", "length", "pieces", "placement", "received",
-        "recv_end", "seq",
+        "charged", "commit", "gaps", "granted", "in_order", "length", "owner",
+        "pieces", "placement", "received", "recv_end", "seq",
     )  # fmt: skip
 
-    def __init__(self, length: int, granted: int, seq: int) -> None:
+    def __init__(
+        self, length: int, granted: int, seq: int, owner: tuple[str, int] = ("", 0)
+    ) -> None:
         self.length = length
         self.pieces: list[tuple[int, bytes | memoryview]] = []
         self.in_order = True  # ``pieces`` is sorted by offset (no sort at the end)
@@ -168,6 +178,9 @@ class IncomingMessage:
         self.gaps: list[list[int]] = []
         self.granted = min(granted, length)
         self.seq = seq  # creation order, the grant scheduler's tie-breaker
+        self.owner = owner
+        self.charged = 0
+        self.commit = UNCOMMITTED
         #: Where bytes from ``placement.skip`` on are written (``placement.py``);
         #: None: every byte is kept in ``pieces``.
         self.placement: Placement | None = None

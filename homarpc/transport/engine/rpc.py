@@ -119,6 +119,10 @@ class Rpc:
             -1: none).
         started_at: the ``now`` of ``send_request`` (client).
         resent_at: the ``now`` of our latest RESEND(0, all) (client; -1: none).
+        reached: (client) the request may have reached the server: a packet
+            came from it about this RPC, or we asked it for the response. An
+            RPC that has not, and whose own DATA bounced, provably never did
+            (``HomaEngine.receive_icmp_error``).
     """
 
     __slots__ = (
@@ -135,6 +139,7 @@ class Rpc:
         "nag_wait",
         "peer",
         "queued",
+        "reached",
         "refused_since",
         "resent_at",
         "silent_ticks",
@@ -168,6 +173,7 @@ class Rpc:
         self.idle_ticks = 0
         self.delivered = False
         self.queued = False
+        self.reached = False
         self.refused_since = -1
         self.nag_gap = 0
         self.nag_wait = 0
@@ -205,7 +211,9 @@ class Rpc:
         not the back-off. So a peer that never answers is nagged ~12 times before
         the RPC times out (at 1 ms ticks: 2, 6, 14, 30, 62, 126, 251 ms, then
         every 125 ms), not ~1,000 times; a server at work for a long time is
-        asked every 125 ms.
+        asked every 125 ms. A message the reassembly budget refused to commit
+        to (``budget.py``) that has waited ``timeout_ticks`` for grants is
+        given up like a silent one: its sender may be gone, and it holds memory.
         """
         if self.owes_next_move:
             self.silent_ticks = 0
@@ -213,6 +221,9 @@ class Rpc:
             if not self.is_waiting_to_grant:
                 return TickAction.NONE
             self.idle_ticks += 1
+            msgin = self.msgin
+            if self.idle_ticks >= config.timeout_ticks and msgin and msgin.commit < 0:
+                return TickAction.TIMEOUT  # no room for it all along: give up
             period = max(config.resend_interval, config.timeout_ticks // 4)
             keep_alive = self.idle_ticks % period == 0
             return TickAction.KEEP_ALIVE if keep_alive else TickAction.NONE

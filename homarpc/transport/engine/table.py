@@ -89,12 +89,15 @@ class RpcTable:
         id is ours and random), and its peer becomes ``addr``: what we send
         for it next goes where the server's packets now come from (a server
         behind a load balancer that answers from its own address, a NAT whose
-        mapping changed). A server RPC is found by (address, client id).
+        mapping changed), and it is marked ``reached``. A server RPC is found
+        by (address, client id).
         """
         if sender_id & 1:  # from a server: one of our client RPCs
             rpc = self.clients.get(sender_id ^ 1)
-            if rpc is not None and rpc.peer != addr:
-                self.move(rpc, addr)
+            if rpc is not None:
+                rpc.reached = True  # the server knows of it (see Rpc.reached)
+                if rpc.peer != addr:
+                    self.move(rpc, addr)
             return rpc
         return self.servers.get((addr, sender_id))
 

@@ -251,16 +251,20 @@ def _first_packet(sender_id: int, length: int, chunk: int) -> bytes:
 
 
 def test_bogus_first_packets_cannot_exhaust_reassembly_memory():
+    # Each is charged what it holds (1,000 B and the overhead), not the 50,000 B
+    # it claims; 60 of them fill the 100,000 B budget and the rest are dropped.
     config = HomaConfig(max_rx_buffer=100_000, timeout_ticks=10)
     pair = EnginePair(config)
-    for i in range(10):
+    for i in range(60):
         pair.server.receive_datagram(
             _first_packet(2 * i + 2, 50_000, 1_000), CLIENT, 0.0
         )
-    assert pair.server.rpc_count == 2
-    assert pair.server.stats.dropped["no_buffer"] == 8
-    pair.tick(config.timeout_ticks + 1)  # the senders never come back
+    assert pair.server.rpc_count == 49  # 49 x 2,024 B fit in 100,000
+    assert pair.server.stats.dropped["no_buffer"] == 11
+    assert pair.server.snapshot()["rx_bytes_reserved"] == 49 * 2_024
+    pair.tick(40 * config.timeout_ticks)  # the senders never come back
     assert pair.server.rpc_count == 0
+    assert pair.server.snapshot()["rx_bytes_reserved"] == 0
     assert pair.roundtrip(b"x" * 60_000).payload == b"x" * 60_000  # space is back
 
 
@@ -320,7 +324,11 @@ def test_snapshot_counts_what_is_held_in_reassembly_and_live_rpcs():
     counters = pair.server.snapshot()
     assert counters["live_rpcs"] == counters["server_rpcs"] == 1
     assert counters["rx_messages"] == 1 and counters["rx_bytes_held"] == 50_000
-    assert counters["rx_bytes_reserved"] == 1_000_000
+    # What arrived (and the overhead), until the first grant commits it all.
+    assert counters["rx_bytes_reserved"] == 50_000 + 1_024
+    assert counters["rx_peers"] == 1
+    assert pair.server.datagrams_to_send(0.0)  # a GRANT
+    assert pair.server.snapshot()["rx_bytes_reserved"] == 1_000_000 + 1_024
     pair.server.receive_datagram(b"\0" * 10, CLIENT, 0.0)
     assert pair.server.snapshot()["dropped_short"] == 1
     assert pair.server.snapshot()["dropped_total"] == 1
