@@ -366,9 +366,10 @@ class ServerCallCore:
             large and self._large_waiting > _LARGE_WINDOW
         ):
             raise FlowControlError(
-                f"the client sent {len(self._messages) + 1} messages the handler "
-                f"had not read, beyond its flow-control window of {self._window} "
-                f"({_LARGE_WINDOW} of {_LARGE_MESSAGE} bytes or more)"
+                "the client sent more than its flow-control window allows: "
+                f"{len(self._messages) + 1} messages unread by the handler, "
+                f"{self._large_waiting + large} of them large (the window: "
+                f"{self._window}, of which {_LARGE_WINDOW} of 256 KiB or more)"
             )
         held = self._endpoint.held
         if not held.take(self.peer, len(whole)):
