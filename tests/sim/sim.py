@@ -282,7 +282,9 @@ class SimNetwork:
         node = self.nodes.get(packet.dst)
         if node is None or node.engine is None:
             if self.icmp and (sender := self.nodes.get(packet.src)) and sender.engine:
-                sender.engine.receive_icmp_error(packet.dst, errno.ENOTCONN, self.now)
+                sender.engine.receive_icmp_error(
+                    packet.dst, errno.ENOTCONN, self.now, packet.data[:64]
+                )
                 self._flush(sender)
             return
         node.engine.receive_datagram(packet.data, packet.src, self.now)

@@ -270,6 +270,22 @@ def test_icmp_unreachable_fails_fast():
     assert call.done_at < 2 * T
 
 
+def test_icmp_after_the_server_got_the_request_is_not_safe_to_retry():
+    # The server took the requests and died before answering: the RESENDs that
+    # ask for the responses bounce. Those calls may have run: ECONNRESET, not
+    # ENOTCONN (which the layer above may retry elsewhere). A call made after
+    # the crash bounces with its own request: ENOTCONN.
+    net = SimNetwork(icmp=True, seed=7)
+    client = net.add(40_001)
+    server = net.add(5_000, server=True, service_time=50 * T)
+    taken = [net.call(client, server, payload(i, 64)) for i in range(3)]
+    net.crash(server, at=5 * T, restart_after=None)
+    later = net.call(client, server, payload(9, 64), at=500 * T)
+    finish(net, allow_failures=True)
+    assert [call.errno for call in taken] == [errno.ECONNRESET] * 3
+    assert later.errno == errno.ENOTCONN
+
+
 def test_non_server_endpoint_drops_requests():
     net = SimNetwork()
     client = net.add(40_001)

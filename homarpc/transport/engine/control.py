@@ -61,6 +61,7 @@ class ControlPackets:
     _events: deque[HomaEvent]
     _now: float
     _started: float
+    _tag: tuple[int, int]
 
     def _handle_grant_packet(
         self, data: wire.Readable, addr: Address, sender_id: int
@@ -243,11 +244,44 @@ class ControlPackets:
             self._grants.remove(rpc)
             self._grants_dirty = True
 
-    def _fail_client(self, rpc: Rpc, error: int) -> None:
+    def _fail_client(self, rpc: Rpc, error: int, unreachable: bool = False) -> None:
         rpc.process(RpcInput.ABORT)
         self._forget_client(rpc)
         if error:
-            self._events.append(RpcFailed(rpc.id, rpc.cookie, rpc.peer, error))
+            self._events.append(
+                RpcFailed(rpc.id, rpc.cookie, rpc.peer, error, unreachable)
+            )
+
+    def _fail_unreachable(self, rpc: Rpc, error: int, bounced: int) -> None:
+        """``rpc``'s server is unreachable (``error``): a packet bounced, our
+        DATA packet for client RPC ``bounced`` if it was one (else -1).
+
+        At most once: ``error`` (the layer above may send the request elsewhere)
+        only if the request provably never reached the server: not one packet
+        of it went out; or the bounced packet was its own DATA and it never
+        heard from the server nor asked it for the response (``Rpc.reached``),
+        so every byte was sent once and that one never arrived. Otherwise the
+        server may have run it before it went away: ``SERVER_LOST_REQUEST``.
+        """
+        msgout = rpc.msgout
+        never = not rpc.reached and (
+            msgout is None or not msgout.started or rpc.id == bounced
+        )
+        if not never:
+            self.stats.lost_unreachable += 1
+        self._fail_client(rpc, error if never else SERVER_LOST_REQUEST, True)
+
+    def _bounced_request(self, bounced: wire.Readable | None) -> int:
+        """The client RPC id of ``bounced`` (what came back of a datagram we
+        sent) if it is one of our DATA packets, else -1 (not parsable, another
+        kind of packet, not ours)."""
+        if bounced is None or len(bounced) < wire.COMMON.size:
+            return -1
+        head = wire.COMMON.unpack_from(bounced)
+        if (head[3], head[4]) != self._tag or head[5] != wire.PacketType.DATA:
+            return -1
+        sender_id: int = head[11]
+        return -1 if sender_id & 1 else sender_id
 
     def _forget_client(self, rpc: Rpc) -> None:
         self._rpcs.remove(rpc)

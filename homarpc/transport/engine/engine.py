@@ -271,14 +271,29 @@ class HomaEngine(ControlPackets):
             return False
         return True
 
-    def receive_icmp_error(self, addr: Address, errno: int, now: float) -> None:
+    def receive_icmp_error(
+        self,
+        addr: Address,
+        errno: int,
+        now: float,
+        bounced: wire.Readable | None = None,
+    ) -> None:
         """``addr`` is unreachable (ICMP): fail our RPCs to it, forget its requests.
+
+        ``bounced`` is what came back of the datagram that drew the error (the
+        error queue returns its first bytes; None: unknown). A client RPC fails
+        with ``errno`` only if its request provably never reached ``addr``: it
+        sent nothing yet, or ``bounced`` is its own DATA packet and it never
+        heard from the server nor sent it a RESEND; every other one with
+        ``SERVER_LOST_REQUEST`` (the server may have run it, then gone away:
+        not to be sent again). Both come with ``RpcFailed.unreachable``.
 
         Then call ``datagrams_to_send()``.
         """
+        bounced_id = self._bounced_request(bounced)
         for rpc in [rpc for rpc in self._rpcs.snapshot() if rpc.peer == addr]:
             if rpc.is_client:
-                self._fail_client(rpc, errno)
+                self._fail_unreachable(rpc, errno, bounced_id)
             else:
                 self._free_server(rpc, RpcInput.ABORT)
 

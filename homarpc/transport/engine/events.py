@@ -72,12 +72,18 @@ class ResponseReceived:
 @dataclass(frozen=True, slots=True)
 class RpcFailed:
     """Our request ``rpc_id`` failed: ETIMEDOUT, an ICMP errno, the abort errno,
-    ``SERVER_LOST_REQUEST`` or ``REQUEST_REFUSED``."""
+    ``SERVER_LOST_REQUEST`` or ``REQUEST_REFUSED``.
+
+    ``unreachable``: the peer was reported unreachable (ICMP, a failed send).
+    With an ICMP errno the request provably never reached it; with
+    ``SERVER_LOST_REQUEST`` it may have (``HomaEngine.receive_icmp_error``).
+    """
 
     rpc_id: int
     cookie: int
     peer: Address
     errno: int
+    unreachable: bool = False
 
 
 HomaEvent = RequestReceived | ResponseReceived | RpcFailed

@@ -34,6 +34,9 @@ class EngineStats:
     restarts: int = 0
     #: Client RPCs failed with SERVER_LOST_REQUEST (not restarted: at most once).
     lost_by_server: int = 0
+    #: Client RPCs failed with SERVER_LOST_REQUEST because their peer became
+    #: unreachable after the request may have reached it.
+    lost_unreachable: int = 0
     #: Client RPCs failed with REQUEST_REFUSED (RPC_UNKNOWN for ``timeout_ticks``).
     refused: int = 0
     timeouts: int = 0

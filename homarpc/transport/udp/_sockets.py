@@ -74,12 +74,21 @@ class SocketSizes:
         return self.rcvbuf // 4
 
 
+#: Bytes of a bounced datagram read back from the error queue: a DATA header.
+BOUNCED_BYTES = 64
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class IcmpError:
-    """One ICMP error from the error queue: ``dest`` could not be reached."""
+    """One ICMP error from the error queue: ``dest`` could not be reached.
+
+    ``bounced`` is the start of the datagram of ours that drew it (what the ICMP
+    message quoted: at least the first ``BOUNCED_BYTES`` on any path that
+    quotes 64 bytes; empty if nothing came back)."""
 
     dest: tuple[str, int]
     errno: int
+    bounced: bytes = b""
 
 
 def resolve(family: int, host: str, port: int) -> tuple[str, int]:
@@ -145,6 +154,9 @@ def set_dont_fragment(sock: socket.socket) -> None:
 def read_icmp_errors(sock: socket.socket, limit: int = 64) -> list[IcmpError]:
     """Drain the socket's error queue into ``IcmpError``s (never blocks, never raises).
 
+    Each comes with the first ``BOUNCED_BYTES`` of the datagram that bounced
+    (``recvmsg`` on the error queue returns the payload the ICMP quoted).
+
     Only "destination unreachable" matters to Homa; it is mapped as the kernel module
     maps it: port unreachable -> ENOTCONN (no Homa socket there), protocol
     unreachable -> EPROTONOSUPPORT, anything else -> EHOSTUNREACH. Local errors and
@@ -153,15 +165,16 @@ def read_icmp_errors(sock: socket.socket, limit: int = 64) -> list[IcmpError]:
     found: list[IcmpError] = []
     for _ in range(limit):
         try:
-            _, ancillary, _, address = sock.recvmsg(
-                0, 512, MSG_ERRQUEUE | socket.MSG_DONTWAIT
+            bounced, ancillary, _, address = sock.recvmsg(
+                BOUNCED_BYTES, 512, MSG_ERRQUEUE | socket.MSG_DONTWAIT
             )
         except OSError:  # empty queue (EAGAIN) or the socket is gone
             break
         for _level, _type, data in ancillary:
             err = _unreachable_errno(data)
             if err is not None and isinstance(address, tuple):
-                found.append(IcmpError((str(address[0]), int(address[1])), err))
+                dest = (str(address[0]), int(address[1]))
+                found.append(IcmpError(dest, err, bounced))
     return found
 
 

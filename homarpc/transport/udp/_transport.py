@@ -518,7 +518,9 @@ class UdpTransport(Transport):
             now = _monotonic()
             for error in errors:
                 self.icmp_errors += 1
-                self._engine.receive_icmp_error(error.dest, error.errno, now)
+                self._engine.receive_icmp_error(
+                    error.dest, error.errno, now, error.bounced
+                )
                 if len(self._unreachable) < _MAX_UNREACHABLE:
                     self._unreachable[error.dest] = None
             self.unreachable_reported += len(errors)
@@ -630,9 +632,11 @@ class UdpTransport(Transport):
             except OSError as again:
                 exc = again
         self.send_errors += 1
+        failed = data if isinstance(data, bytes) else bytes(data[0])  # its header
         with self._lock:
             now = _monotonic()
-            self._engine.receive_icmp_error(peer, exc.errno or errno.EIO, now)
+            err = exc.errno or errno.EIO
+            self._engine.receive_icmp_error(peer, err, now, failed)
             out = self._after_call(now)
         self._transmit(out)
 
@@ -763,7 +767,8 @@ def _failure(event: RpcFailed) -> Message:
     peer = f"peer {event.peer[0]}:{event.peer[1]}"
     error: HomaError
     if event.errno == SERVER_LOST_REQUEST:
-        error = RpcAbortedError(event.errno, _SERVER_LOST.format(peer))
+        text = _UNREACHABLE_LOST if event.unreachable else _SERVER_LOST
+        error = RpcAbortedError(event.errno, text.format(peer))
     elif event.errno == REQUEST_REFUSED:
         error = PeerUnreachableError(event.errno, _REFUSED.format(peer))
     else:
@@ -774,6 +779,10 @@ def _failure(event: RpcFailed) -> Message:
 _SERVER_LOST = (
     "the server lost an RPC whose request it may have processed (did it "
     "restart?); not resent ({})"
+)
+_UNREACHABLE_LOST = (
+    "{} became unreachable after our request may have reached it; not resent "
+    "(the server may have processed it)"
 )
 _REFUSED = "the server refused the request on every retry (RPC_UNKNOWN) ({})"
 

@@ -108,7 +108,8 @@ def test_icmp_error_fails_rpcs_to_that_peer_only():
     other = ("127.0.0.1", 6_000)
     kept = pair.client.send_request(other, b"q", 2, 0.0)
     pair.client.receive_icmp_error(SERVER, errno.ECONNREFUSED, 0.0)
-    assert pair.client.next_event() == RpcFailed(doomed, 1, SERVER, errno.ECONNREFUSED)
+    expected = RpcFailed(doomed, 1, SERVER, errno.ECONNREFUSED, unreachable=True)
+    assert pair.client.next_event() == expected
     assert pair.client.next_event() is None
     assert pair.client.rpc_count == 1 and kept
 
