@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 __all__ = [
     "GenericRpcHandler",
     "HandlerCallDetails",
+    "MethodHandler",
     "RpcMethodHandler",
     "method_handlers_generic_handler",
     "stream_stream_rpc_method_handler",
@@ -28,8 +29,12 @@ Deserializer = Callable[[bytes], Any]
 Serializer = Callable[[Any], bytes]
 
 
-class RpcMethodHandler(NamedTuple):
-    """How to run one method: its cardinality, codecs and exactly one behavior."""
+class RpcMethodHandler(abc.ABC):
+    """How to run one method, as grpcio has it: an abstract class that generic
+    handlers and server interceptors return. Subclass it and set these attributes
+    (grpcio users do), or build one with ``unary_unary_rpc_method_handler`` and its
+    siblings. Exactly one of the four behaviors is set, per the two flags.
+    """
 
     request_streaming: bool
     response_streaming: bool
@@ -39,6 +44,24 @@ class RpcMethodHandler(NamedTuple):
     unary_stream: Callable[..., Any] | None
     stream_unary: Callable[..., Any] | None
     stream_stream: Callable[..., Any] | None
+
+
+class _Fields(NamedTuple):
+    request_streaming: bool
+    response_streaming: bool
+    request_deserializer: Deserializer | None
+    response_serializer: Serializer | None
+    unary_unary: Callable[..., Any] | None
+    unary_stream: Callable[..., Any] | None
+    stream_unary: Callable[..., Any] | None
+    stream_stream: Callable[..., Any] | None
+
+
+class MethodHandler(_Fields, RpcMethodHandler):
+    """The handler homarpc builds and runs: grpcio's fields in a tuple (cheap to
+    make and read on every call), and the one behavior that is set."""
+
+    __slots__ = ()
 
     @property
     def behavior(self) -> Callable[..., Any]:
@@ -91,16 +114,17 @@ def method_handlers_generic_handler(
 
 def registered_method_table(
     service: str, method_handlers: Mapping[str, Any]
-) -> dict[str, RpcMethodHandler]:
+) -> dict[str, MethodHandler]:
     """``add_registered_method_handlers``' table, keyed by full method path."""
     return {f"/{service}/{n}": as_method_handler(h) for n, h in method_handlers.items()}
 
 
-def as_method_handler(handler: Any) -> RpcMethodHandler:
-    """Accept our ``RpcMethodHandler`` or any object with grpcio's fields."""
-    if isinstance(handler, RpcMethodHandler):
+def as_method_handler(handler: Any) -> MethodHandler:
+    """The handler to run, from ours, a user's ``RpcMethodHandler`` subclass, or
+    grpcio's own (any object with grpcio's fields)."""
+    if type(handler) is MethodHandler:
         return handler
-    return RpcMethodHandler(
+    return MethodHandler(
         bool(handler.request_streaming),
         bool(handler.response_streaming),
         getattr(handler, "request_deserializer", None),
@@ -114,7 +138,7 @@ def as_method_handler(handler: Any) -> RpcMethodHandler:
 
 def lookup(
     handlers: Sequence[Any], details: HandlerCallDetails
-) -> RpcMethodHandler | None:
+) -> MethodHandler | None:
     """Ask each generic handler in turn (ours or grpcio's) for ``details.method``."""
     for generic in handlers:
         found = generic.service(details)
@@ -129,7 +153,7 @@ def unary_unary_rpc_method_handler(
     response_serializer: Serializer | None = None,
 ) -> RpcMethodHandler:
     """A handler for ``behavior(request, context) -> response``."""
-    return RpcMethodHandler(
+    return MethodHandler(
         False, False, request_deserializer, response_serializer,
         behavior, None, None, None,
     )  # fmt: skip
@@ -141,7 +165,7 @@ def unary_stream_rpc_method_handler(
     response_serializer: Serializer | None = None,
 ) -> RpcMethodHandler:
     """A handler for ``behavior(request, context) -> iterator of responses``."""
-    return RpcMethodHandler(
+    return MethodHandler(
         False, True, request_deserializer, response_serializer,
         None, behavior, None, None,
     )  # fmt: skip
@@ -153,7 +177,7 @@ def stream_unary_rpc_method_handler(
     response_serializer: Serializer | None = None,
 ) -> RpcMethodHandler:
     """A handler for ``behavior(request_iterator, context) -> response``."""
-    return RpcMethodHandler(
+    return MethodHandler(
         True, False, request_deserializer, response_serializer,
         None, None, behavior, None,
     )  # fmt: skip
@@ -165,7 +189,7 @@ def stream_stream_rpc_method_handler(
     response_serializer: Serializer | None = None,
 ) -> RpcMethodHandler:
     """A handler for ``behavior(request_iterator, context) -> response iterator``."""
-    return RpcMethodHandler(
+    return MethodHandler(
         True, True, request_deserializer, response_serializer,
         None, None, None, behavior,
     )  # fmt: skip

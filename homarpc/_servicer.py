@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, Protocol
 
-from ._handlers import HandlerCallDetails, RpcMethodHandler
+from ._handlers import HandlerCallDetails, MethodHandler
 from ._interfaces import ServicerContext
 from ._ratelimit import RateLimitedLog
 from ._server_call import ServerCallCore
@@ -40,7 +40,7 @@ __all__ = [
 log = logging.getLogger("homarpc.server")
 _bug_log = RateLimitedLog(log, per_seconds=60.0, burst=5)
 
-Lookup = Callable[[HandlerCallDetails], RpcMethodHandler | None]
+Lookup = Callable[[HandlerCallDetails], MethodHandler | None]
 
 
 class Finisher(Protocol):
@@ -197,7 +197,7 @@ def _next_payload(core: ServerCallCore, waiter: Waiter) -> bytes | None:
     return holder[0] if holder else None
 
 
-def _decode(handler: RpcMethodHandler, payload: bytes) -> Any:
+def _decode(handler: MethodHandler, payload: bytes) -> Any:
     """One request message, deserialized for ``handler``."""
     deserialize = handler.request_deserializer
     if deserialize is None:
@@ -208,12 +208,12 @@ def _decode(handler: RpcMethodHandler, payload: bytes) -> Any:
         raise BadRequest(str(exc)) from exc
 
 
-def decoder(handler: RpcMethodHandler) -> Callable[[bytes], Any]:
+def decoder(handler: MethodHandler) -> Callable[[bytes], Any]:
     """``handler``'s request deserializer; raises ``BadRequest`` on bad input."""
     return functools.partial(_decode, handler)
 
 
-def _encode(handler: RpcMethodHandler, max_send: int, response: Any) -> bytes:
+def _encode(handler: MethodHandler, max_send: int, response: Any) -> bytes:
     """One response message, serialized for ``handler`` and checked for size."""
     serialize = handler.response_serializer
     payload = response if serialize is None else serialize(response)
@@ -226,7 +226,7 @@ def _encode(handler: RpcMethodHandler, max_send: int, response: Any) -> bytes:
     return payload
 
 
-def encoder(handler: RpcMethodHandler, max_send: int) -> Callable[[Any], bytes]:
+def encoder(handler: MethodHandler, max_send: int) -> Callable[[Any], bytes]:
     """``handler``'s response serializer; raises ``TooLarge`` over ``max_send``."""
     return functools.partial(_encode, handler, max_send)
 
@@ -294,9 +294,7 @@ def finish_after_exception(
     context.finish_with(StatusCode.UNKNOWN, f"Exception calling application: {exc}")
 
 
-def _unary_request(
-    core: ServerCallCore, waiter: Waiter, handler: RpcMethodHandler
-) -> Any:
+def _unary_request(core: ServerCallCore, waiter: Waiter, handler: MethodHandler) -> Any:
     payload = _next_payload(core, waiter)
     if payload is None:
         if core.is_active:
@@ -310,7 +308,7 @@ class _Cancelled(Exception):
 
 
 def unary_response(
-    context: Finisher, handler: RpcMethodHandler, max_send: int, response: Any
+    context: Finisher, handler: MethodHandler, max_send: int, response: Any
 ) -> None:
     """End a unary-response call with ``response``; None (unless the behavior set
     a code) or an unserializable one -> INTERNAL "Failed to serialize response!".
@@ -335,7 +333,7 @@ def _stream_response(
     core: ServerCallCore,
     waiter: Waiter,
     context: Context,
-    handler: RpcMethodHandler,
+    handler: MethodHandler,
     max_send: int,
     responses: Iterator[Any],
 ) -> None:
@@ -356,7 +354,7 @@ def _stream_response(
 def _run_behavior(
     core: ServerCallCore,
     waiter: Waiter,
-    handler: RpcMethodHandler,
+    handler: MethodHandler,
     context: Context,
     max_send: int,
 ) -> None:

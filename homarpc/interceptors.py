@@ -15,7 +15,12 @@ import abc
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from ._handlers import HandlerCallDetails, RpcMethodHandler
+from ._handlers import (
+    HandlerCallDetails,
+    MethodHandler,
+    RpcMethodHandler,
+    as_method_handler,
+)
 
 __all__ = [
     "ClientCallDetails",
@@ -105,12 +110,18 @@ class ServerInterceptor(abc.ABC):
 def chain_server_interceptors(
     interceptors: Sequence[ServerInterceptor],
     lookup: Callable[[HandlerCallDetails], RpcMethodHandler | None],
-) -> Callable[[HandlerCallDetails], RpcMethodHandler | None]:
-    """Wrap ``lookup`` so the first interceptor runs first."""
+) -> Callable[[HandlerCallDetails], MethodHandler | None]:
+    """Wrap ``lookup`` so the first interceptor runs first. Whatever handler the
+    chain ends with (ours, a user's subclass, grpcio's) comes out runnable."""
     chained = lookup
     for interceptor in reversed(interceptors):
         chained = _bind_server(interceptor, chained)
-    return chained
+
+    def found(details: HandlerCallDetails) -> MethodHandler | None:
+        handler = chained(details)
+        return None if handler is None else as_method_handler(handler)
+
+    return found
 
 
 def _bind_server(

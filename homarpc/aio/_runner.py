@@ -22,7 +22,7 @@ from concurrent import futures
 from typing import Any
 
 from .. import _servicer
-from .._handlers import RpcMethodHandler
+from .._handlers import MethodHandler
 from .._server_call import ServerCallCore
 from ..status import StatusCode
 from ._context import ServicerContext
@@ -31,12 +31,12 @@ from ._errors import EOF, AbortError
 __all__ = ["is_async_handler", "run_async", "run_blocking"]
 
 Runner = Callable[
-    [Callable[..., Any], ServicerContext, RpcMethodHandler, int],
+    [Callable[..., Any], ServicerContext, MethodHandler, int],
     Coroutine[Any, Any, None],
 ]
 
 
-def is_async_handler(handler: RpcMethodHandler) -> bool:
+def is_async_handler(handler: MethodHandler) -> bool:
     """True when the behavior is an ``async def`` or an async generator function."""
     behavior = handler.behavior
     return inspect.iscoroutinefunction(behavior) or inspect.isasyncgenfunction(behavior)
@@ -44,7 +44,7 @@ def is_async_handler(handler: RpcMethodHandler) -> bool:
 
 async def run_blocking(
     core: ServerCallCore,
-    handler: RpcMethodHandler,
+    handler: MethodHandler,
     max_send: int,
     pool: futures.Executor | None,
 ) -> None:
@@ -56,7 +56,7 @@ async def run_blocking(
 
 
 async def run_async(
-    core: ServerCallCore, handler: RpcMethodHandler, max_send: int
+    core: ServerCallCore, handler: MethodHandler, max_send: int
 ) -> None:
     """Run an async behavior to completion and send the call's final status."""
     encode = _servicer.encoder(handler, max_send)
@@ -102,7 +102,7 @@ async def _respond_stream(context: ServicerContext, responses: Any) -> None:
 async def _unary_unary(
     behavior: Callable[..., Any],
     context: ServicerContext,
-    handler: RpcMethodHandler,
+    handler: MethodHandler,
     max_send: int,
 ) -> None:
     request = await _one_request(context)
@@ -113,7 +113,7 @@ async def _unary_unary(
 async def _unary_stream(
     behavior: Callable[..., Any],
     context: ServicerContext,
-    handler: RpcMethodHandler,
+    handler: MethodHandler,
     max_send: int,
 ) -> None:
     request = await _one_request(context)
@@ -123,7 +123,7 @@ async def _unary_stream(
 async def _stream_unary(
     behavior: Callable[..., Any],
     context: ServicerContext,
-    handler: RpcMethodHandler,
+    handler: MethodHandler,
     max_send: int,
 ) -> None:
     response = await behavior(context.requests(), context)
@@ -133,7 +133,7 @@ async def _stream_unary(
 async def _stream_stream(
     behavior: Callable[..., Any],
     context: ServicerContext,
-    handler: RpcMethodHandler,
+    handler: MethodHandler,
     max_send: int,
 ) -> None:
     await _respond_stream(context, behavior(context.requests(), context))

@@ -26,7 +26,7 @@ from concurrent import futures
 from typing import Any
 
 from .. import _handlers
-from .._handlers import HandlerCallDetails, RpcMethodHandler
+from .._handlers import HandlerCallDetails, RpcMethodHandler, as_method_handler
 from .._server_call import ServerCallCore
 from ..server import Server as _BlockingServer
 from ..status import StatusCode
@@ -139,10 +139,12 @@ class _LoopServer(_BlockingServer):
             return
         if handler is None:
             core.finish(StatusCode.UNIMPLEMENTED, "Method not found!")
-        elif is_async_handler(handler):
-            await run_async(core, handler, self._max_send)
+            return
+        runnable = as_method_handler(handler)  # a user's or grpcio's handler too
+        if is_async_handler(runnable):
+            await run_async(core, runnable, self._max_send)
         else:
-            await run_blocking(core, handler, self._max_send, self.pool)
+            await run_blocking(core, runnable, self._max_send, self.pool)
 
     async def _intercepted(
         self, index: int, details: HandlerCallDetails
