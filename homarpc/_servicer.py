@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, Protocol
 
@@ -30,8 +31,10 @@ __all__ = [
     "ContextState",
     "Finisher",
     "TooLarge",
+    "abort_code",
     "decoder",
     "encoder",
+    "expired_before_start",
     "finish_after_exception",
     "run_call",
     "unary_response",
@@ -91,7 +94,13 @@ class ContextState:
         return {}
 
     def time_remaining(self) -> float | None:
-        return self._core.time_remaining()
+        """Seconds until the deadline; without one, grpcio's answer: the seconds
+        until the end of its clock (about 9.2e18), so ``time_remaining() < 1``
+        works as it does there."""
+        remaining = self._core.time_remaining()
+        if remaining is None:
+            return _NO_DEADLINE - time.time()
+        return remaining
 
     def is_active(self) -> bool:
         return self._core.is_active
@@ -157,7 +166,7 @@ class Context(ContextState, ServicerContext):
         self._core.send_initial_metadata(entries, flush=self._streaming)
 
     def abort(self, code: StatusCode, details: str) -> NoReturn:
-        code = as_status_code(code)
+        code = abort_code(code)
         if code is StatusCode.OK:
             log.error("abort() called with StatusCode.OK; returning UNKNOWN instead")
             code = StatusCode.UNKNOWN
@@ -235,6 +244,29 @@ class TooLarge(Exception):
     """A response over ``grpc.max_send_message_length``."""
 
 
+#: grpcio's deadline for a call without one: the end of a signed 64-bit clock.
+_NO_DEADLINE = float(2**63 - 1)
+
+
+def abort_code(code: object) -> StatusCode:
+    """The status ``abort(code, ...)`` ends a call with: ``code``, or UNKNOWN when
+    it is not a status code (grpcio does the same; the details are kept)."""
+    try:
+        return as_status_code(code)
+    except TypeError:
+        return StatusCode.UNKNOWN
+
+
+def expired_before_start(core: ServerCallCore) -> bool:
+    """End a call whose deadline passed before its handler could start (e.g. a
+    client's ``timeout=-1``, or a call that waited for a worker): its handler
+    never runs, as with grpcio."""
+    if core.deadline is None or core.time_remaining():
+        return False
+    core.terminate(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+    return True
+
+
 def run_call(core: ServerCallCore, lookup: Lookup, max_send: int) -> None:
     """Find the handler for ``core`` and run it to completion (worker thread).
 
@@ -254,6 +286,8 @@ def run_call(core: ServerCallCore, lookup: Lookup, max_send: int) -> None:
 
 
 def _run_call(core: ServerCallCore, lookup: Lookup, max_send: int) -> None:
+    if expired_before_start(core):
+        return
     waiter = Waiter()
     core.notify = waiter.wake
     try:

@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn
 
 from .._server_call import ServerCallCore
-from .._servicer import ContextState
+from .._servicer import ContextState, abort_code
 from ..metadata import check_metadata
-from ..status import Status, StatusCode, as_status_code
+from ..status import Status, StatusCode
 from ._bridge import call_in_loop
 from ._errors import EOF, AbortError
 from ._metadata import MetadataLike
@@ -124,7 +124,7 @@ class ServicerContext(ContextState):
         Raises:
             ValueError: ``code`` is OK (grpcio refuses that too).
         """
-        status = as_status_code(code)
+        status = abort_code(code)
         if status is StatusCode.OK:
             raise ValueError("abort() needs a status code other than OK")
         self._code, self._details = status, details

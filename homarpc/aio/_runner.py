@@ -59,6 +59,8 @@ async def run_async(
     core: ServerCallCore, handler: MethodHandler, max_send: int
 ) -> None:
     """Run an async behavior to completion and send the call's final status."""
+    if _servicer.expired_before_start(core):
+        return
     encode = _servicer.encoder(handler, max_send)
     context = ServicerContext(core, _servicer.decoder(handler), encode)
     runner = _RUNNERS[(handler.request_streaming, handler.response_streaming)]
