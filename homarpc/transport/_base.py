@@ -258,6 +258,25 @@ class Transport(abc.ABC):
     def close(self) -> None:
         """Close the socket, wake every blocked ``recv`` (idempotent)."""
 
+    def linger(self, timeout: float) -> bool:
+        """Before ``close()``: wait, at most ``timeout`` seconds, until closing loses
+        nothing this socket sent. True when nothing was left in flight; False when
+        the time ran out (or the transport was closed meanwhile). Never raises.
+
+        Homa retransmits from the *sending* socket: a peer that missed a packet asks
+        that socket again, and if it is closed by then the peer's RPC fails (the
+        kernel module loses the first packet of every one-packet message on
+        loopback). So a client waits for the responses (or failures) of its
+        outstanding RPCs, such as the CANCELs it just sent, and a server until its
+        replies got through (the kernel's RPC count, or a short fixed wait where it
+        cannot tell). Call it from the closing thread after the last send/reply and
+        before ``close()``; other threads may keep receiving meanwhile (messages
+        they get are theirs). If none does, ``linger`` receives itself, and keeps
+        what arrives for ``recv()``. The default, right for backends that deliver a
+        message whole at once (memory), returns True at once.
+        """
+        return True
+
     @abc.abstractmethod
     def fileno(self) -> int:
         """A file descriptor that polls readable when messages may be waiting."""

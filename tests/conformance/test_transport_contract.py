@@ -18,6 +18,7 @@ import pytest
 from homarpc.transport import (
     Message,
     MessageTooLongError,
+    PeerUnreachableError,
     RpcAbortedError,
     Transport,
     TransportClosedError,
@@ -201,6 +202,37 @@ def test_abort_all_with_error_reports_each_rpc(pair):
     client.abort(0, errno.ECONNRESET)
     reported = {_recv(client).cookie for _ in range(3)}
     assert reported == cookies
+
+
+def test_an_rpc_to_a_dead_port_fails_as_unreachable(backend, pair):
+    """Also: a server can bind that port later (Homa: only ports below 32768)."""
+    _, client = pair
+    dead = ("127.0.0.1", backend.dead_port())
+    rpc_id = client.send(dead, b"anyone there?", 9)
+    failed = _recv(client)
+    assert (failed.id, failed.cookie) == (rpc_id, 9)
+    assert isinstance(failed.error, PeerUnreachableError)
+    late = backend.make(dead, True)
+    try:
+        _echo_once(late, client, b"now someone is", cookie=10)
+    finally:
+        late.close()
+
+
+def test_a_socket_that_is_not_a_server_never_returns_a_request(backend):
+    """A client socket is never asked to answer: the request fails as unreachable
+    (G8: the kernel drops it) or goes unanswered (G4a, where every socket accepts
+    requests: ours drops them), but ``recv`` on it never returns it."""
+    quiet = backend.make(("127.0.0.1", 0), False)
+    sender = backend.make(("127.0.0.1", 0), False)
+    try:
+        sender.send(quiet.local_addr, b"anyone?", 5)
+        assert quiet.recv(timeout=0.2) is None
+        outcome = sender.recv(timeout=0.2)
+        assert outcome is None or isinstance(outcome.error, PeerUnreachableError)
+    finally:
+        sender.close()
+        quiet.close()
 
 
 def test_close_wakes_a_blocked_receiver(pair):

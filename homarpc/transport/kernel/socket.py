@@ -21,6 +21,15 @@ Theory of operation:
 * Messages that cannot go to the caller at once (received while handing back a
   backlog of bpages, local aborts) wait in ``_ready``; ``next_deadline()`` is "now"
   while it is non-empty, so event loops call ``recv(timeout=0)`` for them.
+* ``close()`` also makes an eventfd readable that ``recv(timeout)`` polls beside the
+  socket: G4a's poll never reports a shut-down socket.
+* Homa retransmits from the sending socket, and on loopback the module loses the
+  first packet of every one-packet message (it is asked for again a few ms later):
+  ``linger(timeout)`` before ``close()`` waits until our client RPCs have their
+  outcomes and the kernel holds no RPC of ours (HOMAIOCINFO's ``num_rpcs``; without
+  it, ``blind_linger`` after the last reply).
+* G4a has no SO_HOMA_SERVER: requests reach every socket. One opened as a client
+  (no port, ``server=False``) drops them, counted in ``stats``.
 """
 
 from __future__ import annotations
@@ -33,7 +42,6 @@ import threading
 import time
 from collections import Counter, deque
 from contextlib import ExitStack
-from dataclasses import dataclass
 from typing import ClassVar
 
 from .._base import (
@@ -46,22 +54,19 @@ from .._base import (
 )
 from ..errors import (
     HomaError,
-    HomaUnavailableError,
     LocalProtocolError,
-    MessageTooLongError,
     TransportClosedError,
-    UnsupportedAbiError,
     error_from_errno,
 )
 from . import _ffi
 from ._addr import encode_sockaddr, family_of, is_wildcard
 from ._ffi import CData, System, raise_oserror, real_system
 from ._receive import Failed, Received, Receiver
+from ._support import HomaInfo, open_socket, transport_error, usable_abi
 from .abi import (
     HOMA_MAX_BPAGES,
     HOMA_MAX_MESSAGE_LENGTH,
     HOMA_MIN_DEFAULT_PORT,
-    Abi,
     SockOpt,
 )
 from .bufpool import BufferPool
@@ -72,20 +77,10 @@ __all__ = ["HomaInfo", "HomaSocket"]
 _RPC_GONE = frozenset(
     {errno.ETIMEDOUT, errno.ENOTCONN, errno.EHOSTUNREACH, errno.ECONNRESET}
 )
-_MISUSE = frozenset({errno.EINVAL, errno.EAFNOSUPPORT, errno.EFAULT, errno.EOPNOTSUPP})
+#: How often ``linger`` looks again (and how long it receives at a time).
+_LINGER_SLICE = 0.005
 _IOV_ARRAY = _ffi.ffi.typeof("struct iovec[]")
 _ABORT_ARGS = _ffi.ffi.typeof("struct homa_abort_args *")
-
-
-@dataclass(frozen=True, slots=True)
-class HomaInfo:
-    """What ``HOMAIOCINFO`` reports about a socket (G8b and later)."""
-
-    bpool_avail_bytes: int
-    port: int
-    num_rpcs: int
-    #: The module's text for the last error it saw on this socket.
-    error_msg: str
 
 
 class HomaSocket(Transport):
@@ -106,6 +101,10 @@ class HomaSocket(Transport):
     """
 
     kind: ClassVar[str] = "kernel"
+    #: Where the module cannot count the socket's RPCs (no HOMAIOCINFO: G4a, G8a),
+    #: ``linger`` waits this long after the last reply: a peer that lost a packet
+    #: asks for it again within a few resend ticks of 1 ms.
+    blind_linger: float = 0.1
 
     def __init__(
         self,
@@ -119,7 +118,7 @@ class HomaSocket(Transport):
         if detection is None:
             detection = cached_detection() if system is None else detect(system)
         system = system or real_system()
-        abi = _usable_abi(detection)
+        abi = usable_abi(detection)
         self._abi = abi
         self._ffi = abi.ffi
         self._lib = system.lib
@@ -127,19 +126,27 @@ class HomaSocket(Transport):
         #: "G8c", "G4a", ...: the generation this socket speaks.
         self.generation = detection.generation
         self._family = family_of(local[0])
+        #: Requests are ours to answer. G4a delivers them to every socket: a client
+        #: socket drops (and counts) the ones it gets.
+        self._serving = server or bool(local[1])
         with ExitStack() as undo:  # on failure: close the socket, then unmap the pool
             self._pool = BufferPool(pool_bytes)
             undo.callback(self._pool.close)
-            self._sock = _open(system, self._family, abi.protocol)
+            self._sock = open_socket(system, self._family, abi.protocol)
             undo.callback(self._sock.close)
             self._set_up(local, server)
             self._fd = self._sock.fileno()
             self._local = self._resolve_local(local)
+            # Readable once closed: wakes ``recv(timeout)`` in poll, where a shut
+            # down socket never shows (G4a's poll).
+            self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             undo.pop_all()
         self._receiver = Receiver(abi, system.lib, self._pool)
         self._lock = threading.Lock()
         self._closed = False
         self._users = 0
+        self._receiving = 0
+        self._last_reply = float("-inf")
         self._finalized = False
         self._outgoing: dict[int, tuple[Address, int]] = {}
         self._early: set[int] = set()
@@ -214,10 +221,11 @@ class HomaSocket(Transport):
             if getattr(exc, "errno", None) not in _RPC_GONE:
                 raise
             self.stats["replies_to_failed_rpcs"] += 1  # the RPC is gone: as if ignored
+        self._last_reply = time.monotonic()
 
     def recv(self, timeout: float | None = None) -> Message | None:
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._in_use():
+        with self._in_use(receiving=True):
             while True:
                 message = self._next(nonblocking=deadline is not None)
                 if message is not None:
@@ -227,6 +235,8 @@ class HomaSocket(Transport):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._wait_readable(remaining):
                     return None
+                if self._closed:
+                    raise TransportClosedError("transport is closed")
 
     def abort(self, rpc_id: int = 0, error: int = 0) -> None:
         if error < 0:
@@ -250,12 +260,36 @@ class HomaSocket(Transport):
                 return
             self._closed = True
             idle = self._users == 0
+            os.eventfd_write(self._wake, 1)  # under the lock: the fd is still open
         try:
             self._sock.shutdown(_socket.SHUT_RDWR)  # wakes receivers with ESHUTDOWN
         except OSError:
             pass
         if idle:
             self._finalize()
+
+    def linger(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until closing loses nothing we sent.
+
+        Settled means: no client RPC of ours is outstanding (each has its response
+        or failure, so its peer has the whole request), and the kernel holds no RPC
+        for the socket (``num_rpcs`` of HOMAIOCINFO: replies acknowledged, requests
+        answered) or, where the module cannot say, ``blind_linger`` seconds have
+        passed since our last reply. While no other thread is in ``recv``, this one
+        receives, keeping what arrives for ``recv``. See ``Transport.linger``.
+        """
+        deadline = time.monotonic() + timeout
+        try:
+            with self._in_use("linger"):
+                while not self._settled():
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        self.stats["linger_timeouts"] += 1
+                        return False
+                    self._linger_a_while(min(remaining, _LINGER_SLICE))
+        except HomaError:  # closed meanwhile, or the module would not say
+            return False
+        return True
 
     # -- extras ------------------------------------------------------------------------
 
@@ -357,6 +391,10 @@ class HomaSocket(Transport):
             return self._failure(outcome)
         rpc_id = outcome.rpc_id
         is_request = bool(rpc_id & 1)
+        if is_request and not self._serving:
+            self._pool.give_back(outcome.offsets)  # G4a: every socket gets requests
+            self.stats["dropped_requests_not_serving"] += 1
+            return None
         if not is_request and not self._settle(rpc_id):
             self._pool.give_back(outcome.offsets)
             self.stats["dropped_abandoned_responses"] += 1
@@ -393,9 +431,38 @@ class HomaSocket(Transport):
             return True
 
     def _wait_readable(self, timeout: float) -> bool:
+        """Poll the socket, and the wake-up fd that ``close()`` makes readable."""
         poller = select.poll()
         poller.register(self._fd, select.POLLIN)
+        poller.register(self._wake, select.POLLIN)
         return bool(poller.poll(max(1, int(timeout * 1000 + 0.999))))
+
+    # -- lingering ---------------------------------------------------------------------
+
+    def _settled(self) -> bool:
+        with self._lock:
+            if self._outgoing:
+                return False
+        if self._ioctls.info is None:
+            return time.monotonic() - self._last_reply >= self.blind_linger
+        info = self.info()
+        return info is None or info.num_rpcs == 0
+
+    def _linger_a_while(self, seconds: float) -> None:
+        """Let the kernel progress for ``seconds``; receive if nobody else does."""
+        with self._lock:
+            others_receive = self._receiving > 0
+        if others_receive:
+            time.sleep(seconds)  # what they receive settles our RPCs
+            return
+        outcome = self._receiver.receive(self._fd, nonblocking=True)
+        if outcome is None:
+            self._wait_readable(seconds)
+            return
+        message = self._deliverable(outcome)
+        if message is not None:
+            with self._lock:
+                self._ready.append(message)
 
     # -- aborting ----------------------------------------------------------------------
 
@@ -422,18 +489,20 @@ class HomaSocket(Transport):
 
     # -- lifetime ----------------------------------------------------------------------
 
-    def _in_use(self, what: str = "recvmsg") -> _InUse:
-        return _InUse(self, what)
+    def _in_use(self, what: str = "recvmsg", *, receiving: bool = False) -> _InUse:
+        return _InUse(self, what, receiving)
 
-    def _enter(self) -> None:
+    def _enter(self, receiving: bool = False) -> None:
         with self._lock:
             if self._closed:
                 raise TransportClosedError("transport is closed")
             self._users += 1
+            self._receiving += receiving
 
-    def _leave(self) -> None:
+    def _leave(self, receiving: bool = False) -> None:
         with self._lock:
             self._users -= 1
+            self._receiving -= receiving
             last = self._closed and self._users == 0
         if last:
             self._finalize()
@@ -445,6 +514,7 @@ class HomaSocket(Transport):
             self._finalized = True
             self._ready.clear()
         self._sock.close()
+        os.close(self._wake)
         self._pool.close()  # after the socket: the kernel never unmaps the region
 
     def _last_error_text(self) -> str:
@@ -463,14 +533,15 @@ class _InUse:
     ``HomaError``, with the module's own text for it where the module can tell.
     """
 
-    __slots__ = ("_socket", "_what")
+    __slots__ = ("_receiving", "_socket", "_what")
 
-    def __init__(self, sock: HomaSocket, what: str) -> None:
+    def __init__(self, sock: HomaSocket, what: str, receiving: bool) -> None:
         self._socket = sock
         self._what = what
+        self._receiving = receiving
 
     def __enter__(self) -> None:
-        self._socket._enter()
+        self._socket._enter(self._receiving)
 
     def __exit__(
         self,
@@ -481,43 +552,6 @@ class _InUse:
         try:
             if isinstance(exc, OSError) and exc.errno is not None:
                 text = self._socket._last_error_text()
-                raise _transport_error(exc.errno, self._what, text) from exc
+                raise transport_error(exc.errno, self._what, text) from exc
         finally:
-            self._socket._leave()
-
-
-def _usable_abi(detection: Detection) -> Abi:
-    if detection.abi is not None:
-        return detection.abi
-    reason = detection.reason or "the Homa kernel module is not usable here"
-    if detection.generation is not None:
-        raise UnsupportedAbiError(reason)
-    raise HomaUnavailableError(reason)
-
-
-def _open(system: System, family: int, protocol: int) -> _ffi.SocketLike:
-    try:
-        return system.open_socket(family, _socket.SOCK_DGRAM, protocol)
-    except OSError as exc:
-        kind = "IPv6" if family == _socket.AF_INET6 else "IPv4"
-        raise HomaUnavailableError(
-            f"cannot open an {kind} Homa socket (protocol {protocol}): {exc.strerror}"
-        ) from exc
-
-
-def _transport_error(err: int, what: str, module_says: str) -> HomaError:
-    """The transport error for a failed local call (not a failed RPC)."""
-    detail = f"{what} failed: {_errno_name(err)}"
-    if module_says:
-        detail += f" (the Homa module says: {module_says})"
-    if err in (errno.ESHUTDOWN, errno.EBADF):
-        return TransportClosedError(f"transport is closed ({detail})")
-    if err == errno.EMSGSIZE:
-        return MessageTooLongError(detail)
-    if err in _MISUSE:
-        return LocalProtocolError(detail)
-    return error_from_errno(err, detail)
-
-
-def _errno_name(err: int) -> str:
-    return f"{errno.errorcode.get(err, str(err))} ({os.strerror(err)})"
+            self._socket._leave(self._receiving)

@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from homarpc.transport import Message, PeerUnreachableError, RpcAbortedError
+from homarpc.transport import (
+    Message,
+    PeerUnreachableError,
+    RpcAbortedError,
+    TransportClosedError,
+)
 from homarpc.transport.kernel import (
     HomaSocket,
     abi_generation,
@@ -23,6 +30,7 @@ from homarpc.transport.kernel import (
     unavailable_reason,
 )
 from tests.conformance import test_transport_contract as contract
+from tests.conformance.backends import HOMA_SERVER_PORTS, released_port
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
 
@@ -91,15 +99,79 @@ def test_abort_with_an_error_reports_the_rpc_by_ioctl_or_locally(pair):
     assert failed.error.errno == errno.ECANCELED
 
 
-def test_no_server_on_the_port_fails_the_rpc(pair):
+def test_a_socket_that_is_not_a_server_gets_no_requests(pair):
     _, client = pair
     quiet = open_kernel_transport(("127.0.0.1", 0))  # not a server
     try:
         client.send(quiet.local_addr, b"anyone?", 5)
-        failed = _recv(client)
+        if abi_generation() == "G4a":
+            # No SO_HOMA_SERVER on G4a: every socket accepts requests; ours drops
+            # them, and the sender's RPC waits for its deadline.
+            assert quiet.recv(timeout=1.0) is None
+            assert quiet.stats["dropped_requests_not_serving"] == 1
+            client.abort(0, 0)
+            return
+        failed = _recv(client)  # G8: the kernel answers for a client socket
         assert failed.cookie == 5 and isinstance(failed.error, PeerUnreachableError)
     finally:
         quiet.close()
+
+
+def test_a_dead_server_port_fails_the_rpc_and_can_be_bound_later(pair):
+    _, client = pair
+    port = released_port(
+        lambda local, server: open_kernel_transport(local, server=server),
+        ports=HOMA_SERVER_PORTS,
+    )
+    assert port < 32768
+    client.send(("127.0.0.1", port), b"anyone?", 6)
+    failed = _recv(client)
+    assert failed.cookie == 6 and isinstance(failed.error, PeerUnreachableError)
+    late = open_kernel_transport(("127.0.0.1", port))  # binding makes it a server
+    try:
+        _round_trip(late, client, b"now", cookie=7)
+    finally:
+        late.close()
+
+
+def test_a_reply_just_before_closing_survives_the_loopback_resend(pair):
+    """The module sends a one-packet message with its offset left for GRO: on
+    loopback the first packet is dropped and asked for again from the sending
+    socket a few milliseconds later. ``linger`` keeps the socket open until then
+    (without it, most runs failed with ENOTCONN)."""
+    _, client = pair
+    for attempt in range(10):
+        server = open_kernel_transport(("127.0.0.1", 0), server=True)
+        try:
+            rpc_id = client.send(server.local_addr, b"q", attempt)
+            with _recv(server) as request:
+                server.reply(request.peer, request.id, b"last words")
+            assert server.linger(2.0)
+        finally:
+            server.close()
+        response = _recv(client)
+        assert response.id == rpc_id and response.error is None, response.error
+
+
+def test_recv_with_a_timeout_notices_close_at_once(pair):
+    """G4a's poll never reports a shut-down socket; ``close`` wakes it anyway."""
+    _, client = pair
+    outcome: list[object] = []
+    waiter = threading.Thread(target=lambda: outcome.append(_closed_after(client)))
+    waiter.start()
+    time.sleep(0.05)
+    client.close()
+    waiter.join(10)
+    assert outcome and isinstance(outcome[0], float) and outcome[0] < 1.0
+
+
+def _closed_after(sock: HomaSocket) -> float | None:
+    started = time.monotonic()
+    try:
+        sock.recv(timeout=10)
+    except TransportClosedError:
+        return time.monotonic() - started
+    return None
 
 
 def test_bpages_are_recycled_over_10000_messages(pair):

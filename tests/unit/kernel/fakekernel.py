@@ -15,126 +15,55 @@ backend builds) and the socket factory. It behaves like one ABI generation
   and ``completion_cookie`` set; shutdown wakes blocked receivers with ``ESHUTDOWN``.
 * The §2.4 probes get each generation's answers, so detection can be tested for all.
 
+And the behaviours real modules showed (issue 12):
+
+* Ports: automatic ports are 32768 and up; ``bind`` takes only 1..32767.
+* G4a has no SO_HOMA_SERVER: every socket accepts requests, a client's too.
+* G4a's poll stays silent when the socket is shut down (``poll_reports_shutdown``).
+* With ``resend_delay`` set, the loopback loss: the first (only) packet of a message
+  of at most ``ONE_PACKET`` bytes is dropped by the receiver, which asks the sending
+  socket for it again ``resend_delay`` seconds later. If that socket is gone (closed
+  or shut down) by then, the RESEND meets a closed port and the receiver's RPC aborts
+  with ``ENOTCONN``: a request is then lost, a response fails the client's RPC. A
+  replied server RPC stays live (``num_rpcs``) until its response got through.
+
 Readiness is an eventfd per socket, readable while the ready queue is non-empty.
 """
 
 from __future__ import annotations
 
 import errno
+import heapq
+import itertools
 import os
 import socket
 import struct
 import threading
+import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from homarpc.transport.kernel import _ffi
-from homarpc.transport.kernel.bufpool import minimum_pool_bytes, possible_cpus
-from homarpc.transport.kernel.ioctl import G8bIoctl, G8cIoctl, LegacyIoctl
+
+from .fakeprofiles import BPAGE, PROFILES, Profile
+
+__all__ = [
+    "BPAGE",
+    "ONE_PACKET",
+    "PROFILES",
+    "FakeError",
+    "FakeKernel",
+    "FakeSocket",
+    "Profile",
+]
 
 ffi = _ffi.ffi
-BPAGE = 1 << 16
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How one ABI generation lays out and checks its calls."""
-
-    name: str
-    protocol: int
-    recv_size: int  # required msg_controllen (0: recvmsg is not supported)
-    num_off: int
-    offsets_off: int
-    flags_off: int | None = None  # in-struct recvmsg flags
-    reserved_off: int | None = None
-    filters_kind: bool = False  # G3/G4: REQUEST (1) / RESPONSE (2) select messages
-    nonblock_flag: int = 0  # in-struct NONBLOCKING bit
-    honours_dontwait: bool = True
-    send_size: int = 24
-    has_rcvbuf: bool = True
-    server_option: bool = True  # SO_HOMA_SERVER exists; unbound sockets don't serve
-    ioctls: dict[int, str] = field(default_factory=dict)
-    peer_off: int | None = None  # G4a copies the peer into the args
-    double_free_einval: bool = True
-    min_pool: int = 2 * BPAGE
-
-
-_LEGACY = {LegacyIoctl.ABORT: "abort", LegacyIoctl.FREEZE: "freeze"}
-_G4 = dict(  # noqa: C408 (keyword form mirrors Profile's fields)
-    protocol=253, recv_size=120, num_off=48, offsets_off=56, flags_off=16,
-    filters_kind=True, nonblock_flag=4, send_size=16, server_option=False,
-    ioctls=_LEGACY, peer_off=20, double_free_einval=False,
-)  # fmt: skip
-_G8 = dict(protocol=146, recv_size=88, num_off=16, offsets_off=24, reserved_off=20)  # noqa: C408
-
-PROFILES: dict[str, Profile] = {
-    "G1": Profile(
-        "G1",
-        253,
-        0,
-        0,
-        0,
-        has_rcvbuf=False,
-        server_option=False,
-        send_size=16,
-        ioctls=_LEGACY,
-    ),
-    "G3": Profile(
-        "G3",
-        253,
-        96,
-        20,
-        32,
-        flags_off=16,
-        filters_kind=True,
-        nonblock_flag=4,
-        send_size=16,
-        server_option=False,
-        ioctls=_LEGACY,
-    ),
-    "G4a": Profile("G4a", **_G4, honours_dontwait=False),  # type: ignore[arg-type]
-    "G4b": Profile("G4b", **{**_G4, "protocol": 146}),  # type: ignore[arg-type]
-    "G5": Profile(
-        "G5",
-        146,
-        88,
-        20,
-        24,
-        flags_off=16,
-        nonblock_flag=4,
-        send_size=16,
-        ioctls=_LEGACY,
-    ),
-    "G6": Profile("G6", 146, 88, 20, 24, flags_off=16, nonblock_flag=1, ioctls=_LEGACY),
-    "G7": Profile("G7", 146, 88, 16, 20, ioctls=_LEGACY),
-    "G8a": Profile("G8a", **_G8, ioctls=_LEGACY),  # type: ignore[arg-type]
-    "G8b": Profile(
-        "G8b",
-        **_G8,
-        ioctls={  # type: ignore[arg-type]
-            G8bIoctl.INFO: "info",
-            G8bIoctl.ABORT: "abort",
-            G8bIoctl.FREEZE: "freeze",
-        },
-    ),
-    "G8c": Profile(
-        "G8c",
-        **_G8,
-        ioctls={  # type: ignore[arg-type]
-            G8cIoctl.INFO: "info",
-            G8cIoctl.ABORT: "abort",
-            G8cIoctl.FREEZE: "freeze",
-        },
-        min_pool=minimum_pool_bytes(possible_cpus()),
-    ),
-}
-#: An upstream ("net: homa") build: G8c numbering for INFO, no abort, no freeze.
-PROFILES["G8-upstream"] = replace(
-    PROFILES["G8c"], name="G8-upstream", ioctls={G8cIoctl.INFO: "info"}
-)
+#: Largest message sent as one packet (loopback's MTU is 64 KiB).
+ONE_PACKET = 60_000
 
 
 class FakeError(OSError):
@@ -174,6 +103,7 @@ class FakeSocket:
         self.ready: deque[_Entry] = deque()
         self.client_rpcs: dict[int, tuple[int, int]] = {}  # id -> (server port, cookie)
         self.server_rpcs: set[tuple[int, int]] = set()  # (client port, id)
+        self.unacked: set[tuple[int, int]] = set()  # replied, not yet through
         self.signalled = False
 
     # -- SocketLike ---------------------------------------------------------------------
@@ -284,8 +214,15 @@ class FakeSocket:
 class FakeKernel:
     """The fake module: socket factory plus ``LibC``. See the module docstring."""
 
-    def __init__(self, generation: str | None = "G8c") -> None:
+    def __init__(
+        self, generation: str | None = "G8c", *, resend_delay: float = 0.0
+    ) -> None:
         self.profile = PROFILES[generation] if generation else None
+        #: 0: messages arrive whole at once. Else the loopback loss (module docstring).
+        self.resend_delay = resend_delay
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_seq = itertools.count()
+        self._timer_running = False
         self.lock = threading.Condition()
         self.ports: dict[int, FakeSocket] = {}
         self.by_fd: dict[int, FakeSocket] = {}
@@ -321,7 +258,13 @@ class FakeKernel:
 
     def changed(self, sock: FakeSocket) -> None:
         """Keep the eventfd readable exactly while something is ready (lock held)."""
-        want = bool(sock.ready) or sock.is_shutdown
+        assert self.profile is not None
+        if sock.is_closed:
+            self.lock.notify_all()
+            return
+        want = bool(sock.ready) or (
+            sock.is_shutdown and self.profile.poll_reports_shutdown
+        )
         if want and not sock.signalled and not sock.is_closed:
             os.eventfd_write(sock.fd, 1)
         elif not want and sock.signalled:
@@ -331,6 +274,49 @@ class FakeKernel:
 
     def outstanding_bpages(self, sock: FakeSocket) -> int:
         return sum(sock.refcounts)
+
+    def num_rpcs(self, sock: FakeSocket) -> int:
+        """Live RPCs of ``sock``, as HOMAIOCINFO counts them (lock held)."""
+        responses = sum(1 for entry in sock.ready if not entry.rpc_id & 1)
+        return (
+            len(sock.client_rpcs)
+            + responses
+            + len(sock.server_rpcs)
+            + len(sock.unacked)
+        )
+
+    # -- time: RESENDs ----------------------------------------------------------------
+
+    def _resent(self, length: int) -> bool:
+        return bool(self.resend_delay) and length <= ONE_PACKET
+
+    def _later(self, action: Callable[[], None]) -> None:
+        """Run ``action`` (with the lock held) ``resend_delay`` seconds from now."""
+        due = time.monotonic() + self.resend_delay
+        heapq.heappush(self._timers, (due, next(self._timer_seq), action))
+        if not self._timer_running:
+            self._timer_running = True
+            threading.Thread(
+                target=self._run_timers, name="fake-homa-resend", daemon=True
+            ).start()
+        self.lock.notify_all()
+
+    def _run_timers(self) -> None:
+        with self.lock:
+            while self._timers:
+                wait = self._timers[0][0] - time.monotonic()
+                if wait > 0:
+                    self.lock.wait(wait)
+                    continue
+                heapq.heappop(self._timers)[2]()
+            self._timer_running = False
+
+    def settle(self, timeout: float = 5.0) -> None:
+        """Wait until every scheduled RESEND has been answered."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while self._timers and time.monotonic() < deadline:
+                self.lock.wait(0.01)
 
     # -- sendmsg -------------------------------------------------------------------------
 
@@ -392,10 +378,28 @@ class FakeKernel:
             self._complete(client, rpc_id, b"", errno.ENOTCONN)  # ICMP unreachable
             return rpc_id
         client.client_rpcs[rpc_id] = (port, cookie)
+        if self._resent(len(data)):
+            self._later(lambda: self._request_resent(client, server, rpc_id, data))
+        else:
+            self._arrive(client, server, rpc_id, data)
+        return rpc_id
+
+    def _request_resent(
+        self, client: FakeSocket, server: FakeSocket, rpc_id: int, data: bytes
+    ) -> None:
+        if client.is_shutdown:
+            return  # the RESEND met a closed port: the server's RPC aborts, unseen
+        if server.is_shutdown:
+            self._complete(client, rpc_id, b"", errno.ENOTCONN)
+            return
+        self._arrive(client, server, rpc_id, data)
+
+    def _arrive(
+        self, client: FakeSocket, server: FakeSocket, rpc_id: int, data: bytes
+    ) -> None:
         server.server_rpcs.add((client.port, rpc_id | 1))
         server.ready.append(_Entry(rpc_id | 1, 0, client.port, data))
         self.changed(server)
-        return rpc_id
 
     def _response(
         self, server: FakeSocket, port: int, rpc_id: int, data: bytes
@@ -404,8 +408,23 @@ class FakeKernel:
             return  # no such RPC (any more): silently nothing, like the kernel
         server.server_rpcs.discard((port, rpc_id))
         client = self.ports.get(port)
-        if client is not None:
+        if client is None:
+            return
+        if not self._resent(len(data)):
             self._complete(client, rpc_id & ~1, data, 0)
+            return
+        server.unacked.add((port, rpc_id))
+        self._later(lambda: self._response_resent(server, client, rpc_id, data))
+
+    def _response_resent(
+        self, server: FakeSocket, client: FakeSocket, rpc_id: int, data: bytes
+    ) -> None:
+        server.unacked.discard((client.port, rpc_id))
+        if client.is_shutdown:
+            return
+        gone = server.is_shutdown  # the RESEND met a closed port
+        err = errno.ENOTCONN if gone else 0
+        self._complete(client, rpc_id & ~1, b"" if gone else data, err)
 
     def _complete(self, client: FakeSocket, rpc_id: int, data: bytes, err: int) -> None:
         entry = client.client_rpcs.pop(rpc_id, None)
@@ -525,7 +544,7 @@ class FakeKernel:
                     "<QII",
                     BPAGE * sock.refcounts.count(0),
                     sock.port,
-                    len(sock.client_rpcs),
+                    self.num_rpcs(sock),
                 )
                 info[32:36] = b"ok\0\0"
             return 0
