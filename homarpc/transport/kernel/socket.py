@@ -272,10 +272,11 @@ class HomaSocket(Transport):
         """Wait (at most ``timeout`` s) until closing loses nothing we sent.
 
         Settled means: no client RPC of ours is outstanding (each has its response
-        or failure, so its peer has the whole request), and the kernel holds no RPC
-        for the socket (``num_rpcs`` of HOMAIOCINFO: replies acknowledged, requests
-        answered) or, where the module cannot say, ``blind_linger`` seconds have
-        passed since our last reply. While no other thread is in ``recv``, this one
+        or failure, so its peer has the whole request; aborted ones are not waited
+        for), and, for a server, the kernel holds no RPC for the socket
+        (``num_rpcs`` of HOMAIOCINFO: replies acknowledged, requests answered) or,
+        where the module cannot say, ``blind_linger`` seconds have passed since our
+        last reply. While no other thread is in ``recv``, this one
         receives, keeping what arrives for ``recv``. See ``Transport.linger``.
         """
         deadline = time.monotonic() + timeout
@@ -442,7 +443,9 @@ class HomaSocket(Transport):
     def _settled(self) -> bool:
         with self._lock:
             if self._outgoing:
-                return False
+                return False  # (not those the application abandoned)
+        if not self._serving:
+            return True  # a client's kernel RPCs beyond those are not awaited
         if self._ioctls.info is None:
             return time.monotonic() - self._last_reply >= self.blind_linger
         info = self.info()

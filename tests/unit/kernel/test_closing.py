@@ -193,3 +193,19 @@ def test_an_aborted_rpc_does_not_hold_linger_up():
     finally:
         client.close()
         server.close()
+
+
+@pytest.mark.parametrize("generation", ["G8c", "G8-upstream"])
+def test_a_client_does_not_linger_for_rpcs_it_abandoned(generation):
+    fake = FakeKernel(generation, resend_delay=DELAY)  # upstream: abort is local
+    server, client = _open(fake, server=True), _open(fake)
+    try:
+        rpc_id = client.send(server.local_addr, b"poll", 1)
+        assert server.recv(WAIT) is not None  # held, never answered
+        client.abort(rpc_id, 0)
+        started = time.monotonic()
+        assert client.linger(WAIT) is True
+        assert time.monotonic() - started < 1.0
+    finally:
+        client.close()
+        server.close()
