@@ -103,7 +103,8 @@ class HomaSocket(Transport):
     kind: ClassVar[str] = "kernel"
     #: Where the module cannot count the socket's RPCs (no HOMAIOCINFO: G4a, G8a),
     #: ``linger`` waits this long after the last reply: a peer that lost a packet
-    #: asks for it again within a few resend ticks of 1 ms.
+    #: asks for it again after ``resend_ticks`` (5 ms), then every 5 ms, and gives
+    #: the RPC up after ``timeout_ticks`` (100 ms) of silence (spec §5.3).
     blind_linger: float = 0.1
 
     def __init__(
