@@ -56,6 +56,10 @@ _PUMP_SLICE = 0.05
 _MAX_PEERS = 4096
 
 
+#: Longest ``close()`` waits for the answers to the CANCELs it sent.
+_CLOSE_LINGER = 0.5
+
+
 class ClientEndpoint:
     """A client transport shared by all calls of a channel (see module docstring)."""
 
@@ -183,6 +187,11 @@ class ClientEndpoint:
             calls = list(self._calls.values())
         for core in calls:
             core.cancel(StatusCode.UNAVAILABLE, "Channel closed!")
+        if calls:
+            # The CANCELs just sent must reach the servers (their handlers stop):
+            # Homa retransmits from this socket, so it stays open until they are
+            # answered (a kernel module loses the first packet on loopback).
+            self.transport.linger(_CLOSE_LINGER)
         self.transport.close()
         with self._pump_cond:
             self._pump_cond.notify_all()

@@ -34,7 +34,7 @@ from ._placement import install_layout
 from ._ratelimit import RateLimitedLog
 from ._receivers import Receivers
 from ._server_call import DEFAULT_WINDOW, ServerCallCore
-from ._server_ledger import HeldBytes, ParkedFrames, StartedCalls
+from ._server_ledger import HeldBytes, Parked, ParkedFrames, StartedCalls
 from ._stream import advertised_limit
 from .metadata import DEFAULT_MAX_METADATA_SIZE, check_incoming, for_application
 from .status import StatusCode
@@ -54,6 +54,8 @@ _QUEUED_BYTES = (256 << 20, 64 << 20)
 #: A call whose client has sent nothing for this long is cancelled: the client
 #: is gone (live clients send keepalives every ``KEEPALIVE_INTERVAL``, 10 s).
 LIVENESS_TIMEOUT = 35.0
+#: Longest ``close()`` waits for its last replies to get through (``linger``).
+_CLOSE_LINGER = 1.0
 #: Requests ``pump_ready`` handles per call before returning to its event loop.
 _PUMP_BATCH = 64
 
@@ -125,9 +127,16 @@ class ServerEndpoint:
             return list(self._calls.values())
 
     def close(self) -> None:
-        """Cancel every live call and close the transport."""
+        """Cancel every live call, answer every frame held, and close the
+        transport once what we sent got through (``Transport.linger``: a kernel
+        module retransmits from this socket, and loses the first packet of a
+        one-packet message on loopback; the reader threads keep reading)."""
         for core in self.live_calls():
             core.terminate(StatusCode.UNAVAILABLE, "Server shutting down")
+        with self._lock:
+            parked = self._orphans.expired(float("inf"))
+        self._cancel_parked(parked)
+        self.transport.linger(_CLOSE_LINGER)
         self.transport.close()
         if self._receivers is not None:
             # A handler running inline may take longer; we wait 2 s at most.
@@ -325,10 +334,14 @@ class ServerEndpoint:
             core.terminate(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         for core in silent:
             core.terminate(StatusCode.CANCELLED, "Client went silent")
-        for (peer, call_id), frames in dropped:
+        self._cancel_parked(dropped)
+        self.peer_log.flush()
+
+    def _cancel_parked(self, parked: list[tuple[_Key, list[Parked]]]) -> None:
+        """Answer frames whose call never started: it is cancelled."""
+        for (peer, call_id), frames in parked:
             for _, rpc_id, _frame in frames:
                 self._answer(peer, rpc_id, Frame(call_id, flags=Flags.CANCEL))
-        self.peer_log.flush()
 
 
 def _plain(value: Any) -> Any:
