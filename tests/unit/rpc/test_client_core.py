@@ -47,6 +47,9 @@ class RecordingTransport:
     def abort(self, rpc_id: int = 0, error: int = 0) -> None:
         pass
 
+    def linger(self, timeout: float) -> bool:
+        return True
+
     def fileno(self) -> int:
         return self._read_end
 
