@@ -36,6 +36,9 @@ class RecordingTransport:
     def reply(self, dest: tuple[str, int], rpc_id: int, payload: bytes) -> None:
         self.replies.setdefault((dest, rpc_id), []).append(bytes(payload))
 
+    def linger(self, timeout: float) -> bool:
+        return True
+
     def close(self) -> None:
         pass
 
