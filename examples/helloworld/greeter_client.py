@@ -25,7 +25,7 @@ def greet(target: str, name: str, transport: str | None = None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="127.0.0.1:50051")
+    parser.add_argument("--target", default="127.0.0.1:5051")
     parser.add_argument("--name", default="world")
     parser.add_argument("--transport", choices=["auto", "udp", "kernel"])
     args = parser.parse_args()

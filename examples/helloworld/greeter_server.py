@@ -1,8 +1,8 @@
 """The helloworld server: one unary method, SayHello.
 
-Run it with ``python examples/helloworld/greeter_server.py`` (port 50051) and call
+Run it with ``python examples/helloworld/greeter_server.py`` (port 5051) and call
 it with ``python examples/helloworld/greeter_client.py``, or from the CLI:
-``homarpc call 127.0.0.1:50051 helloworld.Greeter/SayHello --proto
+``homarpc call 127.0.0.1:5051 helloworld.Greeter/SayHello --proto
 protos/helloworld.proto -d '{"name": "you"}'``.
 """
 
@@ -39,7 +39,7 @@ def start(address: str, transport: str | None = None) -> tuple[homarpc.Server, i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--address", default="127.0.0.1:50051")
+    parser.add_argument("--address", default="127.0.0.1:5051")
     parser.add_argument("--transport", choices=["auto", "udp", "kernel"])
     args = parser.parse_args()
     server, port = start(args.address, args.transport)

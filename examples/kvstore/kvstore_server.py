@@ -134,7 +134,7 @@ def start(address: str, transport: str | None = None) -> tuple[homarpc.Server, i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--address", default="127.0.0.1:50051")
+    parser.add_argument("--address", default="127.0.0.1:5051")
     parser.add_argument("--transport", choices=["auto", "udp", "kernel"])
     args = parser.parse_args()
     server, port = start(args.address, args.transport)

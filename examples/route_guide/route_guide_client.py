@@ -76,7 +76,7 @@ def run(target: str, transport: str | None = None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="127.0.0.1:50051")
+    parser.add_argument("--target", default="127.0.0.1:5051")
     parser.add_argument("--transport", choices=["auto", "udp", "kernel"])
     args = parser.parse_args()
     run(args.target, args.transport)

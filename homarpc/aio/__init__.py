@@ -13,7 +13,7 @@ Switching from grpc.aio is one line::
 
     from homarpc import aio   # instead of: from grpc import aio
 
-    async with aio.insecure_channel("localhost:50051") as channel:
+    async with aio.insecure_channel("localhost:5051") as channel:
         reply = await Stub(channel).SayHello(request, timeout=1.0)
 """
 

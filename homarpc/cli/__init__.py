@@ -29,8 +29,8 @@ def main() -> None:
 
     \b
     homarpc protoc -I protos protos/helloworld.proto   generate code
-    homarpc serve greeter_server:Greeter --port 50051  serve a servicer
-    homarpc call 127.0.0.1:50051 helloworld.Greeter/SayHello \\
+    homarpc serve greeter_server:Greeter --port 5051  serve a servicer
+    homarpc call 127.0.0.1:5051 helloworld.Greeter/SayHello \\
         --proto protos/helloworld.proto -d '{"name": "you"}'
     homarpc bench                                      measure this machine
     homarpc doctor                                     which transports work here

@@ -64,7 +64,7 @@ def open_channel(target: str, transport: str | None) -> homarpc.Channel:
     try:
         return homarpc.insecure_channel(target, transport=transport)
     except ValueError as error:  # homarpc's TargetError is a ValueError
-        fail(f"bad target {target!r}: {error} (e.g. 127.0.0.1:50051)")
+        fail(f"bad target {target!r}: {error} (e.g. 127.0.0.1:5051)")
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,7 @@ def bench(
     \b
     homarpc bench                                  echo server in-process
     homarpc bench -c 16 -z 10 --payload 1024       more load, for 10 seconds
-    homarpc bench 127.0.0.1:50051 helloworld.Greeter/SayHello \\
+    homarpc bench 127.0.0.1:5051 helloworld.Greeter/SayHello \\
         --proto protos/helloworld.proto -d '{"name": "bench"}'
     """
     if plot is not None:

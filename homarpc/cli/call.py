@@ -68,7 +68,7 @@ def call(
     """Call METHOD (pkg.Service/Method) on the server at TARGET (host:port).
 
     \b
-    homarpc call 127.0.0.1:50051 helloworld.Greeter/SayHello \\
+    homarpc call 127.0.0.1:5051 helloworld.Greeter/SayHello \\
         --proto protos/helloworld.proto -d '{"name": "you"}'
     """
     info = find_method(proto, include, method)

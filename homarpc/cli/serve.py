@@ -40,7 +40,7 @@ Registrar = Callable[[Any, Any], None]
 @click.command()
 @click.argument("targets", nargs=-1, required=True, metavar="MODULE:SERVICER...")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=50051, show_default=True, help="Port (0 picks one).")
+@click.option("--port", default=5051, show_default=True, help="Port (0 picks one).")
 @transport_option
 @click.option(
     "--workers",
@@ -73,7 +73,7 @@ def serve(
     """Serve MODULE:SERVICER (a class, an instance, or a factory) until stopped.
 
     \b
-    homarpc serve greeter_server:Greeter --port 50051
+    homarpc serve greeter_server:Greeter --port 5051
     homarpc serve app:make_servicers --host ::1 --transport udp
     """
     sys.path.insert(0, str(app_dir.resolve()))

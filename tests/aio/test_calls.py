@@ -9,6 +9,8 @@ import pytest
 
 import homarpc
 from homarpc import aio
+from homarpc.transport import open_transport
+from tests.conformance.backends import HOMA_SERVER_PORTS, released_port
 
 from .conftest import Handlers, method
 
@@ -128,20 +130,22 @@ async def test_write_after_done_writing_is_a_usage_error(channel: aio.Channel) -
     assert await call.read() is aio.EOF
 
 
-def _dead_port() -> int:
-    """A local UDP port with nothing listening (bound, then released)."""
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _dead_port(transport: str) -> int:
+    """A local port where nothing listens now, that a server of ``transport`` could
+    bind later (the kernel module binds only 1..32767: ports a UDP socket borrows,
+    32768 and up, may be live Homa client sockets there)."""
+    ports = HOMA_SERVER_PORTS if transport == "kernel" else None
+    return released_port(
+        lambda local, server: open_transport(transport, local, server=server),
+        ports=ports,
+    )
 
 
 @pytest.mark.asyncio
 async def test_unary_calls_fail_over_to_a_live_server(
     port: int, transport: str
 ) -> None:
-    target = f"127.0.0.1:{_dead_port()},127.0.0.1:{port}"
+    target = f"127.0.0.1:{_dead_port(transport)},127.0.0.1:{port}"
     async with aio.insecure_channel(target, transport=transport) as channel:
         echo = channel.unary_unary(method("Echo"))
         replies = [await echo(str(i).encode(), timeout=5) for i in range(4)]
@@ -152,7 +156,7 @@ async def test_unary_calls_fail_over_to_a_live_server(
 async def test_wait_for_ready_waits_for_a_server_that_comes_up(
     transport: str, handlers: Handlers
 ) -> None:
-    port = _dead_port()
+    port = _dead_port(transport)
     async with aio.insecure_channel(f"127.0.0.1:{port}", transport=transport) as chan:
         echo = chan.unary_unary(method("Echo"))
         with pytest.raises(aio.AioRpcError) as fail_fast:
