@@ -211,7 +211,9 @@ class Server:
 
     async def stop(self, grace: float | None) -> None:
         """Refuse new calls; after ``grace`` seconds (None: now) cancel the rest."""
-        stopped = self._inner.stop(grace)
+        # Off the loop: closing lingers (bounded) until the last replies got
+        # through, and the loop must keep running meanwhile.
+        stopped = await asyncio.to_thread(self._inner.stop, grace)
         await asyncio.to_thread(stopped.wait)
         tasks = set(self._inner.tasks) if self._stopped is not None else set()
         for task in tasks:
