@@ -179,14 +179,15 @@ class ClientEndpoint:
             self._unattended.discard(call_id)
 
     def close(self) -> None:
-        """Fail every live call with UNAVAILABLE and close the transport."""
+        """Cancel every live call (CANCELLED "Channel closed!", as grpcio) and
+        close the transport."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             calls = list(self._calls.values())
         for core in calls:
-            core.cancel(StatusCode.UNAVAILABLE, "Channel closed!")
+            core.cancel(StatusCode.CANCELLED, "Channel closed!")
         if calls:
             # The CANCELs just sent must reach the servers (their handlers stop):
             # Homa retransmits from this socket, so it stays open until they are

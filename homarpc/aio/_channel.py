@@ -332,7 +332,7 @@ class Channel:
         """A Homa channel is ready at once: there is no connection to set up."""
 
     async def close(self, grace: float | None = None) -> None:
-        """Fail calls still running (UNAVAILABLE) and release the transport.
+        """Cancel calls still running (CANCELLED, as grpc.aio) and release the transport.
 
         ``grace`` is accepted for grpc.aio compatibility; calls end at once.
         """

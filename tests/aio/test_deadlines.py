@@ -124,7 +124,7 @@ async def test_server_stop_with_grace_none_fails_inflight_calls(
 
 
 @pytest.mark.asyncio
-async def test_closing_the_channel_fails_its_calls_unavailable(
+async def test_closing_the_channel_cancels_its_calls(
     port: int, transport: str, handlers: Handlers
 ) -> None:
     chan = aio.insecure_channel(f"127.0.0.1:{port}", transport=transport)
@@ -134,6 +134,6 @@ async def test_closing_the_channel_fails_its_calls_unavailable(
     await chan.close()
     with pytest.raises(aio.AioRpcError) as caught:
         await call
-    assert caught.value.code() == homarpc.StatusCode.UNAVAILABLE
+    assert caught.value.code() == homarpc.StatusCode.CANCELLED  # as grpc.aio
     assert chan.get_state() is homarpc.ChannelConnectivity.SHUTDOWN
     await asyncio.wait_for(handlers.cancelled.wait(), 5)

@@ -143,14 +143,15 @@ def test_no_server_at_all_is_unavailable(rig: Rig):
     assert time.monotonic() - started < 6.0
 
 
-def test_a_closed_channel_fails_calls_with_unavailable(memory_rig: Rig):
+def test_a_closed_channel_cancels_calls_and_fails_new_ones(memory_rig: Rig):
+    """In flight: CANCELLED "Channel closed!", as grpcio (``grpcio_compat``)."""
     _, channel = memory_rig.pair()
     stream = channel.unary_stream(method("Forever"))(b"", timeout=TIMEOUT)
     assert next(stream) == b"tick"
     channel.close()
     with pytest.raises(homarpc.RpcError) as caught:
         list(stream)
-    assert caught.value.code() is StatusCode.UNAVAILABLE
+    assert caught.value.code() is StatusCode.CANCELLED
     with pytest.raises(homarpc.RpcError) as caught:
         channel.unary_unary(method("Echo"))(b"", timeout=TIMEOUT)
     assert caught.value.code() is StatusCode.UNAVAILABLE
