@@ -438,6 +438,18 @@ class HomaEngine(ControlPackets):
         )  # fmt: skip
         return out
 
+    def in_flight(self) -> int:
+        """What closing this endpoint's socket now could lose: client RPCs still
+        waiting for their response (an aborted one is gone), server RPCs whose
+        response is not yet acknowledged, and one more if control packets or
+        acks wait to go out. 0: nothing here needs the socket any longer (a
+        peer may still ask about it, but nothing it lacks comes from us).
+        O(server RPCs): for a driver about to close, not per packet."""
+        rpcs = self._rpcs
+        unacked = sum(1 for rpc in rpcs.servers.values() if rpc.state is _OUTGOING)
+        queued = bool(self._writer.control or self._pending_acks)
+        return len(rpcs.clients) + unacked + queued
+
     @property
     def has_state(self) -> bool:
         """Anything at all is remembered (RPCs, tombstones, pending acks, packets)."""

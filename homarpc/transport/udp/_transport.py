@@ -125,6 +125,9 @@ _MAX_RESOLVED = 1024
 #: Unreachable peers kept until ``unreachable_peers`` drains them (more are
 #: still reported to ``on_unreachable``).
 _MAX_UNREACHABLE = 4096
+#: ``linger`` looks again at least this often (and steps down as leader between
+#: slices, so a thread that comes to ``recv`` meanwhile takes over).
+_LINGER_SLICE = 0.005
 
 _monotonic = time.monotonic
 
@@ -311,6 +314,65 @@ class UdpTransport(Transport):
             self._signal()  # wakes a leader in epoll, and event loops polling fileno()
             if not self._has_leader:
                 self._release_fds()
+
+    def linger(self, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, until the engine holds nothing that
+        still needs this socket (``HomaEngine.in_flight``): our client RPCs have
+        their responses or failed (aborted ones do not count), our responses are
+        acknowledged (an ACK, or the client's next contact), and nothing waits to
+        go out. While another thread is in ``recv`` (or the timer helper drives
+        the socket) this only looks every ``_LINGER_SLICE``; otherwise it drives
+        the socket itself, in slices, and queues what arrives for ``recv()``.
+        True when nothing was left; False on timeout or once closed. Never raises.
+        """
+        deadline = _monotonic() + max(0.0, timeout)
+        try:
+            while True:
+                with self._lock:
+                    if self._closed:
+                        return False
+                    if not self._engine.in_flight():
+                        return True
+                    now = _monotonic()
+                    if now >= deadline:
+                        return False
+                    lead = not self._has_leader
+                    if lead:
+                        self._has_leader = True
+                until = min(deadline, now + _LINGER_SLICE)
+                if not lead:
+                    time.sleep(until - now)
+                    continue
+                try:
+                    self._linger_slice(until)
+                finally:
+                    self._step_down()
+        except (TransportClosedError, OSError, ValueError):
+            return False
+
+    def _linger_slice(self, until: float) -> None:
+        """As leader, for ``linger``: service the socket and the timers until
+        ``until`` or until nothing is left in flight, queueing every message.
+        Sleeps in ``poll`` on the socket alone: the epoll set also holds the
+        eventfd, which stays set while messages wait in the queue."""
+        poller = select.poll()
+        poller.register(self._sock.fileno(), select.POLLIN)
+        while True:
+            message = self._service()
+            with self._lock:
+                if message is not None:
+                    self._enqueue(message)
+                    continue
+                now = _monotonic()
+                if self._closed or now >= until or not self._engine.in_flight():
+                    return
+                if self._output_pending:
+                    continue
+                wait = self._poll_timeout(now, until)
+                self._leader_wakes_at = now + wait
+            for _, mask in poller.poll(wait * 1000.0):
+                if mask & select.POLLERR:
+                    self._read_icmp_errors()
 
     # -- leader ---------------------------------------------------------------------
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable
+from typing import Any
 
-from homarpc.transport import Message, Transport
+from homarpc.transport import Address, Message, Transport
 from homarpc.transport.udp import UdpTransport
 
 RECV_TIMEOUT = 10.0
@@ -57,3 +59,39 @@ def kernel_drops(port: int) -> int:
                 if int(fields[1].rsplit(":", 1)[1], 16) == port:
                     total += int(fields[-1])
     return total
+
+
+class DropReads:
+    """Stands in for a ``UdpTransport``'s socket and loses the first ``count``
+    datagrams the transport reads from ``source``, as if the network had: the
+    transport asks for them again (RESEND) like after any loss.
+
+    Install with ``DropReads.install(transport, source)``; everything else
+    (sending, the error queue, ``fileno``) goes to the real socket.
+    """
+
+    def __init__(self, sock: socket.socket, source: Address, count: int) -> None:
+        self._sock = sock
+        self._source = source
+        self.left = count
+        self.dropped = 0
+
+    @classmethod
+    def install(
+        cls, transport: UdpTransport, source: Address, count: int = 1
+    ) -> DropReads:
+        lossy = cls(transport._sock, source, count)
+        vars(transport)["_sock"] = lossy  # duck-typed: only what the transport uses
+        return lossy
+
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Address]:
+        while True:
+            data, addr = self._sock.recvfrom(bufsize, flags)
+            if self.left and addr[:2] == self._source:
+                self.left -= 1
+                self.dropped += 1
+                continue  # lost: read the next one (or raise BlockingIOError)
+            return data, addr
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
