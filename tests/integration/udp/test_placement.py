@@ -11,7 +11,7 @@ import homarpc
 from homarpc.transport import MAX_MESSAGE_LENGTH, MessageTooLongError, Placement
 from homarpc.transport.engine import HomaConfig
 from homarpc.transport.udp import DEFAULT_MAX_MESSAGE, open_udp_transport
-from homarpc.transport.udp import _transport as udp
+from homarpc.transport.udp import _leader as udp
 
 from .helpers import recv_or_fail
 
