@@ -95,6 +95,24 @@ def test_linger_on_a_server_waits_for_the_ack_of_its_reply(server, client):
     thread.join(10.0)
 
 
+def test_a_server_whose_client_went_away_stops_lingering_at_once(server, client):
+    """The reply meets a closed port: ICMP frees the server RPC, nothing is left."""
+    client.send(server.local_addr, b"ping")
+    request = recv_or_fail(server)
+    client.close()
+    server.reply(request.peer, request.id, b"pong")
+    started = time.monotonic()
+    assert server.linger(2.0) is True
+    assert time.monotonic() - started < 0.5
+
+
+def test_an_unanswered_request_is_not_waited_for(server, client):
+    """The layer above decides what to answer before it lingers."""
+    client.send(server.local_addr, b"ping")
+    recv_or_fail(server)
+    assert server.linger(2.0) is True
+
+
 def test_linger_times_out_on_an_rpc_nobody_answers(server, client):
     client.send(server.local_addr, b"never answered")
     started = time.monotonic()
