@@ -34,9 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "-o", "--out", default=".", metavar="DIR", help="output directory (default: .)"
     )
+    parser.add_argument(
+        "--pyi",
+        choices=["mypy-protobuf", "protoc"],
+        default="mypy-protobuf",
+        help="who writes _pb2.pyi: mypy-protobuf (passes mypy --strict; default) "
+        "or protoc's own --pyi_out",
+    )
     parser.add_argument("protos", nargs="+", metavar="FILE.proto")
     args = parser.parse_args(argv)
-    return compile_protos(args.protos, args.proto_path, args.out)
+    return compile_protos(args.protos, args.proto_path, args.out, pyi=args.pyi)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Layer: codegen (step 2 of parse -> model -> render). Imports: the stdlib and
 ``google.protobuf`` descriptor messages only; no transport, no asyncio, no runtime.
 
 ``build_files(request)`` turns a ``CodeGeneratorRequest`` into one ``ProtoFile`` per
-requested ``.proto`` that declares at least one service. Everything ``render`` needs
+requested ``.proto`` that declares at least one service (refusing files whose module
+would be inside grpcio's ``grpc`` package). Everything ``render`` needs
 is settled here, so rendering is plain string assembly:
 
 * ``PythonRef`` names a message class: the Python module protoc's ``--python_out``
@@ -46,6 +47,9 @@ __all__ = [
 # comments in SourceCodeInfo (a location's path is a list of field numbers and indexes).
 _FILE_SERVICE_FIELD = 6
 _SERVICE_METHOD_FIELD = 2
+
+#: The package grpcio installs: generated modules cannot live below it.
+_GRPC_PACKAGE = "grpc"
 
 
 class CodegenError(Exception):
@@ -148,9 +152,30 @@ def build_files(request: CodeGeneratorRequest) -> list[ProtoFile]:
         proto = by_name.get(name)
         if proto is None:
             raise CodegenError(f"{name}: not among the request's proto files")
+        _check_importable(proto)
         if proto.service:
             built.append(_build_file(proto, types))
     return built
+
+
+def _check_importable(proto: FileDescriptorProto) -> None:
+    """Refuse a file whose messages would be generated inside grpcio's package.
+
+    protoc puts ``grpc/health/v1/health.proto`` in ``grpc.health.v1.health_pb2``;
+    the installed grpcio is the ``grpc`` package, so that import always fails.
+    """
+    for name in (proto.name, *proto.dependency):
+        module = module_name(name)
+        if module.split(".")[0] != _GRPC_PACKAGE:
+            continue
+        which = "its" if name == proto.name else f"it imports {name}, whose"
+        raise CodegenError(
+            f"{proto.name}: {which} Python module {module} would be inside package "
+            "'grpc', which is grpcio's, so importing it fails. Copy the .proto into "
+            "a directory with another name and compile it from there (as "
+            "grpcio-health-checking ships grpc/health/v1/health.proto as "
+            "grpc_health/v1/health.proto), changing the imports that name it"
+        )
 
 
 def _build_file(proto: FileDescriptorProto, types: dict[str, PythonRef]) -> ProtoFile:

@@ -23,22 +23,37 @@ from google.protobuf.compiler.plugin_pb2 import (
     CodeGeneratorRequest,
     CodeGeneratorResponse,
 )
+from google.protobuf.descriptor_pb2 import Edition
 from google.protobuf.message import DecodeError
 
 from .model import CodegenError, build_files
 from .render import render
 
-__all__ = ["DUMP_ENV_VAR", "generate", "main"]
+__all__ = ["DUMP_ENV_VAR", "MAXIMUM_EDITION", "MINIMUM_EDITION", "generate", "main"]
 
 #: Environment variable naming a file to save the raw request in.
 DUMP_ENV_VAR = "HOMARPC_CODEGEN_DUMP"
+
+#: The editions protoc may send us (it refuses editions files otherwise). Stubs are
+#: built from services, methods and message names, which no edition has changed;
+#: mypy-protobuf declares the same range.
+MINIMUM_EDITION = Edition.EDITION_PROTO2
+MAXIMUM_EDITION = Edition.EDITION_2024
+
+_FEATURES = (
+    CodeGeneratorResponse.FEATURE_PROTO3_OPTIONAL
+    | CodeGeneratorResponse.FEATURE_SUPPORTS_EDITIONS
+)
 
 
 def generate(request: CodeGeneratorRequest) -> CodeGeneratorResponse:
     """Build the response for ``request``: one file per requested ``.proto`` with
     services, or ``error`` set (protoc prints it and exits non-zero)."""
-    response = CodeGeneratorResponse()
-    response.supported_features = CodeGeneratorResponse.FEATURE_PROTO3_OPTIONAL
+    response = CodeGeneratorResponse(
+        supported_features=_FEATURES,
+        minimum_edition=MINIMUM_EDITION,
+        maximum_edition=MAXIMUM_EDITION,
+    )
     if request.parameter:
         response.error = (
             f"protoc-gen-homarpc takes no options (got {request.parameter!r})"

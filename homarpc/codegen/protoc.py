@@ -4,9 +4,11 @@ Layer: codegen. Imports: the stdlib, ``google.protobuf``, ``grpc_tools`` (the bu
 protoc) and the codegen modules; no transport, no asyncio, no runtime.
 
 ``compile_protos`` runs ``grpc_tools.protoc`` once with ``--python_out``,
-``--pyi_out`` and ``--descriptor_set_out``, then feeds the descriptors to the same
-``generate()`` the plugin uses, in this process: no plugin executable is needed, so it
-works from a source checkout as well as from an install. protoc reports bad
+``--mypy_out`` (mypy-protobuf's ``.pyi``; or protoc's ``--pyi_out`` when asked) and
+``--descriptor_set_out``, then feeds the descriptors to the same ``generate()`` the
+plugin uses, in this process: no homarpc plugin executable is needed, so it works from
+a source checkout as well as from an install. Everything is written to a scratch
+directory and moved into place only when all of it worked. protoc reports bad
 ``.proto`` files itself, on stderr, and the exit status says whether it worked.
 
 ``build_protos`` is the rebuild-when-stale form the examples call at import time.
@@ -15,11 +17,13 @@ works from a source checkout as well as from an install. protoc reports bad
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from google.protobuf.compiler.plugin_pb2 import CodeGeneratorRequest
 from google.protobuf.descriptor_pb2 import FileDescriptorSet
@@ -27,9 +31,18 @@ from google.protobuf.descriptor_pb2 import FileDescriptorSet
 from .model import module_name
 from .plugin import generate
 
-__all__ = ["build_protos", "compile_protos", "describe_protos", "well_known_types_dir"]
+__all__ = [
+    "PyiGenerator",
+    "build_protos",
+    "compile_protos",
+    "describe_protos",
+    "well_known_types_dir",
+]
 
 PathLike = str | os.PathLike[str]
+
+#: Who writes the ``_pb2.pyi`` files: mypy-protobuf (default) or protoc itself.
+PyiGenerator = Literal["mypy-protobuf", "protoc"]
 
 
 def well_known_types_dir() -> Path:
@@ -41,26 +54,51 @@ def compile_protos(
     protos: Sequence[PathLike],
     include: Sequence[PathLike] = (),
     out: PathLike = ".",
+    *,
+    pyi: PyiGenerator = "mypy-protobuf",
 ) -> int:
     """Write ``<name>_pb2.py``, ``<name>_pb2.pyi`` and ``<name>_pb2_homarpc.py``.
+
+    Everything is generated into a scratch directory first, so a failure leaves
+    ``out`` as it was (not even created).
 
     Args:
         protos: the ``.proto`` files to compile.
         include: import directories (protoc's ``-I``); default: each file's directory.
         out: the output directory (created when missing).
+        pyi: who writes ``_pb2.pyi``: ``"mypy-protobuf"`` (strict-clean) or
+            ``"protoc"`` (its own ``--pyi_out``).
 
     Returns:
         0 on success; otherwise protoc's exit status (or 1 for a codegen error),
         with the reason already printed on stderr.
     """
+    with tempfile.TemporaryDirectory(prefix="homarpc-protoc-out-") as scratch:
+        status = _generate_into(protos, include, Path(scratch), pyi)
+        if status == 0:
+            _move_files(Path(scratch), Path(out), shutil.move)
+    return status
+
+
+def _generate_into(
+    protos: Sequence[PathLike],
+    include: Sequence[PathLike],
+    out: Path,
+    pyi: PyiGenerator,
+) -> int:
+    """Run protoc and our generator over ``protos``, writing into ``out``."""
     roots = [Path(d) for d in include] or _parent_dirs(protos)
-    Path(out).mkdir(parents=True, exist_ok=True)
+    flags = _pyi_flags(pyi, out)
+    if flags is None:
+        print(
+            "homarpc codegen: mypy-protobuf's protoc-gen-mypy (it writes the "
+            f"_pb2.pyi) is neither beside {sys.executable} nor on PATH: "
+            "pip install mypy-protobuf, or use --pyi protoc",
+            file=sys.stderr,
+        )
+        return 1
     described = describe_protos(
-        protos,
-        roots,
-        f"--python_out={out}",
-        f"--pyi_out={out}",
-        "--include_source_info",
+        protos, roots, f"--python_out={out}", *flags, "--include_source_info"
     )
     if isinstance(described, int):
         return described
@@ -73,10 +111,37 @@ def compile_protos(
         print(f"homarpc codegen: {response.error}", file=sys.stderr)
         return 1
     for generated in response.file:
-        target = Path(out, generated.name)
+        target = out / generated.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(generated.content)
+        # UTF-8 whatever the locale: comments become docstrings, and Python reads
+        # source files as UTF-8.
+        target.write_text(generated.content, encoding="utf-8")
     return 0
+
+
+def _pyi_flags(pyi: PyiGenerator, out: Path) -> list[str] | None:
+    """protoc's flags for the ``.pyi`` files; None when mypy-protobuf is missing."""
+    if pyi == "protoc":
+        return [f"--pyi_out={out}"]
+    if pyi != "mypy-protobuf":
+        raise ValueError(f"pyi must be 'mypy-protobuf' or 'protoc', not {pyi!r}")
+    # The script pip installs beside this Python (a venv's bin/), else on PATH.
+    beside = Path(sys.executable).parent / "protoc-gen-mypy"
+    plugin = str(beside) if beside.exists() else shutil.which("protoc-gen-mypy")
+    if plugin is None:
+        return None
+    return [f"--plugin=protoc-gen-mypy={plugin}", f"--mypy_out=quiet:{out}"]
+
+
+def _move_files(
+    source: Path, target: Path, move: Callable[[Path, Path], object]
+) -> None:
+    """Move every file below ``source`` to the same place below ``target``."""
+    for made in sorted(source.rglob("*")):
+        if made.is_file():
+            destination = target / made.relative_to(source)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            move(made, destination)
 
 
 def describe_protos(
@@ -129,15 +194,11 @@ def build_protos(
         return
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".homarpc-build-", dir=out_dir) as scratch:
-        status = compile_protos(protos, include, scratch)
+        status = _generate_into(protos, include, Path(scratch), "mypy-protobuf")
         if status != 0:
             names = ", ".join(str(proto) for proto in protos)
             raise RuntimeError(f"protoc failed on {names} (exit status {status})")
-        for made in sorted(Path(scratch).rglob("*")):
-            if made.is_file():
-                target = out_dir / made.relative_to(scratch)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(made, target)
+        _move_files(Path(scratch), out_dir, os.replace)
 
 
 def _is_fresh(protos: Sequence[PathLike], roots: Sequence[Path], out_dir: Path) -> bool:
@@ -157,12 +218,16 @@ def _parent_dirs(protos: Sequence[PathLike]) -> list[Path]:
 
 
 def _virtual_name(proto: PathLike, roots: Sequence[Path]) -> str:
-    """The name protoc gives ``proto``: its path below the import root holding it."""
-    path = Path(proto)
-    if path.exists():
+    """The name protoc gives ``proto``: its path below the import root holding it.
+
+    Like protoc, compare the paths as written (made absolute, symlinks kept: a link
+    inside a root names a file of that root); only then through resolved links.
+    """
+    for absolute in (os.path.abspath, os.path.realpath):
+        path = Path(absolute(proto))
         for root in roots:
             try:
-                return path.resolve().relative_to(root.resolve()).as_posix()
+                return path.relative_to(absolute(root)).as_posix()
             except ValueError:
                 continue
-    return path.as_posix()
+    return Path(proto).as_posix()

@@ -130,6 +130,8 @@ def _stub(service: Service, api: str, suffix: str) -> str:
     lines += ["", f"{INDENT}def __init__(self, channel: {api}.Channel) -> None:"]
     for method in service.methods:
         lines += _attribute_assignment(method)
+    if not service.methods:
+        lines.append(f"{INDENT * 2}pass  # {service.full_name} declares no methods")
     return "\n".join(lines)
 
 
@@ -192,27 +194,13 @@ def _servicer_method(method: Method) -> Iterator[str]:
 
 
 def _add_to_server(service: Service) -> str:
-    body = INDENT * 2
     lines = [
         f"def add_{service.name}Servicer_to_server(",
         f"{INDENT}servicer: {service.name}Servicer,",
         f"{INDENT}server: homarpc.Server | homarpc.aio.Server,",
         ") -> None:",
         _docstring(f"Serve ``servicer`` as {service.full_name} on ``server``.", INDENT),
-        f"{INDENT}rpc_method_handlers = {{",
-    ]
-    for method in service.methods:
-        request, response = _expression(method.request), _expression(method.response)
-        factory = f"homarpc.{method.cardinality}_rpc_method_handler"
-        lines += [
-            f'{body}"{method.name}": {factory}(',
-            f"{body}{INDENT}servicer.{method.python_name},",
-            f"{body}{INDENT}request_deserializer={request}.FromString,",
-            f"{body}{INDENT}response_serializer={response}.SerializeToString,",
-            f"{body}),",
-        ]
-    lines += [
-        f"{INDENT}}}",
+        *_handler_table(service),
         *_wrapped(
             f"{INDENT}generic_handler = homarpc.method_handlers_generic_handler(",
             [f'"{service.full_name}"', "rpc_method_handlers"],
@@ -226,6 +214,24 @@ def _add_to_server(service: Service) -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+def _handler_table(service: Service) -> Iterator[str]:
+    """``rpc_method_handlers``; an empty one is annotated (mypy cannot infer it)."""
+    if not service.methods:
+        yield f"{INDENT}rpc_method_handlers: dict[str, homarpc.RpcMethodHandler] = {{}}"
+        return
+    body = INDENT * 2
+    yield f"{INDENT}rpc_method_handlers = {{"
+    for method in service.methods:
+        request, response = _expression(method.request), _expression(method.response)
+        factory = f"homarpc.{method.cardinality}_rpc_method_handler"
+        yield f'{body}"{method.name}": {factory}('
+        yield f"{body}{INDENT}servicer.{method.python_name},"
+        yield f"{body}{INDENT}request_deserializer={request}.FromString,"
+        yield f"{body}{INDENT}response_serializer={response}.SerializeToString,"
+        yield f"{body}),"
+    yield f"{INDENT}}}"
 
 
 def _wrapped(opening: str, items: list[str], closing: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from google.protobuf.compiler.plugin_pb2 import CodeGeneratorRequest
@@ -12,7 +13,12 @@ from homarpc.codegen.protoc import well_known_types_dir
 
 
 def protos_in(root: Path) -> list[Path]:
-    return sorted(root.rglob("*.proto"))
+    """Every .proto below ``root``, through symlinked directories too, named by the
+    path below ``root`` (not the link's target)."""
+    found = []
+    for folder, _, names in os.walk(root, followlinks=True):
+        found += [Path(folder, name) for name in names if name.endswith(".proto")]
+    return sorted(found)
 
 
 def request_for(root: Path, scratch: Path) -> CodeGeneratorRequest:

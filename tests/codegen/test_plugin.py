@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from google.protobuf.compiler.plugin_pb2 import CodeGeneratorRequest
-from google.protobuf.descriptor_pb2 import FileDescriptorProto
+from google.protobuf.descriptor_pb2 import Edition, FileDescriptorProto
 
 from homarpc.codegen import build_protos, compile_protos
 from homarpc.codegen.model import module_alias, module_name, output_name, pythonize
@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROTOS = REPO / "protos"
 GOLDEN = Path(__file__).parent / "cases" / "repo_protos" / "expected"
 PLUGIN = Path(sys.executable).parent / "protoc-gen-homarpc"
+HOMARPC = Path(sys.executable).parent / "homarpc"
 
 
 @pytest.mark.parametrize(
@@ -84,6 +85,44 @@ def test_the_plugin_declares_proto3_optional_support():
     response = generate(_request_with_services("Foo"))
     assert response.supported_features & response.FEATURE_PROTO3_OPTIONAL
     assert [f.name for f in response.file] == ["p_pb2_homarpc.py"]
+
+
+def test_the_plugin_declares_the_editions_it_supports():
+    # protoc refuses to send an Editions file to a plugin that does not declare
+    # them (cases/editions runs protoc with the plugin over 2023 and 2024 files).
+    response = generate(_request_with_services("Foo"))
+    assert response.supported_features & response.FEATURE_SUPPORTS_EDITIONS
+    assert response.minimum_edition == Edition.EDITION_PROTO2
+    assert response.maximum_edition == Edition.EDITION_2024
+    refused = generate(_request_with_services("Foo", "FooAsync"))
+    assert refused.error
+    assert refused.supported_features & refused.FEATURE_SUPPORTS_EDITIONS
+
+
+def _grpc_request(*, importer: bool) -> CodeGeneratorRequest:
+    health = FileDescriptorProto(name="grpc/health/v1/health.proto")
+    health.message_type.add(name="M")
+    if not importer:
+        return CodeGeneratorRequest(file_to_generate=[health.name], proto_file=[health])
+    mine = FileDescriptorProto(name="mine.proto", dependency=[health.name])
+    return CodeGeneratorRequest(
+        file_to_generate=["mine.proto"], proto_file=[health, mine]
+    )
+
+
+def test_a_module_inside_grpcios_package_is_refused_with_the_way_out():
+    # grpc.health.v1.health_pb2 can never be imported: `grpc` is grpcio's package.
+    error = generate(_grpc_request(importer=False)).error
+    assert error.startswith(
+        "grpc/health/v1/health.proto: its Python module grpc.health.v1.health_pb2 "
+        "would be inside package 'grpc', which is grpcio's"
+    )
+    assert "Copy the .proto into a directory with another name" in error
+    assert "grpc_health/v1/health.proto" in error
+    error = generate(_grpc_request(importer=True)).error
+    assert error.startswith(
+        "mine.proto: it imports grpc/health/v1/health.proto, whose Python module "
+    )
 
 
 def _run(
@@ -193,4 +232,60 @@ def test_a_codegen_refusal_fails_the_command_with_its_reason(tmp_path, capsys):
     assert compile_protos([proto], [tmp_path], tmp_path / "out") == 1
     error = capsys.readouterr().err
     assert "homarpc codegen: clash.proto: services Foo and FooAsync" in error
-    assert not list((tmp_path / "out").glob("*_homarpc.py"))
+    assert not (tmp_path / "out").exists()  # not even protoc's clash_pb2.py
+
+
+def test_a_failing_protoc_leaves_no_output_directory(tmp_path):
+    bad = tmp_path / "bad.proto"
+    bad.write_text('syntax = "proto3";\nmessage M { strng name = 1; }\n')
+    result = _run(str(HOMARPC), "protoc", "-o", str(tmp_path / "new" / "out"), str(bad))
+    assert result.returncode != 0
+    assert '"strng" is not defined' in result.stderr.decode()
+    assert not (tmp_path / "new").exists()
+
+
+def test_grpc_packages_are_refused_and_nothing_is_written(tmp_path, capsys):
+    health = tmp_path / "grpc" / "health" / "v1" / "health.proto"
+    health.parent.mkdir(parents=True)
+    health.write_text('syntax = "proto3";\npackage grpc.health.v1;\nmessage M {}\n')
+    assert compile_protos([health], [tmp_path], tmp_path / "out") == 1
+    assert "would be inside package 'grpc'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_cli_writes_utf8_under_an_ascii_locale(tmp_path):
+    # LC_ALL=C with Python's UTF-8 mode off (PYTHONUTF8=0): the default encoding is
+    # ASCII, and non-ASCII comments (docstrings) must still be written, as UTF-8.
+    case = Path(__file__).parent / "cases" / "non_ascii"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
+    env.update(LC_ALL="C", LANG="C", PYTHONUTF8="0")
+    env.pop("PYTHONIOENCODING", None)
+    result = _run(
+        str(HOMARPC),
+        "protoc",
+        "-I",
+        str(case / "protos"),
+        "-o",
+        str(tmp_path),
+        str(case / "protos" / "greetings.proto"),
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    golden = case / "expected" / "greetings_pb2_homarpc.py.golden"
+    made = tmp_path / "greetings_pb2_homarpc.py"
+    assert made.read_text(encoding="utf-8") == golden.read_text(encoding="utf-8")
+    assert "Grüße" in (tmp_path / "greetings_pb2.pyi").read_text(encoding="utf-8")
+
+
+def test_without_mypy_protobuf_the_way_out_is_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    out = tmp_path / "out"
+    assert compile_protos([PROTOS / "helloworld.proto"], [PROTOS], out) == 1
+    error = capsys.readouterr().err
+    assert "pip install mypy-protobuf, or use --pyi protoc" in error
+    assert not out.exists()
+    assert (
+        compile_protos([PROTOS / "helloworld.proto"], [PROTOS], out, pyi="protoc") == 0
+    )
+    assert "__slots__" in (out / "helloworld_pb2.pyi").read_text()  # protoc's

@@ -108,3 +108,20 @@ async def test_async_stub_and_async_servicer(rg):
             assert raised.value.code() is homarpc.StatusCode.UNIMPLEMENTED
     finally:
         await server.stop(None)
+
+
+def test_a_service_without_methods_imports_and_serves(tmp_path, monkeypatch):
+    # Each method of a service with none answers UNIMPLEMENTED: there are none, but
+    # the stub, the servicer and add_..._to_server must still exist and work.
+    root = Path(__file__).parent / "cases" / "empty_service" / "protos"
+    assert compile_protos([root / "cloud_regions.proto"], [root], tmp_path) == 0
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        stubs = importlib.import_module("cloud_regions_pb2_homarpc")
+        servicer = stubs.CloudRegionsServicer()
+        with homarpc.testing.channel_for(
+            stubs.add_CloudRegionsServicer_to_server, servicer
+        ) as channel:
+            assert vars(stubs.CloudRegionsStub(channel)) == {}
+    finally:
+        sys.modules.pop("cloud_regions_pb2_homarpc", None)
