@@ -110,6 +110,25 @@ def test_codegen_imports_no_transport_no_asyncio_no_rpc_runtime():
     assert _violations(_modules("homarpc.codegen"), forbidden) == []
 
 
+ADDONS = ("homarpc.health", "homarpc.reflection")
+
+
+def test_health_and_reflection_are_add_ons_the_rpc_layer_does_not_import():
+    # They sit above the RPC layer (only the cli and users import them), so
+    # ``import homarpc`` does not pull in grpcio-health-checking or -reflection.
+    addon_paths = {PACKAGE / "health.py", PACKAGE / "reflection.py"}
+    below = [p for p in _rpc_layer_modules() if p not in addon_paths]
+    below += _modules("homarpc.transport") + _modules("homarpc.codegen")
+
+    def forbidden(name: str) -> bool:
+        top = name.split(".")[0]
+        return top in ("grpc_health", "grpc_reflection") or any(
+            _is_within(name, addon) for addon in ADDONS
+        )
+
+    assert _violations(below, forbidden) == []
+
+
 def test_nothing_imports_the_cli():
     paths = [p for p in PACKAGE.rglob("*.py") if p.name != "cli.py"]
     paths = [p for p in paths if "cli" not in p.relative_to(PACKAGE).parts[:1]]

@@ -1,7 +1,8 @@
 """``homarpc serve module:Servicer``: run servicers without writing a server script.
 
 Layer: cli. Imports: click, asyncio, the public ``homarpc`` and ``homarpc.aio`` API,
-``homarpc.transport.choose_kind`` (to say which backend serves).
+``homarpc.health``, ``homarpc.reflection``, ``homarpc.transport.choose_kind`` (to say
+which backend serves).
 
 The target names a servicer class (instantiated with no arguments), an instance,
 or a factory function returning one servicer or a list of them. Each servicer is
@@ -9,8 +10,12 @@ registered with the ``add_<Base>_to_server`` function generated beside the
 ``<Base>Servicer`` class it inherits from (by homarpc's codegen or grpcio-tools').
 Servicers with ``async def`` methods run on a ``homarpc.aio`` server, others on a
 blocking server with ``--workers`` handler threads.
-SIGINT and SIGTERM stop the server, letting calls in flight finish within
-``--grace`` seconds.
+Health (``grpc.health.v1``: the server and each service SERVING) and reflection
+(``v1`` and ``v1alpha``, listing the services served) are on unless ``--no-health``
+or ``--no-reflection``; both are grpcio's own servicers (``homarpc.health``,
+``homarpc.reflection``).
+SIGINT and SIGTERM set every health status to NOT_SERVING (watchers hear it), then
+stop the server, letting calls in flight finish within ``--grace`` seconds.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ import click
 import homarpc
 import homarpc.aio
 
+from ..health import SERVICE_NAME as HEALTH_SERVICE
+from ..health import SERVING, AsyncHealthServicer, HealthServicer, add_health
+from ..reflection import enable_reflection
 from ..transport import ENV_VAR, choose_kind
 from ._common import fail, transport_option
 
@@ -61,6 +69,18 @@ Registrar = Callable[[Any, Any], None]
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Directory to import the modules from.",
 )
+@click.option(
+    "--health/--no-health",
+    default=True,
+    show_default=True,
+    help="Serve grpc.health.v1.Health (homarpc health TARGET probes it).",
+)
+@click.option(
+    "--reflection/--no-reflection",
+    default=True,
+    show_default=True,
+    help="Serve reflection (grpc.reflection.v1 and v1alpha).",
+)
 def serve(
     targets: tuple[str, ...],
     host: str,
@@ -69,6 +89,8 @@ def serve(
     workers: int,
     grace: float,
     app_dir: Path,
+    health: bool,
+    reflection: bool,
 ) -> None:
     """Serve MODULE:SERVICER (a class, an instance, or a factory) until stopped.
 
@@ -79,11 +101,16 @@ def serve(
     sys.path.insert(0, str(app_dir.resolve()))
     servicers = [servicer for target in targets for servicer in load_servicers(target)]
     transport = _resolved(transport)
+    addons = Addons(health=health, reflection=reflection)
     if any(has_async_methods(servicer) for servicer in servicers):
-        asyncio.run(_serve_async(servicers, host, port, transport, grace))
+        asyncio.run(_serve_async(servicers, host, port, transport, grace, addons))
         return
     server = homarpc.server(max_workers=workers, transport=transport)
-    names = [register(servicer, server) for servicer in servicers]
+    names = [register(servicer, addons.recorder(server)) for servicer in servicers]
+    health_servicer = addons.add_to(server)
+    if isinstance(health_servicer, HealthServicer):
+        for service in addons.services:
+            health_servicer.set(service, SERVING)
     bound = bind(server, host, port)
     stop_requested = _stop_on_signals()
     server.start()
@@ -91,16 +118,27 @@ def serve(
     while not stop_requested.wait(0.5):  # a timed wait lets signal handlers run
         pass
     click.echo(f"homarpc: stopping (grace {grace:g} s)")
+    if isinstance(health_servicer, HealthServicer):
+        health_servicer.enter_graceful_shutdown()
     server.stop(grace).wait()
     click.echo("homarpc: stopped")
 
 
 async def _serve_async(
-    servicers: list[Any], host: str, port: int, transport: str | None, grace: float
+    servicers: list[Any],
+    host: str,
+    port: int,
+    transport: str | None,
+    grace: float,
+    addons: Addons,
 ) -> None:
     """Serve on a ``homarpc.aio`` server: some servicer methods are ``async def``."""
     server = homarpc.aio.server(transport=transport)
-    names = [register(servicer, server) for servicer in servicers]
+    names = [register(servicer, addons.recorder(server)) for servicer in servicers]
+    health_servicer = addons.add_to(server)
+    if isinstance(health_servicer, AsyncHealthServicer):
+        for service in addons.services:
+            await health_servicer.set(service, SERVING)
     bound = bind(server, host, port)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -110,6 +148,8 @@ async def _serve_async(
     _announce(names, host, bound, transport, "asyncio")
     await stop_requested.wait()
     click.echo(f"homarpc: stopping (grace {grace:g} s)")
+    if isinstance(health_servicer, AsyncHealthServicer):
+        await health_servicer.enter_graceful_shutdown()
     await server.stop(grace)
     click.echo("homarpc: stopped")
 
@@ -184,7 +224,7 @@ def _instantiate(target: str, found: Any) -> Any:
         fail(f"{target}() failed: {error}; give a factory that takes no arguments")
 
 
-def register(servicer: Any, server: homarpc.Server | homarpc.aio.Server) -> str:
+def register(servicer: Any, server: Any) -> str:
     """Add ``servicer`` to ``server`` with its generated ``add_..._to_server``."""
     registrars = _registrars(type(servicer))
     if not registrars:
@@ -232,3 +272,57 @@ def _stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)
     return requested
+
+
+class Addons:
+    """Health and reflection for ``homarpc serve``, over the services registered.
+
+    ``recorder(server)`` stands in for the server while the generated
+    ``add_..._to_server`` functions run, to learn the full name of each service
+    they register (``pkg.Service``); ``add_to(server)`` then adds reflection
+    listing them and the health servicer, which it returns (None: ``--no-health``).
+    """
+
+    def __init__(self, *, health: bool, reflection: bool) -> None:
+        self.health = health
+        self.reflection = reflection
+        self.services: list[str] = []
+
+    def recorder(self, server: Any) -> _Recorder:
+        return _Recorder(server, self.services)
+
+    def add_to(self, server: Any) -> HealthServicer | AsyncHealthServicer | None:
+        health_servicer = add_health(server) if self.health else None
+        if self.reflection:
+            listed = [*self.services]
+            if health_servicer is not None:
+                listed.append(HEALTH_SERVICE)
+            enable_reflection(listed, server)
+        return health_servicer
+
+
+class _Recorder:
+    """The server, noting the service names that generated code registers."""
+
+    def __init__(self, server: Any, names: list[str]) -> None:
+        self._server = server
+        self._names = names
+
+    def _note(self, name: str) -> None:
+        if name not in self._names:
+            self._names.append(name)
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        handlers = tuple(handlers)
+        for handler in handlers:
+            service_name = getattr(handler, "service_name", None)
+            if callable(service_name):
+                self._note(service_name())
+        self._server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(self, service_name: str, handlers: Any) -> None:
+        self._note(service_name)
+        self._server.add_registered_method_handlers(service_name, handlers)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server, name)
