@@ -26,6 +26,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -60,6 +61,12 @@ _CLOSE_LINGER = 1.0
 _PUMP_BATCH = 64
 
 _Key = tuple[Address, int]
+#: Answers to send once the lock is released: (Homa RPC id, frame).
+_Answers = list[tuple[int, Frame]]
+#: What ``_route`` returns for a call that is not new (nothing to start).
+_NOT_NEW: list[Parked] = []
+#: Unreachable clients noted before their calls are ended (older ones dropped).
+_MAX_GONE = 4096
 
 
 class ServerEndpoint:
@@ -106,6 +113,8 @@ class ServerEndpoint:
         self._receivers: Receivers | None = None
         #: Calls cancelled because their client's port closed (ICMP unreachable).
         self.unreachable_cancelled = 0
+        #: Clients found unreachable, whose calls are still to be ended.
+        self._gone: deque[Address] = deque(maxlen=_MAX_GONE)
         transport.on_unreachable = self._peer_gone
         #: Log lines a remote peer can cause, at most a few per reason and minute.
         self.peer_log = RateLimitedLog(log, per_seconds=60.0, burst=5)
@@ -149,15 +158,24 @@ class ServerEndpoint:
             self._calls.pop((core.peer, core.call_id), None)
 
     def _peer_gone(self, peer: Address) -> None:
-        """The transport heard that ``peer``'s port is closed (ICMP unreachable,
-        on the thread that read it): its calls end now, as grpcio ends a call
-        whose connection dropped; handlers see ``is_active()`` False and their
-        callbacks run."""
-        with self._lock:
-            gone = [core for (who, _), core in self._calls.items() if who == peer]
-        for core in gone:
-            self.unreachable_cancelled += 1
-            core.terminate(StatusCode.CANCELLED, "Client unreachable", False)
+        """The transport heard that ``peer``'s port is closed (ICMP unreachable).
+        It may tell us from inside any of its calls, ours included (a reply that
+        bounced), so this only notes the peer; ``_end_gone_peers`` acts on it."""
+        self._gone.append(peer)
+
+    def _end_gone_peers(self) -> None:
+        """End the calls of clients whose port closed, as grpcio ends a call whose
+        connection dropped: handlers see ``is_active()`` False, callbacks run."""
+        while self._gone:
+            try:
+                peer = self._gone.popleft()
+            except IndexError:  # another thread took it
+                return
+            with self._lock:
+                gone = [core for (who, _), core in self._calls.items() if who == peer]
+            for core in gone:
+                self.unreachable_cancelled += 1
+                core.terminate(StatusCode.CANCELLED, "Client unreachable", False)
 
     def stats(self) -> dict[str, Any]:
         """Counters an operator can read: see ``Server.stats()``."""
@@ -233,31 +251,45 @@ class ServerEndpoint:
         finally:
             message.release()
         peer = message.peer
-        key = (peer, frame.call_id)
-        orphans: list[tuple[float, int, Frame]] = []
+        answers: _Answers = []  # sent after the lock is released: no I/O under it
         with self._lock:
-            core = self._calls.get(key)
-            is_new = core is None and frame.seq == 1 and frame.method is not None
-            if is_new:
-                if not self._started.start(peer, frame.call_id):
-                    self._refuse_replay(peer, message.id, frame)
-                    return
-                orphans = self._orphans.pop(key)
-                refusal = check_incoming(frame.metadata, self.max_metadata_size)
-                if refusal is not None:
-                    self._refuse(peer, message.id, orphans, frame, *refusal)
-                    return
-                core = self._calls[key] = ServerCallCore(self, peer, frame)
-                core.metadata = for_application(core.metadata)
-            elif core is None:
-                self._park_unknown(key, message.id, frame)
-                return
-        assert core is not None
+            core, orphans = self._route(peer, message.id, frame, answers)
+        for rpc_id, answer in answers:
+            self._answer(peer, rpc_id, answer)
+        if self._gone:
+            self._end_gone_peers()
+        if core is None:
+            return
         core.on_request(message.id, frame)
         for _, orphan_id, orphan in orphans:  # before on_call, which may block
             core.on_request(orphan_id, orphan)
-        if is_new:
+        if orphans is not _NOT_NEW:
             self._on_call(core)
+
+    def _route(
+        self, peer: Address, rpc_id: int, frame: Frame, answers: _Answers
+    ) -> tuple[ServerCallCore | None, list[Parked]]:
+        """Find or make the call ``frame`` belongs to (under the lock): the call
+        and, for a new one, the frames that came before its start (else
+        ``_NOT_NEW``); None when the frame was answered or parked instead."""
+        key = (peer, frame.call_id)
+        core = self._calls.get(key)
+        if core is not None:
+            return core, _NOT_NEW
+        if frame.seq != 1 or frame.method is None:
+            self._park_unknown(key, rpc_id, frame, answers)
+            return None, _NOT_NEW
+        if not self._started.start(peer, frame.call_id):
+            self._refuse_replay(rpc_id, frame, answers)
+            return None, _NOT_NEW
+        orphans = self._orphans.pop(key)
+        refusal = check_incoming(frame.metadata, self.max_metadata_size)
+        if refusal is not None:
+            self._refuse(rpc_id, orphans, frame, *refusal, answers)
+            return None, _NOT_NEW
+        core = self._calls[key] = ServerCallCore(self, peer, frame)
+        core.metadata = for_application(core.metadata)
+        return core, orphans
 
     def _malformed(self, message: Message, exc: FrameError) -> None:
         self.malformed += 1
@@ -271,7 +303,7 @@ class ServerEndpoint:
         status = (StatusCode.INTERNAL.code, f"malformed request: {exc}")
         self._answer(message.peer, message.id, Frame(0, flags=Flags.EOS, status=status))
 
-    def _refuse_replay(self, peer: Address, rpc_id: int, frame: Frame) -> None:
+    def _refuse_replay(self, rpc_id: int, frame: Frame, answers: _Answers) -> None:
         """A start for a call that started before (under the lock): a replayed
         datagram, or the same frame again in a new Homa RPC. It never runs twice
         (clients never send a start twice: the caller, if still there, learns
@@ -281,37 +313,38 @@ class ServerEndpoint:
             f"call id {frame.call_id} from this client has been used before: "
             "a repeated call start is not run again"
         )
-        self._answer(peer, rpc_id, _final(frame.call_id, StatusCode.ABORTED, details))
+        answers.append((rpc_id, _final(frame.call_id, StatusCode.ABORTED, details)))
 
     def _refuse(
         self,
-        peer: Address,
         rpc_id: int,
-        orphans: list[tuple[float, int, Frame]],
+        orphans: list[Parked],
         start: Frame,
         code: StatusCode,
         details: str,
+        answers: _Answers,
     ) -> None:
         """End a call before it runs (under the lock), answering what it sent."""
         self.refused += 1
-        self._answer(peer, rpc_id, _final(start.call_id, code, details))
-        for _, orphan_id, _frame in orphans:
-            self._answer(peer, orphan_id, Frame(start.call_id))
+        answers.append((rpc_id, _final(start.call_id, code, details)))
+        answers.extend((orphan_id, Frame(start.call_id)) for _, orphan_id, _ in orphans)
 
-    def _park_unknown(self, key: _Key, rpc_id: int, frame: Frame) -> None:
+    def _park_unknown(
+        self, key: _Key, rpc_id: int, frame: Frame, answers: _Answers
+    ) -> None:
         """A frame for a call we do not have (under the lock): answer it or keep it."""
         peer, call_id = key
         if frame.flags & Flags.CANCEL or self._started.started(peer, call_id):
-            self._answer(peer, rpc_id, Frame(call_id))  # over, or never to start
+            answers.append((rpc_id, Frame(call_id)))  # over, or never to start
         elif not self._orphans.park(key, (time.monotonic(), rpc_id, frame)):
             # Over the bounds: the call is refused now and never starts later.
             self._started.start(peer, call_id)
             self.refused += 1
-            for _, orphan_id, _frame in self._orphans.pop(key):
-                self._answer(peer, orphan_id, Frame(call_id))
+            parked = self._orphans.pop(key)
+            answers.extend((orphan_id, Frame(call_id)) for _, orphan_id, _ in parked)
             details = "too much data arrived before the call's start; try again"
-            self._answer(
-                peer, rpc_id, _final(call_id, StatusCode.RESOURCE_EXHAUSTED, details)
+            answers.append(
+                (rpc_id, _final(call_id, StatusCode.RESOURCE_EXHAUSTED, details))
             )
 
     def _answer(self, peer: Address, rpc_id: int, frame: Frame) -> None:
@@ -320,6 +353,7 @@ class ServerEndpoint:
 
     def _sweep(self, now: float) -> None:
         """Expire deadlines and give up on orphans whose call never started."""
+        self._end_gone_peers()
         with self._lock:
             expired = [
                 c
