@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
@@ -162,13 +163,20 @@ def _services(port: int) -> set[str]:
         return set(ProtoReflectionDescriptorDatabase(channel).get_services())
 
 
-def test_serve_lists_its_services_by_reflection(server):
-    assert _services(server) == {
+def test_serve_lists_and_describes_its_services_by_reflection(server):
+    services = {
         "shop.v1.Till",
         health.SERVICE_NAME,
         reflection.V1ALPHA_SERVICE_NAME,
         reflection.V1_SERVICE_NAME,
     }
+    assert _services(server) == services
+    with homarpc.insecure_channel(f"127.0.0.1:{server}", transport="udp") as channel:
+        pool = DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
+        described = {pool.FindServiceByName(name).full_name for name in services}
+        ring = pool.FindMethodByName("shop.v1.Till.Ring")
+    assert described == services
+    assert ring.input_type.full_name == "shop.v1.Sale"
 
 
 def test_serve_without_health_and_reflection(app_dir):

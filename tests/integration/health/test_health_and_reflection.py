@@ -106,6 +106,14 @@ def test_reflection_lists_and_describes_the_services(served):
     pool = DescriptorPool(database)
     check = pool.FindServiceByName(health.SERVICE_NAME).methods_by_name["Check"]
     assert check.input_type.full_name == "grpc.health.v1.HealthCheckRequest"
+    # Every service listed can be described (grpcurl's describe asks for all), but
+    # SERVICE: a name only, with no .proto behind it.
+    for name in set(database.get_services()) - {SERVICE}:
+        assert pool.FindServiceByName(name).full_name == name
+    v1 = pool.FindServiceByName(reflection.V1_SERVICE_NAME).methods_by_name
+    info = v1["ServerReflectionInfo"]
+    assert info.output_type.full_name == "grpc.reflection.v1.ServerReflectionResponse"
+    assert info.output_type.file.name == "grpc/reflection/v1/reflection.proto"
 
 
 def test_reflection_v1_answers_with_the_same_messages(served):
