@@ -17,6 +17,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from ._client_calls import ResponseStream, UnaryOutcome
+from ._connectivity import channel_ready_future
 from ._handlers import (
     GenericRpcHandler,
     HandlerCallDetails,
@@ -96,6 +97,7 @@ __all__ = [
     "UnaryUnaryClientInterceptor",
     "UnaryUnaryMultiCallable",
     "__version__",
+    "channel_ready_future",
     "insecure_channel",
     "intercept_channel",
     "method_handlers_generic_handler",

@@ -27,7 +27,8 @@ __all__ = [
 
 
 class ChannelConnectivity(enum.Enum):
-    """grpcio's connectivity states (Homa has no connections: channels are READY)."""
+    """grpcio's connectivity states. Homa has no connections: a channel is READY
+    once a server answered its probe (see ``homarpc._connectivity``)."""
 
     IDLE = (0, "idle")
     CONNECTING = (1, "connecting")

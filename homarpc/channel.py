@@ -6,6 +6,11 @@ A channel owns one client transport and one ``ClientEndpoint`` (``_call.py``); i
 thread-safe, and every call on it shares them. Targets naming several servers get
 round-robin spreading; a server that does not answer is skipped for a moment and
 unary-request calls fail over to the next one.
+
+Targets are resolved late and leniently, as grpcio does (``_targets``): a channel
+is made whatever its target says; calls fail ``UNAVAILABLE`` while it names no
+address, and connecting (``_connectivity``) resolves host names again. The
+connectivity state comes from probes and from calls that found no server.
 """
 
 from __future__ import annotations
@@ -20,14 +25,18 @@ from typing import Any, Generic, TypeVar
 from ._call import ClientCallCore
 from ._client_calls import ResponseStream, UnaryOutcome, send_requests
 from ._client_endpoint import ClientEndpoint
+from ._connectivity import Backoff, Connectivity, probe
 from ._interfaces import ChannelConnectivity
 from ._options import message_limits, transport_settings
-from ._targets import parse_target
+from ._targets import TargetError, needs_dns, resolve, split_target
 from .metadata import Metadatum, check_metadata
 from .status import RpcError, StatusCode
-from .transport import open_transport
+from .transport import HomaError, Transport, open_transport
 
 log = logging.getLogger("homarpc.channel")
+
+IDLE = ChannelConnectivity.IDLE
+Address = tuple[str, int]
 
 __all__ = [
     "Channel",
@@ -62,7 +71,7 @@ class _Targets:
     def pick(self, attempt: int) -> tuple[str, int] | None:
         """The server for this attempt of a call; None after trying them all."""
         if attempt >= len(self.addresses):
-            return None
+            return None  # (also while the target names no address)
         if len(self.addresses) == 1:
             return self.addresses[0]
         now = time.monotonic()
@@ -88,15 +97,22 @@ class Channel:
         transport: str | None = None,
         transport_options: Mapping[str, Any] | None = None,
     ) -> None:
-        kind, addresses = parse_target(target)
+        kind, self._parts = split_target(target)
         self.target = target
-        self._targets = _Targets(addresses)
+        self._dns = needs_dns(self._parts)
+        #: Why the target names no address (None: it does).
+        self._unresolved: str | None = None
+        self._targets = _Targets(self._resolve())
         max_receive, self._max_send = message_limits(options)
-        local_host = _local_host(addresses)
+        local_host = _local_host(self._targets.addresses)
         chosen, settings = transport_settings(kind or transport, transport_options)
         link = open_transport(chosen, (local_host, 0), server=False, **settings)
         self._endpoint = ClientEndpoint(link, max_receive_message_length=max_receive)
-        self._subscribers: list[Callable[[ChannelConnectivity], None]] = []
+        self._connectivity = Connectivity(self._probe, Backoff(options))
+        self._open_probe_link: Callable[[], Transport] = lambda: open_transport(
+            chosen, (local_host, 0), server=False, **settings
+        )
+        self._probe_link: Transport | None = None
         self._closed = False
         self._lock = threading.Lock()
 
@@ -146,31 +162,67 @@ class Channel:
             self, method, request_serializer, response_deserializer
         )
 
-    # -- connectivity (Homa has no connections: a channel is READY until closed) ----
+    # -- connectivity (see ``_connectivity``: probes stand in for connections) ------
 
     def subscribe(
         self,
         callback: Callable[[ChannelConnectivity], None],
         try_to_connect: bool = False,
     ) -> None:
-        self._subscribers.append(callback)
-        callback(
-            ChannelConnectivity.SHUTDOWN if self._closed else ChannelConnectivity.READY
-        )
+        """Call ``callback(state)`` with the current state, then on every change
+        (on another thread, in order); ``try_to_connect`` leaves IDLE."""
+        self._connectivity.subscribe(callback, try_to_connect)
 
     def unsubscribe(self, callback: Callable[[ChannelConnectivity], None]) -> None:
-        if callback in self._subscribers:
-            self._subscribers.remove(callback)
+        self._connectivity.unsubscribe(callback)
 
     def close(self) -> None:
-        """Fail the calls still running (UNAVAILABLE) and release the transport."""
+        """Cancel the calls still running (CANCELLED) and release the transport;
+        subscribers then see SHUTDOWN."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         self._endpoint.close()
-        for callback in list(self._subscribers):
-            callback(ChannelConnectivity.SHUTDOWN)
+        self._connectivity.shutdown()
+        self._drop_probe_link()
+
+    def _resolve(self) -> list[tuple[str, int]]:
+        """The target's addresses now ([] and ``_unresolved`` says why: none)."""
+        try:
+            addresses = resolve(self.target, self._parts)
+        except TargetError as exc:
+            self._unresolved = str(exc)
+            return []
+        self._unresolved = None
+        return addresses
+
+    def _probe(self, timeout: float) -> bool:
+        """Whether a server answers at one of the target's addresses (resolved
+        again first when they come from DNS), within ``timeout`` seconds."""
+        if self._dns or not self._targets.addresses:
+            addresses = self._resolve()
+            if addresses or not self._dns:
+                self._targets.addresses = addresses
+        try:
+            with self._lock:
+                if self._closed or not self._targets.addresses:
+                    return False
+                if self._probe_link is None:  # its own socket (see ``probe``)
+                    self._probe_link = self._open_probe_link()
+                link = self._probe_link
+            answered = probe(link, self._targets.addresses, timeout)
+        except (HomaError, OSError, ValueError):
+            return False  # closed under us, or a send the transport refused
+        if answered:
+            self._drop_probe_link()  # not needed again until the server is lost
+        return answered
+
+    def _drop_probe_link(self) -> None:
+        with self._lock:
+            link, self._probe_link = self._probe_link, None
+        if link is not None:
+            link.close()
 
     def __enter__(self) -> Channel:
         return self
@@ -205,11 +257,21 @@ class Channel:
         last: list[ClientCallCore] = []
 
         def start(notify: Callable[[], None], attempt: int) -> ClientCallCore | None:
+            watch = None
+            if self._connectivity.state is IDLE:  # a call leaves IDLE, as in grpcio
+                alone = len(self._targets.addresses) == 1
+                watch = self._connectivity.watch(notify, alone)
+                notify = watch or notify
             if last:
                 self._targets.mark_down(last[0].dest)
+                self._connectivity.lost()
                 if request is None:
                     return None  # a streamed request cannot be replayed
             dest, delay = self._targets.pick(attempt), 0.0
+            if dest is None and not first:  # the target names no address (yet)
+                if watch is not None:
+                    self._connectivity.called(False)
+                return self._unresolved_call(method, response_streaming, notify)
             if dest is None:
                 remaining = first[0].time_remaining() if first else timeout
                 if not wait_for_ready or remaining == 0.0:
@@ -229,11 +291,29 @@ class Channel:
                 attended=attended,
             )
             core.start_delay = delay
+            if watch is not None:
+                watch.core = core  # this call's outcome decides CONNECTING
             first[:] = first or [core]
             last[:] = [core]
             return core
 
         return start
+
+    def _unresolved_call(
+        self, method: str, response_streaming: bool, notify: Callable[[], None]
+    ) -> ClientCallCore:
+        """A call that ended before it began: the target names no address (yet).
+        UNAVAILABLE with grpcio's "errors resolving ..." (even with
+        ``wait_for_ready``: see docs/grpcio-compatibility.md)."""
+        core = self._endpoint.open_call(
+            ("0.0.0.0", 0), method, (), None, request=None,
+            response_streaming=response_streaming, notify=notify, attended=True,
+        )  # fmt: skip
+        self._endpoint.forget(core.call_id)
+        core.initial_metadata = core.initial_metadata or ()
+        core.details = self._unresolved or f"errors resolving {self.target}"
+        core.code = StatusCode.UNAVAILABLE
+        return core
 
     def _check_send_size(self, payload: bytes) -> None:
         if 0 <= self._max_send < len(payload):
@@ -243,9 +323,12 @@ class Channel:
             )
 
 
-def _local_host(addresses: list[tuple[str, int]]) -> str:
+def _local_host(addresses: list[Address]) -> str:
     """Bind to loopback when every server is local (the udp backend then uses
-    loopback's large datagrams); else to any address of the right family."""
+    loopback's large datagrams); else to any address of the right family (IPv4
+    while the target names no address yet)."""
+    if not addresses:
+        return "0.0.0.0"
     is_v6 = ":" in addresses[0][0]
     if all(host.startswith("127.") or host == "::1" for host, _ in addresses):
         return "::1" if is_v6 else "127.0.0.1"

@@ -314,22 +314,53 @@ class Channel:
             self._interceptors,
         )
 
-    # -- connectivity: Homa has no connections, so a channel is READY until closed --
+    # -- connectivity: the blocking channel's (``homarpc._connectivity``) --------
 
     def get_state(self, try_to_connect: bool = False) -> ChannelConnectivity:
-        if self._closed.is_set():
-            return ChannelConnectivity.SHUTDOWN
-        return ChannelConnectivity.READY
+        """The current state; ``try_to_connect`` starts connecting if IDLE (the
+        state returned is still the one before, as grpc.aio's)."""
+        return self._inner._connectivity.get_state(try_to_connect)
 
     async def wait_for_state_change(
         self, last_observed_state: ChannelConnectivity
     ) -> None:
-        """Return once the state is not ``last_observed_state`` (only on close)."""
-        if self.get_state() is last_observed_state:
-            await self._closed.wait()
+        """Return once the state is not ``last_observed_state``.
+
+        Raises:
+            UsageError: the channel is closed (as grpc.aio: "Channel is closed.").
+        """
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        changed: asyncio.Future[None] = loop.create_future()
+
+        def on_state(state: ChannelConnectivity) -> None:  # any thread
+            if state is not last_observed_state:
+                try:
+                    loop.call_soon_threadsafe(_settle, changed)
+                except RuntimeError:
+                    pass  # the loop has closed: nobody is waiting any more
+
+        connectivity = self._inner._connectivity
+        connectivity.subscribe(on_state)
+        try:
+            await changed
+        finally:
+            connectivity.unsubscribe(on_state)
 
     async def channel_ready(self) -> None:
-        """A Homa channel is ready at once: there is no connection to set up."""
+        """Connect, and return once the channel is READY (a server answered).
+
+        Raises:
+            UsageError: the channel is (or gets) closed.
+        """
+        state = self.get_state(try_to_connect=True)
+        while state is not ChannelConnectivity.READY:
+            await self.wait_for_state_change(state)
+            state = self.get_state(try_to_connect=True)
+
+    def _check_open(self) -> None:
+        if self._closed.is_set() or self._inner._closed:
+            raise UsageError("Channel is closed.")
 
     async def close(self, grace: float | None = None) -> None:
         """Cancel calls still running (CANCELLED, as grpc.aio) and release the transport.
@@ -350,6 +381,11 @@ class Channel:
 
     def __repr__(self) -> str:
         return f"<homarpc.aio.Channel to {self._inner.target}>"
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def insecure_channel(

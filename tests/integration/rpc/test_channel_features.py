@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import socket
 import threading
 import time
 
@@ -204,17 +205,47 @@ def test_registered_method_handlers_are_served(memory_rig: Rig):
     ) == (b"hi!")
 
 
-def test_subscribe_reports_ready_then_shutdown(memory_rig: Rig):
+def test_subscribe_reports_each_state_in_order_until_shutdown(memory_rig: Rig):
     _, channel = memory_rig.pair()
+    states = []
+    ready, closed = threading.Event(), threading.Event()
+
+    def seen(state):
+        states.append(state)
+        if state is homarpc.ChannelConnectivity.READY:
+            ready.set()
+        if state is homarpc.ChannelConnectivity.SHUTDOWN:
+            closed.set()
+
+    channel.subscribe(seen, try_to_connect=True)
+    assert ready.wait(TIMEOUT)
+    channel.close()
+    assert closed.wait(TIMEOUT)
+    assert states == [
+        homarpc.ChannelConnectivity.IDLE,
+        homarpc.ChannelConnectivity.CONNECTING,
+        homarpc.ChannelConnectivity.READY,
+        homarpc.ChannelConnectivity.SHUTDOWN,
+    ]
+
+
+def test_a_call_that_finds_no_server_turns_ready_into_idle(memory_rig: Rig):
+    server, port = memory_rig.server(TestService())
+    channel = memory_rig.channel(port)
+    homarpc.channel_ready_future(channel).result(timeout=TIMEOUT)
+    server.stop(None)
+    with pytest.raises(homarpc.RpcError) as caught:
+        channel.unary_unary(method("Echo"))(b"", timeout=TIMEOUT)
+    assert caught.value.code() is StatusCode.UNAVAILABLE
     states = []
     seen = threading.Event()
     channel.subscribe(lambda state: (states.append(state), seen.set()))
     assert seen.wait(TIMEOUT)
-    channel.close()
-    assert states == [
-        homarpc.ChannelConnectivity.READY,
-        homarpc.ChannelConnectivity.SHUTDOWN,
-    ]
+    assert states[0] in (
+        homarpc.ChannelConnectivity.IDLE,
+        homarpc.ChannelConnectivity.CONNECTING,  # the call asked to reconnect
+        homarpc.ChannelConnectivity.TRANSIENT_FAILURE,
+    )
 
 
 def test_wait_for_ready_waits_for_a_late_server(memory_rig: Rig):
@@ -278,3 +309,66 @@ def test_a_done_callback_may_make_a_blocking_call(memory_rig: Rig):
     assert echo(b"meanwhile", timeout=TIMEOUT) == b"meanwhile"
     assert finished.wait(TIMEOUT)
     assert seen == [b"first+"]
+
+
+def test_a_name_dns_does_not_know_yet_is_resolved_again(
+    memory_rig: Rig, monkeypatch: pytest.MonkeyPatch
+):
+    _, port = memory_rig.server(TestService())
+    known = threading.Event()
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host != "late.example":
+            return real(host, *args, **kwargs)
+        if not known.is_set():
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_DGRAM, 0, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    channel = memory_rig.channel(
+        f"late.example:{port}", options=[("grpc.initial_reconnect_backoff_ms", 50)]
+    )
+    echo = channel.unary_unary(method("Echo"))
+    with pytest.raises(homarpc.RpcError) as caught:
+        echo(b"", timeout=TIMEOUT)
+    assert caught.value.code() is StatusCode.UNAVAILABLE
+    assert "errors resolving late.example" in caught.value.details()
+    known.set()  # the name appears in DNS; the channel finds it on its own
+    homarpc.channel_ready_future(channel).result(timeout=TIMEOUT)
+    assert echo(b"hi", timeout=TIMEOUT) == b"hi"
+
+
+class _Counting(homarpc.ServerInterceptor):
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def intercept_service(self, continuation, handler_call_details):
+        self.seen.append(handler_call_details.method)
+        return continuation(handler_call_details)
+
+
+def test_the_connectivity_probe_runs_nothing_on_the_server(memory_rig: Rig):
+    counting = _Counting()
+    _, port = memory_rig.server(TestService(), interceptors=[counting])
+    channel = memory_rig.channel(port)
+    homarpc.channel_ready_future(channel).result(timeout=TIMEOUT)
+    assert counting.seen == []  # no call started: no interceptor, no handler
+    assert channel.unary_unary(method("Echo"))(b"x", timeout=TIMEOUT) == b"x"
+    assert counting.seen == [method("Echo")]
+
+
+def test_a_channel_that_only_calls_a_live_server_never_probes(memory_rig: Rig):
+    _, channel = memory_rig.pair()
+    probes = []
+    real = channel._connectivity._probe
+    channel._connectivity._probe = lambda timeout: probes.append(1) or real(timeout)
+    states = []
+    ready = threading.Event()
+    channel.subscribe(
+        lambda state: (states.append(state), state.name == "READY" and ready.set())
+    )
+    assert channel.unary_unary(method("Echo"))(b"x", timeout=TIMEOUT) == b"x"
+    assert ready.wait(TIMEOUT)  # the call's answer made it READY
+    assert [state.name for state in states] == ["IDLE", "CONNECTING", "READY"]
+    assert probes == []
