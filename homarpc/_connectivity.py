@@ -32,6 +32,21 @@ into IDLE. The per-call cost is one attribute check (``state is IDLE``).
 
 Subscribers are called on a thread of their own (as grpcio's are), one state at a
 time and in order: first the current state, then every change.
+
+Differences from grpcio (intended; Homa has no connections):
+
+* READY means "a server answered lately", not "a connection is open"; a server
+  that goes away is noticed by the next call to it (READY -> IDLE), not at once.
+* Calls do not wait for READY nor fail fast in TRANSIENT_FAILURE: each is sent
+  (a server may have come back), and fails UNAVAILABLE by itself where none is.
+* Subscribers also see SHUTDOWN when the channel closes (grpcio stops calling).
+* A quick CONNECTING is always reported (grpcio may miss it when it polls).
+* A target that names no address yet fails calls UNAVAILABLE ("errors resolving
+  ...") even with ``wait_for_ready`` (grpcio waits for the name to resolve); a
+  host name is looked up again on every probe, so a name that appears later is
+  found by ``channel_ready_future`` and by the calls after it.
+* The socket's address family is chosen when the channel is made: IPv4 while the
+  target resolves to nothing, or to IPv4 addresses.
 """
 
 from __future__ import annotations

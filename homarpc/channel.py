@@ -304,7 +304,7 @@ class Channel:
     ) -> ClientCallCore:
         """A call that ended before it began: the target names no address (yet).
         UNAVAILABLE with grpcio's "errors resolving ..." (even with
-        ``wait_for_ready``: see docs/grpcio-compatibility.md)."""
+        ``wait_for_ready``: see ``_connectivity``, "Differences from grpcio")."""
         core = self._endpoint.open_call(
             ("0.0.0.0", 0), method, (), None, request=None,
             response_streaming=response_streaming, notify=notify, attended=True,

@@ -75,6 +75,9 @@ def _identity(data: bytes) -> bytes:
 class Call(Generic[RequestT, ResponseT]):
     """What every aio call offers: status, metadata, cancellation, callbacks."""
 
+    #: The server answers without waiting for more requests (a unary request).
+    _answers_unprompted = True
+
     def __init__(self, start: StartCall, codec: Codec[RequestT, ResponseT]) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
@@ -212,7 +215,16 @@ class Call(Generic[RequestT, ResponseT]):
         return self._core.details
 
     async def wait_for_connection(self) -> None:
-        """Homa has no connections: there is nothing to wait for."""
+        """Return once the server has answered (its initial metadata); raise the
+        call's ``AioRpcError`` if it ended without OK first, e.g. UNAVAILABLE
+        where no server is (grpc.aio: the RPC could not connect). A call that
+        streams its requests returns at once unless it has already failed: Homa
+        has no connection to wait for, and its server may say nothing until
+        requests arrive."""
+        if self._answers_unprompted:
+            await self._wait_until(lambda: self._core.initial_metadata is not None)
+        if self._core.done:
+            self._raise_unless_ok()
 
     # -- outcomes --------------------------------------------------------------------
 
@@ -313,6 +325,7 @@ class _StreamResponse(Call[RequestT, ResponseT]):
 class _StreamRequest(Call[RequestT, ResponseT]):
     """Requests go out by ``await call.write()`` or from an iterator given at start."""
 
+    _answers_unprompted = False
     _writes_closed = False
     _feeder: asyncio.Task[None] | None = None
 

@@ -273,3 +273,28 @@ async def test_aio_waiting_on_a_closed_channel_is_refused_at_once(
         with pytest.raises(mod.aio.UsageError, match="Channel is closed"):
             await asyncio.wait_for(waiting, WAIT)
     assert time.process_time() - cpu < 0.5  # refused, not spun on
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mod", FRAMEWORKS)
+async def test_aio_wait_for_connection_waits_for_the_server_to_answer(
+    mod: ModuleType,
+) -> None:
+    port = _free_port(mod)
+    async with mod.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        for call in (
+            channel.unary_unary("/t.S/Echo")(b"", timeout=WAIT),
+            channel.unary_stream("/t.S/Echo")(b"", timeout=WAIT),
+        ):
+            with pytest.raises(mod.aio.AioRpcError) as failed:
+                await call.wait_for_connection()
+            assert failed.value.code() is mod.StatusCode.UNAVAILABLE
+        server, _ = _start_server(mod, f"127.0.0.1:{port}")
+        try:
+            call = channel.unary_unary("/t.S/Echo")(
+                b"x", timeout=WAIT, wait_for_ready=True
+            )
+            assert await call.wait_for_connection() is None
+            assert await call == b"x"
+        finally:
+            server.stop(None)
