@@ -1,7 +1,8 @@
 """Helpers shared by the cli commands: one-line failures, options, descriptors.
 
 Layer: cli. Imports: click, ``google.protobuf``, ``homarpc.codegen`` (to compile
-a ``.proto`` given on the command line).
+a ``.proto`` given on the command line), ``homarpc._targets.parse_target`` (the
+strict target check, for tools).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from google.protobuf.descriptor import MethodDescriptor
 
 import homarpc
 
+from .._targets import parse_target
 from ..codegen.protoc import describe_protos
 
 TRANSPORTS = ("auto", "udp", "kernel")
@@ -60,8 +62,14 @@ def fail(message: str) -> NoReturn:
 
 
 def open_channel(target: str, transport: str | None) -> homarpc.Channel:
-    """``homarpc.insecure_channel``, with a malformed target as a one-line error."""
+    """``homarpc.insecure_channel``, with a malformed target as a one-line error.
+
+    Channels take any target and fail its calls later, as grpcio's do (a host
+    without a port means port 443); a command line is checked at once instead, so
+    a forgotten port or a mistyped host is named before anything is sent.
+    """
     try:
+        parse_target(target)
         return homarpc.insecure_channel(target, transport=transport)
     except ValueError as error:  # homarpc's TargetError is a ValueError
         fail(f"bad target {target!r}: {error} (e.g. 127.0.0.1:5051)")

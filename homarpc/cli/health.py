@@ -7,7 +7,8 @@ For exec probes (Kubernetes, Docker HEALTHCHECK, systemd): the exit status is
 grpc_health_probe's, so a probe written for it keeps its meaning:
 
 * 0: the server answered SERVING (``status: SERVING`` on stdout);
-* 1: the command line is wrong (grpc_health_probe's "invalid arguments");
+* 1: the command line is wrong (grpc_health_probe's "invalid arguments"), the
+  target included: no port, or a host that does not resolve (the probe's 2);
 * 2: cannot connect: nothing answers at TARGET (UNAVAILABLE: no server there,
   the host unreachable);
 * 3: the RPC failed: any other status (NOT_FOUND for a service the server does

@@ -149,6 +149,7 @@ def test_health_exits_4_for_a_server_not_serving():
         ("127.0.0.1:1", "--bogus"),
         ("127.0.0.1:1", "--timeout", "soon"),
         ("127.0.0.1:1", "--timeout", "0"),
+        ("localhost",),  # no port: a channel would take 443, a probe says so
     ],
 )
 def test_health_exits_1_on_a_usage_mistake(args):
