@@ -47,6 +47,9 @@ class RpcMethodHandler(abc.ABC):
 
 
 class _Fields(NamedTuple):
+    """``RpcMethodHandler``'s attributes as a tuple: built and read on every call,
+    a tuple is the cheapest holder (the ABC cannot be a NamedTuple itself)."""
+
     request_streaming: bool
     response_streaming: bool
     request_deserializer: Deserializer | None
