@@ -2,8 +2,9 @@
 
 Layer: rpc. Imports: stdlib, public ``homarpc.transport`` names, rpc-layer modules.
 
-Each listening address is a ``ServerEndpoint`` (``_server_endpoint.py``); a new call is handed
-to the thread pool, where ``_run_handler`` (``_servicer.py``) runs the behavior
+Each listening address is a ``ServerEndpoint`` (``_server_endpoint.py``); a new call
+runs on the thread that received it, or waits for a handler to finish when
+``max_workers`` are busy, and ``run_call`` (``_servicer.py``) runs the behavior
 against a ``ServicerContext``.
 """
 
@@ -44,17 +45,14 @@ class Server:
 
     def __init__(
         self,
-        thread_pool: futures.Executor,
+        max_workers: int,
         handlers: Sequence[Any],
         interceptors: Sequence[ServerInterceptor],
         options: Sequence[tuple[str, Any]],
         maximum_concurrent_rpcs: int | None,
         transport: str | None,
-        owns_pool: bool,
         transport_options: Mapping[str, Any] | None = None,
     ) -> None:
-        self._pool = thread_pool
-        self._owns_pool = owns_pool
         self._generic: list[Any] = list(handlers)
         self._registered: dict[str, RpcMethodHandler] = {}
         self._lookup = chain_server_interceptors(list(interceptors), self._find_handler)
@@ -69,7 +67,7 @@ class Server:
         #: Handlers running now, at most ``_max_running`` (grpcio's ``max_workers``);
         #: calls beyond that wait in ``_queued`` for a handler to finish.
         self._running = 0
-        self._max_running = _pool_size(thread_pool)
+        self._max_running = max_workers
         self._queued: deque[ServerCallCore] = deque()
         self._started = False
         self._stopping = False
@@ -176,8 +174,6 @@ class Server:
             endpoints = list(self._endpoints)
         for endpoint in endpoints:
             endpoint.close()
-        if self._owns_pool:
-            self._pool.shutdown(wait=False, cancel_futures=True)
         self._stopped.set()
 
     # -- calls --------------------------------------------------------------------
@@ -271,9 +267,11 @@ class Server:
         return f"<homarpc.Server on {ports}>"
 
 
-def _pool_size(pool: futures.Executor) -> int:
-    """How many handlers may run at once: the pool's size (grpcio's meaning)."""
-    size = getattr(pool, "_max_workers", None)
+def _pool_size(pool: futures.Executor | None, max_workers: int | None) -> int:
+    """How many handlers may run at once: the pool's size (grpcio's meaning), else
+    ``max_workers``, else 16. No executor is made: handlers run on the threads
+    that receive the calls (``Server._dispatch``)."""
+    size = getattr(pool, "_max_workers", None) if pool is not None else max_workers
     return size if isinstance(size, int) and size > 0 else _DEFAULT_WORKERS
 
 
@@ -303,23 +301,18 @@ def server(
             ``grpc.max_send_message_length`` are honoured, unknown keys ignored.
         maximum_concurrent_rpcs: beyond this, new calls get RESOURCE_EXHAUSTED.
         compression: accepted for compatibility; messages travel uncompressed.
-        max_workers: size of the default thread pool.
+        max_workers: how many handlers run at once when no ``thread_pool`` is
+            given (default 16).
         transport: "udp", "kernel", "memory" or "auto" (default:
             ``$HOMARPC_TRANSPORT``, else auto). A scheme in the address wins.
         transport_options: backend settings passed to ``open_transport``.
     """
-    owns_pool = thread_pool is None
-    pool = thread_pool or futures.ThreadPoolExecutor(
-        max_workers=max_workers or _DEFAULT_WORKERS,
-        thread_name_prefix="homarpc-handler",
-    )
     return Server(
-        pool,
+        _pool_size(thread_pool, max_workers),
         handlers or (),
         interceptors or (),
         options or (),
         maximum_concurrent_rpcs,
         transport,
-        owns_pool,
         transport_options,
     )

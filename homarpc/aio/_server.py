@@ -262,15 +262,12 @@ def server(
         transport_options: backend settings passed to ``open_transport``.
     """
     inner = _LoopServer(
-        # The blocking server wants a pool; ours never submits to it (calls go to
-        # the loop), and a ThreadPoolExecutor starts no thread until used.
-        migration_thread_pool or futures.ThreadPoolExecutor(max_workers=1),
+        1,  # max_workers: unused, calls go to the loop (``_dispatch``)
         handlers or (),
         (),  # interceptors run on the loop, where they may be async
         options or (),
         maximum_concurrent_rpcs,
         transport,
-        owns_pool=migration_thread_pool is None,
         transport_options=transport_options,
     )
     return Server(inner, interceptors or (), migration_thread_pool)
