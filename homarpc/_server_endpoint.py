@@ -201,9 +201,7 @@ class ServerEndpoint:
             "kind": self.transport.kind,
             "address": list(self.transport.local_addr),
         }
-        snapshot = getattr(self.transport, "stats_snapshot", None)
-        if callable(snapshot):
-            found.update((k, _plain(v)) for k, v in snapshot().items())
+        found.update(self.transport.stats_snapshot())
         return found
 
     def pump_ready(self) -> bool:
@@ -280,13 +278,20 @@ class ServerEndpoint:
             self._park_unknown(key, rpc_id, frame, answers)
             return None, _NOT_NEW
         if not self._started.start(peer, frame.call_id):
-            self._refuse_replay(rpc_id, frame, answers)
+            # A replayed datagram, or the same frame again in a new Homa RPC: it
+            # never runs twice (clients never send a start twice: the caller, if
+            # still there, learns why).
+            details = (
+                f"call id {frame.call_id} from this client has been used before: "
+                "a repeated call start is not run again"
+            )
+            self._refuse(rpc_id, key, StatusCode.ABORTED, details, answers)
             return None, _NOT_NEW
-        orphans = self._orphans.pop(key)
         refusal = check_incoming(frame.metadata, self.max_metadata_size)
         if refusal is not None:
-            self._refuse(rpc_id, orphans, frame, *refusal, answers)
+            self._refuse(rpc_id, key, *refusal, answers)
             return None, _NOT_NEW
+        orphans = self._orphans.pop(key)
         core = self._calls[key] = ServerCallCore(self, peer, frame)
         core.metadata = for_application(core.metadata)
         return core, orphans
@@ -303,31 +308,22 @@ class ServerEndpoint:
         status = (StatusCode.INTERNAL.code, f"malformed request: {exc}")
         self._answer(message.peer, message.id, Frame(0, flags=Flags.EOS, status=status))
 
-    def _refuse_replay(self, rpc_id: int, frame: Frame, answers: _Answers) -> None:
-        """A start for a call that started before (under the lock): a replayed
-        datagram, or the same frame again in a new Homa RPC. It never runs twice
-        (clients never send a start twice: the caller, if still there, learns
-        why)."""
-        self.refused += 1
-        details = (
-            f"call id {frame.call_id} from this client has been used before: "
-            "a repeated call start is not run again"
-        )
-        answers.append((rpc_id, _final(frame.call_id, StatusCode.ABORTED, details)))
-
     def _refuse(
         self,
         rpc_id: int,
-        orphans: list[Parked],
-        start: Frame,
+        key: _Key,
         code: StatusCode,
         details: str,
         answers: _Answers,
     ) -> None:
-        """End a call before it runs (under the lock), answering what it sent."""
+        """End a call before it runs (under the lock): its start, or the frame
+        that passed a bound, gets the final status; frames parked for it an
+        acknowledgement."""
         self.refused += 1
-        answers.append((rpc_id, _final(start.call_id, code, details)))
-        answers.extend((orphan_id, Frame(start.call_id)) for _, orphan_id, _ in orphans)
+        call_id = key[1]
+        parked = self._orphans.pop(key)
+        answers.extend((orphan_id, Frame(call_id)) for _, orphan_id, _ in parked)
+        answers.append((rpc_id, _final(call_id, code, details)))
 
     def _park_unknown(
         self, key: _Key, rpc_id: int, frame: Frame, answers: _Answers
@@ -339,13 +335,8 @@ class ServerEndpoint:
         elif not self._orphans.park(key, (time.monotonic(), rpc_id, frame)):
             # Over the bounds: the call is refused now and never starts later.
             self._started.start(peer, call_id)
-            self.refused += 1
-            parked = self._orphans.pop(key)
-            answers.extend((orphan_id, Frame(call_id)) for _, orphan_id, _ in parked)
             details = "too much data arrived before the call's start; try again"
-            answers.append(
-                (rpc_id, _final(call_id, StatusCode.RESOURCE_EXHAUSTED, details))
-            )
+            self._refuse(rpc_id, key, StatusCode.RESOURCE_EXHAUSTED, details, answers)
 
     def _answer(self, peer: Address, rpc_id: int, frame: Frame) -> None:
         with contextlib.suppress(TransportClosedError):
@@ -376,11 +367,6 @@ class ServerEndpoint:
         for (peer, call_id), frames in parked:
             for _, rpc_id, _frame in frames:
                 self._answer(peer, rpc_id, Frame(call_id, flags=Flags.CANCEL))
-
-
-def _plain(value: Any) -> Any:
-    """A counter as JSON has it (a ``Counter`` of drops becomes a plain dict)."""
-    return dict(value) if isinstance(value, dict) else value
 
 
 def _final(call_id: int, code: StatusCode, details: str) -> Frame:

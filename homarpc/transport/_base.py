@@ -285,6 +285,11 @@ class Transport(abc.ABC):
         """When ``recv(timeout=0)`` must next be called for protocol timers, if ever."""
         return None
 
+    def stats_snapshot(self) -> dict[str, int]:
+        """The backend's counters by name, a consistent copy (for ``Server.stats()``
+        and operators); ``{}`` where a backend keeps none (the default)."""
+        return {}
+
     def unreachable_peers(self) -> list[Address]:
         """Peers found unreachable since the last call (each once, oldest first).
 

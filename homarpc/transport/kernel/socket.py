@@ -156,6 +156,10 @@ class HomaSocket(Transport):
         #: Counters of what the socket dropped and why.
         self.stats: Counter[str] = Counter()
 
+    def stats_snapshot(self) -> dict[str, int]:
+        """What the socket dropped or gave up on, by reason (a copy of ``stats``)."""
+        return dict(self.stats)
+
     # -- set-up ------------------------------------------------------------------------
 
     def _set_up(self, local: Address, server: bool) -> None:
