@@ -53,6 +53,8 @@ from ._framing import (
     encode_frame_parts,
 )
 from ._stream import (
+    LARGE_FRAME,
+    LARGE_WINDOW,
     Assembler,
     FlowControlError,
     MessageTooLargeError,
@@ -72,16 +74,10 @@ from .transport import PeerUnreachableError as _Unreachable
 if TYPE_CHECKING:
     from ._client_endpoint import ClientEndpoint
 
-__all__ = ["DEFAULT_WINDOW", "ClientCallCore"]
+__all__ = ["ClientCallCore"]
 
 log = logging.getLogger("homarpc.client")
 
-#: Default flow-control window, in frames, per call and direction.
-DEFAULT_WINDOW = 8
-#: Frames at least this large count as large for the flow-control windows ...
-_LARGE_FRAME = 256 * 1024
-#: ... which then allow this many in flight per call and direction.
-_LARGE_WINDOW = 2
 #: Requests the server holds until it has something to send back: polls, and our
 #: last frame (EOS), after which we need no window (see ``_server_call._apply``).
 _HELD = Flags.POLL | Flags.EOS
@@ -314,7 +310,7 @@ class ClientCallCore:
                 self._polls_out += 1
             else:
                 self._data_out += 1
-            if len(frame.payload) >= _LARGE_FRAME:
+            if len(frame.payload) >= LARGE_FRAME:
                 self._large_out += 1
             sends.append(frame)
         if self.code is None:
@@ -326,22 +322,22 @@ class ClientCallCore:
 
     def _may_send(self, frame: Frame) -> bool:
         """Whether the windows let ``frame`` leave now: at most ``window`` data
-        requests, of which at most ``_LARGE_WINDOW`` large ones (counting a large
+        requests, of which at most ``LARGE_WINDOW`` large ones (counting a large
         call start), so a call keeps about 2 MB in flight, not ``window`` MB."""
         if frame.flags & Flags.POLL:
             return True  # the call start: always first, alone
         if self._data_out >= self._window:
             return False
-        return len(frame.payload) < _LARGE_FRAME or self._large_out < _LARGE_WINDOW
+        return len(frame.payload) < LARGE_FRAME or self._large_out < LARGE_WINDOW
 
     def _poll_target(self) -> int:
         """Polls to keep out, before subtracting unread messages."""
         if not self._response_streaming:
             # One for the response; a second while a split one is arriving.
-            return _LARGE_WINDOW if self._assembler.is_partial else 1
+            return LARGE_WINDOW if self._assembler.is_partial else 1
         if self._heard_small and self._saw_only_small:
             return self._window
-        return _LARGE_WINDOW
+        return LARGE_WINDOW
 
     def _transmit(self, frames: list[Frame]) -> None:
         if not frames:
@@ -353,7 +349,7 @@ class ClientCallCore:
             for frame in frames:
                 cookie = (
                     call_bits
-                    | (len(frame.payload) >= _LARGE_FRAME) << 1
+                    | (len(frame.payload) >= LARGE_FRAME) << 1
                     | bool(frame.flags & _HELD)
                 )
                 sent.append(send(dest, encode_frame_parts(frame), cookie))
@@ -445,7 +441,7 @@ class ClientCallCore:
         flags, payload = frame.flags, frame.payload
         if frame.seq == 1:  # the server's first frame says what it accepts (or not)
             self._endpoint.learn_limit(self.dest, frame.max_message)
-        if len(payload) >= _LARGE_FRAME:
+        if len(payload) >= LARGE_FRAME:
             self._saw_only_small = False
         elif not self._heard_small:
             self._heard_small = True

@@ -33,10 +33,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from ._call import DEFAULT_WINDOW, ClientCallCore, MetadataEntries, Notify
+from ._call import ClientCallCore, MetadataEntries, Notify
 from ._framing import Flags, Frame
 from ._placement import install_layout
-from ._stream import advertised_limit, send_limit
+from ._stream import DEFAULT_WINDOW, advertised_limit, send_limit
 from ._sync import Waiter
 from .status import StatusCode
 from .transport import Address, Message, Transport, TransportClosedError

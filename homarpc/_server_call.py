@@ -40,6 +40,8 @@ from typing import Protocol
 from ._framing import Flags, Frame, encode_frame, encode_frame_parts
 from ._server_ledger import HeldBytes
 from ._stream import (
+    LARGE_FRAME,
+    LARGE_WINDOW,
     Assembler,
     FlowControlError,
     MessageTooLargeError,
@@ -51,17 +53,9 @@ from .metadata import Metadatum
 from .status import StatusCode
 from .transport import Address, Transport, TransportClosedError
 
-__all__ = ["DEFAULT_WINDOW", "CallHost", "ServerCallCore"]
+__all__ = ["CallHost", "ServerCallCore"]
 
 log = logging.getLogger("homarpc.server")
-
-DEFAULT_WINDOW = 8
-#: Whole messages a call may have waiting for its handler: a client keeps at most
-#: ``window`` data requests out, of which ``_LARGE_WINDOW`` large ones (plus its
-#: last frame, held like a poll: one more of each); more only comes from a peer
-#: that ignores flow control (``_call.py`` keeps the same numbers).
-_LARGE_MESSAGE = 256 * 1024
-_LARGE_WINDOW = 2
 
 Notify = Callable[[], None]
 MetadataEntries = tuple[Metadatum, ...]
@@ -107,7 +101,7 @@ class ServerCallCore:
         )
         self._assembler = Assembler(endpoint.max_receive_message_length)
         self._messages: deque[tuple[bytes, int, bool]] = deque()
-        self._large_waiting = 0  # messages of _LARGE_MESSAGE bytes or more in it
+        self._large_waiting = 0  # messages of LARGE_FRAME bytes or more in it
         self._half_closed = False
         self._held: deque[int] = deque()  # polls waiting for something to carry
         self._answerable: deque[int] = deque()  # consumed data requests
@@ -161,7 +155,7 @@ class ServerCallCore:
             if not self._messages:
                 return None
             payload, rpc_id, is_poll = self._messages.popleft()
-            self._large_waiting -= len(payload) >= _LARGE_MESSAGE
+            self._large_waiting -= len(payload) >= LARGE_FRAME
             self._endpoint.held.give_back(self.peer, len(payload))
             self._release(rpc_id, is_poll)
             replies = self._pair()
@@ -361,15 +355,18 @@ class ServerCallCore:
             FlowControlError: the peer ignores flow control; the call is to end
                 with RESOURCE_EXHAUSTED (it gets no more of our memory).
         """
-        large = len(whole) >= _LARGE_MESSAGE
+        # A client keeps at most ``window`` data requests out, of which
+        # ``LARGE_WINDOW`` large ones, plus its last frame (held like a poll): more
+        # only comes from a peer that ignores flow control.
+        large = len(whole) >= LARGE_FRAME
         if len(self._messages) > self._window or (
-            large and self._large_waiting > _LARGE_WINDOW
+            large and self._large_waiting > LARGE_WINDOW
         ):
             raise FlowControlError(
                 "the client sent more than its flow-control window allows: "
                 f"{len(self._messages) + 1} messages unread by the handler, "
                 f"{self._large_waiting + large} of them large (the window: "
-                f"{self._window}, of which {_LARGE_WINDOW} of 256 KiB or more)"
+                f"{self._window}, of which {LARGE_WINDOW} of 256 KiB or more)"
             )
         held = self._endpoint.held
         if not held.take(self.peer, len(whole)):

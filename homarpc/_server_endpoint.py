@@ -34,9 +34,9 @@ from ._framing import Flags, Frame, FrameError, decode_frame, encode_frame
 from ._placement import install_layout
 from ._ratelimit import RateLimitedLog
 from ._receivers import Receivers
-from ._server_call import DEFAULT_WINDOW, ServerCallCore
+from ._server_call import ServerCallCore
 from ._server_ledger import HeldBytes, Parked, ParkedFrames, StartedCalls
-from ._stream import advertised_limit
+from ._stream import DEFAULT_WINDOW, advertised_limit
 from .metadata import DEFAULT_MAX_METADATA_SIZE, check_incoming, for_application
 from .status import StatusCode
 from .transport import Address, Message, Transport, TransportClosedError

@@ -25,6 +25,9 @@ from .transport import MAX_MESSAGE_LENGTH, Placement
 Chunk = bytes | memoryview | Pieces | Placement
 
 __all__ = [
+    "DEFAULT_WINDOW",
+    "LARGE_FRAME",
+    "LARGE_WINDOW",
     "Assembler",
     "FlowControlError",
     "MessageTooLargeError",
@@ -35,6 +38,15 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: Flow-control window, in frames, per call and direction: a client keeps at most
+#: this many data requests out and the server at most this many messages unread.
+DEFAULT_WINDOW = 8
+#: Frames (messages) at least this large count as large for the windows ...
+LARGE_FRAME = 256 * 1024
+#: ... which allow this many of them per call and direction (about 2 MB in
+#: flight rather than ``DEFAULT_WINDOW`` MB).
+LARGE_WINDOW = 2
 
 
 class FlowControlError(Exception):
